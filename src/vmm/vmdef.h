@@ -1,0 +1,84 @@
+/* The plain data model of a VM, shared by the VM manager, the state store, validation and the
+ * API conversion layer. No foreign types here: protobuf-c structs stay in the API layer,
+ * sqlite3 in the store.
+ *
+ * Ownership: every char * in these structs is owned by the struct (heap, or NULL for "unset");
+ * vmdef_*_done() frees the members, vmdef_*_copy() deep-copies. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VM_NAME_MAX 63
+#define VM_ID_LEN 36 /* UUID text, without NUL */
+
+enum vm_state {
+	VM_STATE_STOPPED = 1, /* values match mvirt.VmState */
+	VM_STATE_STARTING = 2,
+	VM_STATE_RUNNING = 3,
+	VM_STATE_PAUSED = 4,
+	VM_STATE_STOPPING = 5,
+	VM_STATE_CRASHED = 6,
+};
+
+enum disk_format {
+	DISK_FORMAT_UNSPECIFIED = 0, /* values match mvirt.DiskFormat */
+	DISK_FORMAT_RAW = 1,
+	DISK_FORMAT_QCOW2 = 2,
+};
+
+struct vm_disk {
+	char *path;
+	bool readonly;
+	enum disk_format format;
+};
+
+struct vm_nic {
+	char *tap;
+	char *network;
+	char *mac;
+};
+
+struct vm_config {
+	uint32_t vcpus;
+	uint64_t memory_mb;
+	char *kernel;
+	char *initramfs;
+	char *cmdline;
+	char *firmware;
+	char *disk;
+	struct vm_disk *disks;
+	size_t n_disks;
+	struct vm_nic *nics;
+	size_t n_nics;
+	char *user_data;
+};
+
+/* A VM as stored and as returned by the API. Timestamps are microseconds since the epoch;
+ * started_at_us is 0 when the VM was never started. */
+struct vm_record {
+	char id[VM_ID_LEN + 1];
+	char *name;
+	enum vm_state state;
+	char *state_reason;
+	struct vm_config config;
+	int64_t created_at_us;
+	int64_t started_at_us;
+};
+
+const char *vm_state_name(enum vm_state state);        /* "running"; "unknown" if out of range */
+const char *disk_format_name(enum disk_format format); /* "raw", "qcow2", "unspecified" */
+int disk_format_from_name(const char *name, enum disk_format *ret); /* 0 or -EINVAL */
+
+void vmdef_config_done(struct vm_config *c);
+void vmdef_record_done(struct vm_record *r);
+void vmdef_record_free(struct vm_record *r);
+
+/* Deep copies; return 0 or -ENOMEM (dst is left zeroed on failure). */
+int vmdef_config_copy(struct vm_config *dst, const struct vm_config *src);
+int vmdef_record_copy(struct vm_record *dst, const struct vm_record *src);
+
+/* True when both describe the same thing, member by member (NULL and "" are equal). */
+bool vmdef_config_equal(const struct vm_config *a, const struct vm_config *b);
+bool vmdef_record_equal(const struct vm_record *a, const struct vm_record *b);
