@@ -26,3 +26,5 @@ int log_full_errno(enum log_level level, int error, const char *fmt, ...) _print
 #define log_debug(...) log_full_errno(LOG_LEVEL_DEBUG, 0, __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_LEVEL_ERR, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_LEVEL_WARNING, (e), __VA_ARGS__)
+
+#define log_oom() log_full_errno(LOG_LEVEL_ERR, ENOMEM, "out of memory")

@@ -3,7 +3,7 @@
  *
  * from_pb functions copy into newly allocated members (free with vmdef_*_done); to_pb functions
  * build a message tree whose every pointer is allocated here and freed with
- * api_convert_vm_pb_free() — no pointers into the source are kept, so the source may change or
+ * api_convert_vm_pb_done() — no pointers into the source are kept, so the source may change or
  * go away afterwards. */
 #pragma once
 

@@ -1,1 +1,234 @@
-/* placeholder: being written */
+/* See api_vm.h. */
+#include "api_vm.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api_convert.h"
+#include "daemon.h"
+#include "mvirt.pb-c.h"
+#include "sysinfo.h"
+#include "vm.h"
+
+#define API_VERSION 1
+
+static struct daemon *daemon_of(struct api_call *call)
+{
+	return api_call_userdata(call);
+}
+
+static void reply_vm(struct api_call *call, const struct vm_record *rec)
+{
+	Mvirt__Vm vm;
+
+	if (api_convert_vm_to_pb(rec, &vm) < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+		return;
+	}
+	api_call_reply(call, &vm.base);
+	api_convert_vm_pb_done(&vm);
+}
+
+static void handle_create(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__CreateVmRequest *req = (const Mvirt__CreateVmRequest *)msg;
+	struct daemon *d = daemon_of(call);
+	struct mv_error err = {0};
+	struct vm_config config = {0};
+	struct host_limits host;
+	const struct vm_record *rec;
+	int r;
+
+	if (!req->config) {
+		api_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "config: required");
+		return;
+	}
+	r = api_convert_config_from_pb(req->config, &config);
+	if (r < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+		return;
+	}
+	daemon_host_limits(d, &host);
+	r = vm_manager_create(d->vms, req->name, &config, &host, &rec, &err);
+	vmdef_config_done(&config);
+	if (r < 0) {
+		api_call_fail_err(call, &err);
+		return;
+	}
+	log_info("vm %s: created (id %s)", rec->name, rec->id);
+	reply_vm(call, rec);
+}
+
+static void handle_get(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__GetVmRequest *req = (const Mvirt__GetVmRequest *)msg;
+	struct mv_error err = {0};
+	const struct vm_record *rec;
+
+	if (vm_manager_lookup(daemon_of(call)->vms, req->vm, "vm", &rec, &err) < 0)
+		api_call_fail_err(call, &err);
+	else
+		reply_vm(call, rec);
+}
+
+static void handle_list(struct api_call *call, const ProtobufCMessage *msg)
+{
+	struct vm_manager *m = daemon_of(call)->vms;
+	Mvirt__ListVmsResponse resp = MVIRT__LIST_VMS_RESPONSE__INIT;
+	size_t n = vm_manager_count(m), done = 0;
+	Mvirt__Vm *vms = NULL;
+	Mvirt__Vm **ptrs = NULL;
+
+	(void)msg;
+	if (n > 0) {
+		vms = calloc(n, sizeof(*vms));
+		ptrs = calloc(n, sizeof(*ptrs));
+		if (!vms || !ptrs)
+			goto oom;
+	}
+	for (; done < n; done++) {
+		if (api_convert_vm_to_pb(vm_manager_at(m, done), &vms[done]) < 0)
+			goto oom;
+		ptrs[done] = &vms[done];
+	}
+	resp.n_vms = n;
+	resp.vms = ptrs;
+	api_call_reply(call, &resp.base);
+	goto out;
+oom:
+	api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+out:
+	for (size_t i = 0; i < done; i++)
+		api_convert_vm_pb_done(&vms[i]);
+	free(vms);
+	free(ptrs);
+}
+
+static void handle_delete(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__DeleteVmRequest *req = (const Mvirt__DeleteVmRequest *)msg;
+	Mvirt__DeleteVmResponse resp = MVIRT__DELETE_VM_RESPONSE__INIT;
+	struct daemon *d = daemon_of(call);
+	struct mv_error err = {0};
+	struct vm_record old = {0};
+	Mvirt__Vm vm;
+
+	if (vm_manager_delete(d->vms, req->vm, &old, &err) < 0) {
+		api_call_fail_err(call, &err);
+		return;
+	}
+	log_info("vm %s: deleted (id %s)", old.name, old.id);
+	if (api_convert_vm_to_pb(&old, &vm) < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+	} else {
+		resp.vm = &vm;
+		api_call_reply(call, &resp.base);
+		api_convert_vm_pb_done(&vm);
+	}
+	vmdef_record_done(&old);
+}
+
+/* Lifecycle calls are declared in the API; they answer UNIMPLEMENTED until the daemon drives
+ * cloud-hypervisor. The VM must still exist, so that a typo gets NOT_FOUND, not UNIMPLEMENTED. */
+static void handle_lifecycle(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, "vm");
+	const char *ref = f ? *(char *const *)((const char *)msg + f->offset) : NULL;
+	const char *name = strrchr(api_call_method(call), '/');
+	struct mv_error err = {0};
+	const struct vm_record *rec;
+
+	if (vm_manager_lookup(daemon_of(call)->vms, ref, "vm", &rec, &err) < 0) {
+		api_call_fail_err(call, &err);
+		return;
+	}
+	api_call_fail(call, GRPC_STATUS_UNIMPLEMENTED,
+		      "%s is not implemented yet: this mvirt-vmm defines VMs but does not run them "
+		      "(cloud-hypervisor support is the next milestone)",
+		      name ? name + 1 : "this call");
+}
+
+static void handle_version(struct api_call *call, const ProtobufCMessage *msg)
+{
+	Mvirt__GetVersionResponse resp = MVIRT__GET_VERSION_RESPONSE__INIT;
+
+	(void)msg;
+	resp.version = (char *)MVIRT_VERSION;
+	resp.api_version = API_VERSION;
+	api_call_reply(call, &resp.base);
+}
+
+/* `hypervisor --version`, re-run only when the binary changed. */
+static const char *hypervisor_version(struct daemon *d, bool *ret_found)
+{
+	struct stat st;
+	char *v = NULL;
+
+	if (stat(d->cfg->hypervisor, &st) < 0 || !S_ISREG(st.st_mode)) {
+		*ret_found = false;
+		return "";
+	}
+	*ret_found = true;
+	if (d->hv_version && st.st_dev == d->hv_dev && st.st_ino == d->hv_ino &&
+	    st.st_mtim.tv_sec == d->hv_mtime.tv_sec && st.st_mtim.tv_nsec == d->hv_mtime.tv_nsec)
+		return d->hv_version;
+	free(d->hv_version);
+	d->hv_version = NULL;
+	if (sysinfo_hypervisor_version(d->cfg->hypervisor, &v) < 0)
+		return "";
+	d->hv_version = v;
+	d->hv_dev = st.st_dev;
+	d->hv_ino = st.st_ino;
+	d->hv_mtime = st.st_mtim;
+	return v;
+}
+
+static void handle_sysinfo(struct api_call *call, const ProtobufCMessage *msg)
+{
+	Mvirt__SystemInfo resp = MVIRT__SYSTEM_INFO__INIT;
+	struct daemon *d = daemon_of(call);
+	struct sysinfo_host host;
+	bool found;
+	int r;
+
+	(void)msg;
+	r = sysinfo_host_read(&host);
+	if (r < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "cannot read host information: %s",
+			      strerror(-r));
+		return;
+	}
+	resp.host_cpus = host.cpus;
+	resp.host_memory_mb = host.memory_mb;
+	vm_manager_totals(d->vms, &resp.allocated_vcpus, &resp.allocated_memory_mb);
+	resp.vm_count = (uint32_t)vm_manager_count(d->vms);
+	resp.hypervisor_path = d->cfg->hypervisor;
+	resp.hypervisor_version = (char *)hypervisor_version(d, &found);
+	resp.hypervisor_found = found;
+	resp.hostname = host.hostname;
+	resp.kernel_release = host.kernel_release;
+	api_call_reply(call, &resp.base);
+}
+
+#define UNARY(method, type, fn)                                                                    \
+	{                                                                                          \
+		.path = "/mvirt.VmService/" method, .kind = API_METHOD_UNARY,                      \
+		.request = &type##__descriptor, .handle = fn,                                      \
+	}
+
+const struct api_method api_vm_methods[] = {
+	UNARY("CreateVm", mvirt__create_vm_request, handle_create),
+	UNARY("GetVm", mvirt__get_vm_request, handle_get),
+	UNARY("ListVms", mvirt__list_vms_request, handle_list),
+	UNARY("DeleteVm", mvirt__delete_vm_request, handle_delete),
+	UNARY("StartVm", mvirt__start_vm_request, handle_lifecycle),
+	UNARY("StopVm", mvirt__stop_vm_request, handle_lifecycle),
+	UNARY("KillVm", mvirt__kill_vm_request, handle_lifecycle),
+	UNARY("RebootVm", mvirt__reboot_vm_request, handle_lifecycle),
+	UNARY("PauseVm", mvirt__pause_vm_request, handle_lifecycle),
+	UNARY("ResumeVm", mvirt__resume_vm_request, handle_lifecycle),
+	UNARY("GetVersion", mvirt__get_version_request, handle_version),
+	UNARY("GetSystemInfo", mvirt__get_system_info_request, handle_sysinfo),
+	{.path = NULL},
+};

@@ -1,1 +1,326 @@
-/* placeholder: being written */
+/* See config.h. One table describes every setting: its option, config-file key, help text and
+ * where it lands; parsing, defaults and --help all read it. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DEFAULT_SYSTEM_CONFIG "/etc/mvirt/mvirt-vmm.conf"
+#define DEFAULT_HYPERVISOR "/usr/bin/cloud-hypervisor"
+#define DEFAULT_TCP "127.0.0.1:50051"
+
+enum setting_type {
+	SETTING_STRING,
+	SETTING_LIST,
+};
+
+struct setting {
+	const char *name; /* long option and config-file key */
+	int short_opt;
+	enum setting_type type;
+	size_t offset;
+	const char *arg;
+	const char *help;
+};
+
+static const struct setting settings[] = {
+	{"listen", 'l', SETTING_LIST, offsetof(struct daemon_config, listen), "ADDR",
+	 "serve on ADDR: unix:/path or 127.0.0.1:PORT (repeatable; loopback only)"},
+	{"state-dir", 0, SETTING_STRING, offsetof(struct daemon_config, state_dir), "DIR",
+	 "where the state database lives"},
+	{"runtime-dir", 0, SETTING_STRING, offsetof(struct daemon_config, runtime_dir), "DIR",
+	 "sockets and per-VM runtime files"},
+	{"hypervisor", 0, SETTING_STRING, offsetof(struct daemon_config, hypervisor), "PATH",
+	 "cloud-hypervisor binary"},
+	{"group", 0, SETTING_STRING, offsetof(struct daemon_config, group), "NAME",
+	 "group whose members may use the API besides root (\"\": root only)"},
+};
+
+static void usage(void)
+{
+	printf("Usage: mvirt-vmm [OPTION]...\n"
+	       "The mvirt VM manager daemon: serves the mvirt gRPC API and supervises one\n"
+	       "cloud-hypervisor process per VM.\n\n");
+	for (size_t i = 0; i < ELEMENTSOF(settings); i++) {
+		char left[64];
+
+		if (settings[i].short_opt)
+			snprintf(left, sizeof(left), "-%c, --%s %s", settings[i].short_opt,
+				 settings[i].name, settings[i].arg);
+		else
+			snprintf(left, sizeof(left), "    --%s %s", settings[i].name,
+				 settings[i].arg);
+		printf("  %-28s %s\n", left, settings[i].help);
+	}
+	printf("  %-28s %s\n", "-c, --config FILE",
+	       "read settings (KEY = VALUE lines, keys as the long options) from FILE");
+	printf("  %-28s %s\n", "-v, --verbose", "log debug messages");
+	printf("  %-28s %s\n", "-h, --help", "show this help");
+	printf("  %-28s %s\n", "    --version", "show the version");
+	printf("\nDefaults as root: --state-dir /var/lib/mvirt --runtime-dir /run/mvirt\n"
+	       "  --listen unix:/run/mvirt/mvirt.sock --listen " DEFAULT_TCP "\n"
+	       "As another user: $XDG_STATE_HOME/mvirt and $XDG_RUNTIME_DIR/mvirt.\n"
+	       "Config file: --config, else " DEFAULT_SYSTEM_CONFIG " if it exists (root).\n");
+}
+
+static int strv_push(char ***strv, const char *s)
+{
+	size_t n = 0;
+	char **v;
+
+	while (*strv && (*strv)[n])
+		n++;
+	v = realloc(*strv, (n + 2) * sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	v[n] = strdup(s);
+	if (!v[n]) {
+		v[n] = NULL;
+		*strv = v;
+		return -ENOMEM;
+	}
+	v[n + 1] = NULL;
+	*strv = v;
+	return 0;
+}
+
+static void strv_free(char **strv)
+{
+	for (size_t i = 0; strv && strv[i]; i++)
+		free(strv[i]);
+	free(strv);
+}
+
+static int setting_apply(struct daemon_config *cfg, const struct setting *s, const char *value)
+{
+	void *field = (char *)cfg + s->offset;
+
+	if (s->type == SETTING_LIST)
+		return strv_push((char ***)field, value);
+	free(*(char **)field);
+	*(char **)field = strdup(value);
+	return *(char **)field ? 0 : -ENOMEM;
+}
+
+static const struct setting *setting_find(const char *key)
+{
+	for (size_t i = 0; i < ELEMENTSOF(settings); i++) {
+		const char *n = settings[i].name;
+		size_t j;
+
+		/* Config-file keys may use '_' for '-'. */
+		for (j = 0; n[j] && key[j]; j++)
+			if (n[j] != key[j] && !(n[j] == '-' && key[j] == '_'))
+				break;
+		if (!n[j] && !key[j])
+			return &settings[i];
+	}
+	return NULL;
+}
+
+static char *strip(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+/* Reads KEY = VALUE lines into cfg, except settings already given on the command line. */
+static int config_read_file(struct daemon_config *cfg, const char *path, const bool *given,
+			    struct mv_error *err)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char line[4096];
+	unsigned lineno = 0;
+
+	if (!f)
+		return mv_err(err, -errno, "config file %s: %m", path);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strip(line), *eq, *key, *value;
+		const struct setting *s;
+		int r;
+
+		lineno++;
+		if (!*p || *p == '#' || *p == ';')
+			continue;
+		eq = strchr(p, '=');
+		if (!eq)
+			return mv_err(err, -EINVAL, "config file %s:%u: expected KEY = VALUE", path,
+				      lineno);
+		*eq = '\0';
+		key = strip(p);
+		value = strip(eq + 1);
+		if (value[0] == '"' && strlen(value) >= 2 && value[strlen(value) - 1] == '"') {
+			value[strlen(value) - 1] = '\0';
+			value++;
+		}
+		s = setting_find(key);
+		if (!s)
+			return mv_err(err, -EINVAL, "config file %s:%u: unknown key '%s'", path,
+				      lineno, key);
+		if (given[s - settings])
+			continue;
+		r = setting_apply(cfg, s, value);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int set_default(char **field, const char *a, const char *b)
+{
+	if (*field)
+		return 0;
+	if (asprintf(field, "%s%s", a, b ? b : "") < 0) {
+		*field = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int config_defaults(struct daemon_config *cfg)
+{
+	const char *home = getenv("HOME");
+	const char *xdg_state = getenv("XDG_STATE_HOME");
+	const char *xdg_runtime = getenv("XDG_RUNTIME_DIR");
+	_cleanup_free_ char *unix_addr = NULL;
+	char tmp[64];
+	int r;
+
+	if (geteuid() == 0) {
+		r = set_default(&cfg->state_dir, "/var/lib/mvirt", NULL);
+		if (r >= 0)
+			r = set_default(&cfg->runtime_dir, "/run/mvirt", NULL);
+	} else {
+		if (xdg_state && *xdg_state)
+			r = set_default(&cfg->state_dir, xdg_state, "/mvirt");
+		else
+			r = set_default(&cfg->state_dir, home ? home : "/", "/.local/state/mvirt");
+		if (r >= 0 && xdg_runtime && *xdg_runtime) {
+			r = set_default(&cfg->runtime_dir, xdg_runtime, "/mvirt");
+		} else if (r >= 0) {
+			snprintf(tmp, sizeof(tmp), "/tmp/mvirt-%u", (unsigned)geteuid());
+			r = set_default(&cfg->runtime_dir, tmp, NULL);
+		}
+	}
+	if (r >= 0)
+		r = set_default(&cfg->hypervisor, DEFAULT_HYPERVISOR, NULL);
+	if (r >= 0)
+		r = set_default(&cfg->group, "mvirt", NULL);
+	if (r < 0)
+		return r;
+	if (!cfg->listen) {
+		if (asprintf(&unix_addr, "unix:%s/mvirt.sock", cfg->runtime_dir) < 0) {
+			unix_addr = NULL;
+			return -ENOMEM;
+		}
+		r = strv_push(&cfg->listen, unix_addr);
+		if (r >= 0)
+			r = strv_push(&cfg->listen, DEFAULT_TCP);
+	}
+	return r;
+}
+
+static int check_absolute(const char *what, const char *path, struct mv_error *err)
+{
+	if (path[0] != '/')
+		return mv_err(err, -EINVAL, "--%s: '%s' must be an absolute path", what, path);
+	return 0;
+}
+
+int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_error *err)
+{
+	enum { OPT_VERSION = 0x100, OPT_FIRST_SETTING = 0x200 };
+	struct option opts[ELEMENTSOF(settings) + 5];
+	bool given[ELEMENTSOF(settings)] = {false};
+	const char *config_file = NULL;
+	size_t n = 0;
+	int c, r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < ELEMENTSOF(settings); i++)
+		opts[n++] = (struct option){settings[i].name, required_argument, NULL,
+					    OPT_FIRST_SETTING + (int)i};
+	opts[n++] = (struct option){"config", required_argument, NULL, 'c'};
+	opts[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
+	opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+	opts[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+	opts[n] = (struct option){0};
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:c:vh", opts, NULL)) >= 0) {
+		const struct setting *s = NULL;
+
+		switch (c) {
+		case 'h':
+			usage();
+			return CONFIG_EXIT;
+		case OPT_VERSION:
+			printf("mvirt-vmm " MVIRT_VERSION "\n");
+			return CONFIG_EXIT;
+		case 'v':
+			cfg->verbose++;
+			continue;
+		case 'c':
+			config_file = optarg;
+			continue;
+		case 'l':
+			s = &settings[0];
+			break;
+		case ':':
+			return mv_err(err, -EINVAL, "option %s needs an argument (see --help)",
+				      argv[optind - 1]);
+		case '?':
+			return mv_err(err, -EINVAL, "unknown option '%s' (see --help)",
+				      argv[optind - 1]);
+		default:
+			s = &settings[c - OPT_FIRST_SETTING];
+		}
+		given[s - settings] = true;
+		r = setting_apply(cfg, s, optarg);
+		if (r < 0)
+			return r;
+	}
+	if (optind < argc)
+		return mv_err(err, -EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+
+	if (!config_file && geteuid() == 0 && access(DEFAULT_SYSTEM_CONFIG, F_OK) == 0)
+		config_file = DEFAULT_SYSTEM_CONFIG;
+	if (config_file) {
+		cfg->config_file = strdup(config_file);
+		if (!cfg->config_file)
+			return -ENOMEM;
+		r = config_read_file(cfg, config_file, given, err);
+		if (r < 0)
+			return r;
+	}
+	r = config_defaults(cfg);
+	if (r < 0)
+		return r;
+	if ((r = check_absolute("state-dir", cfg->state_dir, err)) < 0 ||
+	    (r = check_absolute("runtime-dir", cfg->runtime_dir, err)) < 0 ||
+	    (r = check_absolute("hypervisor", cfg->hypervisor, err)) < 0)
+		return r;
+	return CONFIG_RUN;
+}
+
+void config_done(struct daemon_config *cfg)
+{
+	if (!cfg)
+		return;
+	strv_free(cfg->listen);
+	free(cfg->state_dir);
+	free(cfg->runtime_dir);
+	free(cfg->hypervisor);
+	free(cfg->group);
+	free(cfg->config_file);
+	memset(cfg, 0, sizeof(*cfg));
+}

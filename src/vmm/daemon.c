@@ -1,1 +1,250 @@
-/* placeholder: being written */
+/* See daemon.h. Start-up order matters: the state-directory lock comes first, so a second
+ * daemon gives up before it touches anything of the first one's; the store is checked before
+ * any socket exists; READY=1 is sent only once every listener accepts. */
+#include "daemon.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "api.h"
+#include "api_vm.h"
+#include "listener.h"
+#include "log.h"
+#include "reflection.h"
+#include "store.h"
+#include "vm.h"
+
+#define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ULL)
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Takes <state-dir>/mvirt-vmm.lock; the lock dies with the process, the file stays. */
+static int lock_state_dir(struct daemon *d)
+{
+	_cleanup_free_ char *path = NULL;
+	char buf[32] = "";
+	int fd;
+
+	if (asprintf(&path, "%s/mvirt-vmm.lock", d->cfg->state_dir) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open %s: %m", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return log_error_errno(EBUSY,
+					       "another mvirt-vmm (pid %s) is already running with "
+					       "state directory %s; refusing to start",
+					       *buf ? buf : "unknown", d->cfg->state_dir);
+		return log_error_errno(e, "cannot lock %s: %m", path);
+	}
+	snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, strlen(buf), 0) < 0)
+		log_warning_errno(errno, "cannot write pid to %s: %m", path);
+	d->lock_fd = fd;
+	return 0;
+}
+
+void daemon_host_limits(struct daemon *d, struct host_limits *ret)
+{
+	struct sysinfo_host h;
+
+	if (sysinfo_host_read(&h) >= 0)
+		d->host = h;
+	ret->cpus = d->host.cpus;
+	ret->memory_mb = d->host.memory_mb;
+}
+
+static void on_api_down(void *userdata)
+{
+	struct daemon *d = userdata;
+
+	sd_event_exit(d->event, 0);
+}
+
+static int on_shutdown_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	(void)s;
+	(void)usec;
+	log_warning("calls still running %llus after the stop request; cancelling them",
+		    SHUTDOWN_TIMEOUT_USEC / 1000000ULL);
+	sd_event_exit(d->event, 0);
+	return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	(void)s;
+	if (d->stopping)
+		return 0;
+	d->stopping = true;
+	log_info("received %s, shutting down (running VMs are left running)",
+		 strsignal((int)si->ssi_signo));
+	(void)sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+	for (size_t i = 0; i < d->n_listeners; i++)
+		listener_free(d->listeners[i]);
+	d->n_listeners = 0;
+	(void)sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, SHUTDOWN_TIMEOUT_USEC, 0,
+					 on_shutdown_timeout, d);
+	api_server_shutdown(d->api, on_api_down);
+	return 0;
+}
+
+static gid_t resolve_group(const char *name)
+{
+	struct group *g;
+
+	if (isempty(name)) {
+		log_info("access: root only (no access group configured)");
+		return (gid_t)-1;
+	}
+	g = getgrnam(name);
+	if (!g) {
+		log_notice("access: group '%s' does not exist; only root may use the API", name);
+		return (gid_t)-1;
+	}
+	log_debug("access: root and members of group '%s' (gid %u)", name, (unsigned)g->gr_gid);
+	return g->gr_gid;
+}
+
+static int daemon_start(struct daemon *d)
+{
+	static const struct api_method *const tables[] = {api_vm_methods, reflection_methods, NULL};
+	struct mv_error err = {0};
+	_cleanup_free_ char *db = NULL;
+	sigset_t mask;
+	size_t n_listen = 0;
+	int r;
+
+	for (size_t i = 0; d->cfg->listen[i]; i++)
+		if ((r = listener_check_address(d->cfg->listen[i], &err)) < 0)
+			return log_error_errno(r, "%s", err.msg);
+	if ((r = mkdir_p(d->cfg->state_dir, 0700)) < 0)
+		return log_error_errno(r, "cannot create state directory %s: %s", d->cfg->state_dir,
+				       strerror(-r));
+	if ((r = mkdir_p(d->cfg->runtime_dir, 0755)) < 0)
+		return log_error_errno(r, "cannot create runtime directory %s: %s",
+				       d->cfg->runtime_dir, strerror(-r));
+	r = lock_state_dir(d);
+	if (r < 0)
+		return r;
+
+	if (asprintf(&db, "%s/mvirt.db", d->cfg->state_dir) < 0)
+		return log_oom();
+	r = store_open(db, &d->store, &err);
+	if (r < 0)
+		return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
+	r = vm_manager_new(d->store, &d->vms);
+	if (r < 0)
+		return log_oom();
+	r = vm_manager_load(d->vms, &err);
+	if (r < 0)
+		return log_error_errno(r, "cannot load VMs: %s",
+				       err.msg[0] ? err.msg : strerror(-r));
+	r = reflection_init();
+	if (r < 0)
+		return log_error_errno(r, "cannot load the API descriptors for reflection");
+	if (sysinfo_host_read(&d->host) < 0)
+		log_warning("cannot read host CPU and memory sizes");
+	d->access_gid = resolve_group(d->cfg->group);
+
+	r = sd_event_default(&d->event);
+	if (r < 0)
+		return log_error_errno(r, "cannot create the event loop");
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d)) < 0 ||
+	    (r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d)) < 0)
+		return log_error_errno(r, "cannot watch signals");
+
+	r = api_server_new(d->event, tables, d, &d->api);
+	if (r < 0)
+		return log_error_errno(r, "cannot start the gRPC server");
+
+	while (d->cfg->listen[n_listen])
+		n_listen++;
+	d->listeners = calloc(n_listen, sizeof(*d->listeners));
+	if (!d->listeners)
+		return log_oom();
+	for (size_t i = 0; i < n_listen; i++) {
+		mv_error_clear(&err);
+		r = listener_open(d->event, d->cfg->listen[i], d->api, d->access_gid,
+				  &d->listeners[d->n_listeners], &err);
+		if (r < 0)
+			return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
+		d->n_listeners++;
+		log_info("listening on %s", d->cfg->listen[i]);
+	}
+	log_info("mvirt-vmm " MVIRT_VERSION " ready: %zu VMs, state %s", vm_manager_count(d->vms),
+		 d->cfg->state_dir);
+	(void)sd_notifyf(0, "READY=1\nSTATUS=serving %zu VMs\nMAINPID=%d", vm_manager_count(d->vms),
+			 (int)getpid());
+	return 0;
+}
+
+static void daemon_done(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_listeners; i++)
+		listener_free(d->listeners[i]);
+	free(d->listeners);
+	api_server_free(d->api);
+	vm_manager_free(d->vms);
+	store_close(d->store);
+	reflection_done();
+	free(d->hv_version);
+	sd_event_unref(d->event);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
+}
+
+int daemon_run(const struct daemon_config *cfg)
+{
+	struct daemon d = {.cfg = cfg, .lock_fd = -1};
+	int r;
+
+	log_set_max_level(cfg->verbose > 0 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	r = daemon_start(&d);
+	if (r >= 0)
+		r = sd_event_loop(d.event);
+	daemon_done(&d);
+	if (r < 0)
+		return 1;
+	log_info("stopped");
+	return 0;
+}

@@ -1,1 +1,1103 @@
-int main(void) { return 0; }
+/* Unit tests of store.c, the SQLite state store, against real database files in a fresh
+ * temporary directory per test: schema creation and migration, WAL and synchronous commits,
+ * exact round trips, upsert/duplicate/delete semantics, ordering, persistence, and refusal of
+ * corrupt or too-new files without changing a byte of them. The test reads and prepares files
+ * through its own sqlite3 connection; a pass-through VFS counts syncs of the WAL. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mvirt-test-store-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/mvirt.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	struct dirent *de;
+	DIR *d = opendir(f->dir);
+
+	if (d) {
+		while ((de = readdir(d)))
+			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* --- helpers --------------------------------------------------------------------------------- */
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	assert_non_null(p);
+	return p;
+}
+
+static void set_id(struct vm_record *r, unsigned n)
+{
+	snprintf(r->id, sizeof(r->id), "00000000-0000-4000-8000-%012u", n);
+}
+
+/* A small, typical record: free with vmdef_record_done(). */
+static void basic_record(struct vm_record *r, unsigned n, const char *name)
+{
+	memset(r, 0, sizeof(*r));
+	set_id(r, n);
+	r->name = xstrdup(name);
+	r->state = VM_STATE_STOPPED;
+	r->created_at_us = 1700000000000000 + n;
+	r->config.vcpus = 2;
+	r->config.memory_mb = 1024;
+	r->config.kernel = xstrdup("/boot/vmlinuz");
+	r->config.cmdline = xstrdup("console=ttyS0");
+	r->config.n_disks = 1;
+	r->config.disks = calloc(1, sizeof(*r->config.disks));
+	assert_non_null(r->config.disks);
+	r->config.disks[0] = (struct vm_disk){xstrdup("/var/lib/mvirt/a.raw"), false, DISK_FORMAT_RAW};
+}
+
+static const char tricky[] = "quote \" backslash \\ slash / tab \t newline \n cr \r "
+			     "ctl \x01\x1f del \x7f unicode \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 "
+			     "json {\"a\": [1, 2]} sql '); DROP TABLE vms; -- \\u0041 end";
+
+/* A record that stresses every member: extremes, odd strings, 16 disks, 16 nics, 1 MiB of
+ * user data. */
+static void huge_record(struct vm_record *r, unsigned n, const char *name)
+{
+	const size_t ud_len = 1024 * 1024;
+	char buf[128];
+
+	memset(r, 0, sizeof(*r));
+	set_id(r, n);
+	r->name = xstrdup(name);
+	r->state = VM_STATE_CRASHED;
+	r->state_reason = xstrdup(tricky);
+	r->created_at_us = INT64_MAX;
+	r->started_at_us = INT64_MIN;
+	r->config.vcpus = UINT32_MAX;
+	r->config.memory_mb = UINT64_MAX;
+	r->config.kernel = xstrdup(tricky);
+	r->config.initramfs = xstrdup("/boot/initrd \xe6\x97\xa5\xe6\x9c\xac");
+	r->config.cmdline = xstrdup("console=ttyS0 quiet \"x=1 2\"\nsecond line");
+	r->config.firmware = xstrdup("");
+	r->config.disk = xstrdup("/dev/disk/by-id/\xff\xfe-not-utf8");
+	r->config.n_disks = 16;
+	r->config.disks = calloc(16, sizeof(*r->config.disks));
+	assert_non_null(r->config.disks);
+	for (unsigned i = 0; i < 16; i++) {
+		snprintf(buf, sizeof(buf), "/var/lib/mvirt/disk \"%u\".img", i);
+		r->config.disks[i].path = i == 7 ? NULL : xstrdup(buf);
+		r->config.disks[i].readonly = i % 2;
+		r->config.disks[i].format = (enum disk_format)(i % 3);
+	}
+	r->config.n_nics = 16;
+	r->config.nics = calloc(16, sizeof(*r->config.nics));
+	assert_non_null(r->config.nics);
+	for (unsigned i = 0; i < 16; i++) {
+		snprintf(buf, sizeof(buf), "tap%u", i);
+		r->config.nics[i].tap = xstrdup(buf);
+		snprintf(buf, sizeof(buf), "net-%u\n'", i);
+		r->config.nics[i].network = i == 3 ? NULL : xstrdup(buf);
+		snprintf(buf, sizeof(buf), "52:54:00:00:00:%02x", i);
+		r->config.nics[i].mac = xstrdup(buf);
+	}
+	r->config.user_data = malloc(ud_len + 1);
+	assert_non_null(r->config.user_data);
+	for (size_t i = 0; i < ud_len; i++)
+		r->config.user_data[i] = (char)(' ' + (i * 7919 + i / 13) % 95);
+	for (size_t i = 0; i < ud_len; i += 4099)
+		r->config.user_data[i] = "\n\"\\\t"[i % 4];
+	r->config.user_data[ud_len] = '\0';
+}
+
+static struct store *open_ok(const char *path)
+{
+	struct mv_error err = {0};
+	struct store *s = NULL;
+	int r = store_open(path, &s, &err);
+
+	if (r < 0)
+		fail_msg("store_open: %d %s", r, err.msg);
+	assert_non_null(s);
+	return s;
+}
+
+static void save_ok(struct store *s, const struct vm_record *r)
+{
+	struct mv_error err = {0};
+	int ret = store_vm_save(s, r, &err);
+
+	if (ret < 0)
+		fail_msg("store_vm_save: %d %s", ret, err.msg);
+	assert_int_equal(err.code, 0);
+}
+
+static size_t load_ok(struct store *s, struct vm_record **ret)
+{
+	struct mv_error err = {0};
+	size_t n = SIZE_MAX;
+	int r = store_vm_load_all(s, ret, &n, &err);
+
+	if (r < 0)
+		fail_msg("store_vm_load_all: %d %s", r, err.msg);
+	assert_int_not_equal(n, SIZE_MAX);
+	return n;
+}
+
+static void free_records(struct vm_record *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vmdef_record_done(&v[i]);
+	free(v);
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+			 SQLITE_OK);
+	sqlite3_busy_timeout(db, 1000);
+	return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+}
+
+/* The first column of the first row of sql, as a newly allocated string ("" if none). */
+static char *raw_text(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	char *out;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = xstrdup((const char *)sqlite3_column_text(st, 0));
+	else
+		out = xstrdup("");
+	sqlite3_finalize(st);
+	return out;
+}
+
+static long long raw_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Whole file contents; *len is 0 and the result NULL when the file does not exist. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	unsigned char *buf;
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*len = 0;
+	if (fd < 0) {
+		assert_int_equal(errno, ENOENT);
+		return NULL;
+	}
+	assert_int_equal(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size + 1);
+	assert_non_null(buf);
+	n = read(fd, buf, (size_t)st.st_size);
+	assert_int_equal(n, st.st_size);
+	close(fd);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void write_at(const char *path, off_t off, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, data, len, off), (ssize_t)len);
+	close(fd);
+}
+
+/* Asserts that store_open refuses path with code, that the message contains each of needles,
+ * and that neither the file nor its WAL changed by a single byte. */
+static void assert_refused(const char *path, int code, const char *const *needles)
+{
+	struct mv_error err = {0};
+	struct store *s = NULL;
+	unsigned char *before, *after, *wal_before, *wal_after;
+	size_t len_before, len_after, wal_len_before, wal_len_after;
+	char wal[PATH_MAX];
+	int r;
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	before = slurp(path, &len_before);
+	wal_before = slurp(wal, &wal_len_before);
+	assert_non_null(before);
+
+	r = store_open(path, &s, &err);
+	assert_int_equal(r, code);
+	assert_null(s);
+	assert_int_equal(err.code, code);
+	for (size_t i = 0; needles[i]; i++)
+		if (!strstr(err.msg, needles[i]))
+			fail_msg("message lacks \"%s\": %s", needles[i], err.msg);
+
+	after = slurp(path, &len_after);
+	assert_non_null(after);
+	assert_int_equal(len_before, len_after);
+	assert_memory_equal(before, after, len_before);
+	wal_after = slurp(wal, &wal_len_after);
+	if (wal_len_before > 0) {
+		assert_int_equal(wal_len_before, wal_len_after);
+		assert_memory_equal(wal_before, wal_after, wal_len_before);
+	} else
+		assert_int_equal(wal_len_after, 0);
+	free(before);
+	free(after);
+	free(wal_before);
+	free(wal_after);
+}
+
+static const char *const corrupt_needles[] = {"is corrupt", "refusing to start",
+					      "never deletes it", NULL};
+
+/* --- a pass-through VFS that counts xSync calls on WAL files ------------------------------- */
+
+struct shim_file {
+	sqlite3_file base;
+	sqlite3_file *real;
+	bool wal;
+};
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs shim_vfs;
+static int wal_syncs;
+
+#define REAL(f) (((struct shim_file *)(f))->real)
+
+static int shim_close(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int shim_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+	return REAL(f)->pMethods->xRead(REAL(f), p, n, off);
+}
+static int shim_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+	return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
+}
+static int shim_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+static int shim_sync(sqlite3_file *f, int flags)
+{
+	if (((struct shim_file *)f)->wal)
+		wal_syncs++;
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int shim_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+static int shim_lock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int shim_unlock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+static int shim_check_reserved(sqlite3_file *f, int *out)
+{
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int shim_file_control(sqlite3_file *f, int op, void *arg)
+{
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int shim_sector_size(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int shim_device_characteristics(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int shim_shm_map(sqlite3_file *f, int pg, int sz, int extend, void volatile **pp)
+{
+	return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, extend, pp);
+}
+static int shim_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+	return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+static void shim_shm_barrier(sqlite3_file *f)
+{
+	REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int shim_shm_unmap(sqlite3_file *f, int del)
+{
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int shim_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
+{
+	return REAL(f)->pMethods->xFetch(REAL(f), off, amt, pp);
+}
+static int shim_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+	return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static const sqlite3_io_methods shim_methods = {
+	3,
+	shim_close,
+	shim_read,
+	shim_write,
+	shim_truncate,
+	shim_sync,
+	shim_file_size,
+	shim_lock,
+	shim_unlock,
+	shim_check_reserved,
+	shim_file_control,
+	shim_sector_size,
+	shim_device_characteristics,
+	shim_shm_map,
+	shim_shm_lock,
+	shim_shm_barrier,
+	shim_shm_unmap,
+	shim_fetch,
+	shim_unfetch,
+};
+
+static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
+		     int *out_flags)
+{
+	struct shim_file *f = (struct shim_file *)file;
+	int rc;
+
+	(void)vfs;
+	f->real = (sqlite3_file *)(f + 1);
+	f->wal = flags & SQLITE_OPEN_WAL;
+	f->base.pMethods = NULL;
+	rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
+	if (f->real->pMethods)
+		f->base.pMethods = &shim_methods;
+	return rc;
+}
+
+static void shim_install(void)
+{
+	real_vfs = sqlite3_vfs_find(NULL);
+	assert_non_null(real_vfs);
+	assert_true(real_vfs->iVersion >= 3);
+	shim_vfs = *real_vfs;
+	shim_vfs.pNext = NULL;
+	shim_vfs.zName = "mvirt-test-sync-counter";
+	shim_vfs.szOsFile = (int)sizeof(struct shim_file) + real_vfs->szOsFile;
+	shim_vfs.xOpen = shim_open;
+	assert_int_equal(sqlite3_vfs_register(&shim_vfs, 1), SQLITE_OK);
+	assert_ptr_equal(sqlite3_vfs_find(NULL), &shim_vfs);
+}
+
+static void shim_remove(void)
+{
+	assert_int_equal(sqlite3_vfs_unregister(&shim_vfs), SQLITE_OK);
+	assert_ptr_equal(sqlite3_vfs_find(NULL), real_vfs);
+}
+
+/* --- tests ------------------------------------------------------------------------------------ */
+
+static void test_new_database(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s;
+	struct stat st;
+	sqlite3 *db;
+	char *mode, *cols;
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(STORE_SCHEMA_VERSION, 1);
+	mode = raw_text(db, "PRAGMA journal_mode");
+	assert_string_equal(mode, "wal");
+	cols = raw_text(db, "SELECT group_concat(name || ':' || type || ':' || \"notnull\" || ':' "
+			    "|| pk, ' ') FROM pragma_table_info('vms')");
+	assert_string_equal(cols, "id:TEXT:1:1 name:TEXT:1:0 state:INTEGER:1:0 "
+				  "state_reason:TEXT:0:0 created_at_us:INTEGER:1:0 "
+				  "started_at_us:INTEGER:1:0 config:TEXT:1:0");
+	free(mode);
+	free(cols);
+	sqlite3_close(db);
+	store_close(s);
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), 1);
+	store_close(s);
+	store_close(NULL);
+}
+
+static void test_open_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct mv_error err = {0};
+	struct store *s = NULL;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/missing-dir/mvirt.db", f->dir);
+	assert_int_equal(store_open(path, &s, &err), -ENOENT);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, path));
+
+	mv_error_clear(&err);
+	assert_int_equal(store_open(f->dir, &s, &err), -EISDIR);
+	assert_null(s);
+}
+
+/* synchronous=FULL in WAL mode syncs the WAL on every commit; NORMAL does not. The second half
+ * proves that the counter tells the two apart. */
+static void test_commits_are_synced(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record r;
+	struct store *s;
+	char other[PATH_MAX];
+	sqlite3 *db;
+
+	shim_install();
+	s = open_ok(f->path);
+	basic_record(&r, 1, "synced");
+	wal_syncs = 0;
+	save_ok(s, &r);
+	assert_true(wal_syncs >= 1);
+	wal_syncs = 0;
+	assert_int_equal(store_vm_delete(s, r.id, NULL), 0);
+	assert_true(wal_syncs >= 1);
+	store_close(s);
+	vmdef_record_done(&r);
+
+	snprintf(other, sizeof(other), "%s/other.db", f->dir);
+	db = raw_open(other);
+	raw_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE t(x)");
+	wal_syncs = 0;
+	raw_exec(db, "INSERT INTO t VALUES (1)");
+	assert_int_equal(wal_syncs, 0);
+	raw_exec(db, "PRAGMA synchronous = FULL");
+	raw_exec(db, "INSERT INTO t VALUES (2)");
+	assert_true(wal_syncs >= 1);
+	sqlite3_close(db);
+	shim_remove();
+}
+
+static void test_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record in[4], *out = NULL;
+	struct store *s;
+	size_t n;
+
+	/* names chosen so that the order by name is in[0..3] */
+	huge_record(&in[0], 10, "a-huge");
+	basic_record(&in[1], 11, "b-basic");
+	memset(&in[2], 0, sizeof(in[2])); /* every optional member unset */
+	set_id(&in[2], 12);
+	in[2].name = xstrdup("c-minimal");
+	in[2].state = VM_STATE_STOPPED;
+	basic_record(&in[3], 13, "d-\xc3\xbcnicode \"quoted\"\n'name'");
+	in[3].state = VM_STATE_PAUSED;
+	in[3].state_reason = xstrdup("");
+	in[3].started_at_us = -1;
+	in[3].created_at_us = INT64_MIN;
+	in[3].config.memory_mb = (uint64_t)INT64_MAX + 1;
+	in[3].config.disks[0].format = DISK_FORMAT_UNSPECIFIED;
+	in[3].config.disks[0].readonly = true;
+
+	s = open_ok(f->path);
+	for (size_t i = 0; i < 4; i++)
+		save_ok(s, &in[i]);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < 4; i++) {
+		if (!vmdef_record_equal(&in[i], &out[i]))
+			fail_msg("record %zu (%s) did not round-trip", i, in[i].name);
+	}
+	/* Spot checks that do not rely on vmdef_record_equal alone. */
+	assert_int_equal(out[0].config.memory_mb, UINT64_MAX);
+	assert_int_equal(out[0].config.vcpus, UINT32_MAX);
+	assert_true(out[0].created_at_us == INT64_MAX);
+	assert_true(out[0].started_at_us == INT64_MIN);
+	assert_int_equal(strlen(out[0].config.user_data), 1024 * 1024);
+	assert_memory_equal(out[0].config.user_data, in[0].config.user_data, 1024 * 1024);
+	assert_string_equal(out[0].config.kernel, tricky);
+	assert_int_equal(out[0].config.n_disks, 16);
+	assert_int_equal(out[0].config.n_nics, 16);
+	assert_null(out[0].config.disks[7].path);
+	assert_int_equal(out[0].config.disks[5].format, DISK_FORMAT_QCOW2);
+	assert_null(out[0].config.nics[3].network);
+	assert_null(out[2].config.disks);
+	assert_null(out[2].config.nics);
+	assert_null(out[2].config.kernel);
+	assert_null(out[2].state_reason);
+	assert_int_equal(out[3].config.memory_mb, (uint64_t)INT64_MAX + 1);
+	assert_string_equal(out[3].name, in[3].name);
+	free_records(out, n);
+	store_close(s);
+
+	/* and again from the file */
+	s = open_ok(f->path);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_true(vmdef_record_equal(&in[i], &out[i]));
+	free_records(out, n);
+	store_close(s);
+	for (size_t i = 0; i < 4; i++)
+		vmdef_record_done(&in[i]);
+}
+
+static void test_upsert(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record r, *out = NULL;
+	struct store *s = open_ok(f->path);
+	size_t n;
+
+	basic_record(&r, 1, "web");
+	save_ok(s, &r);
+	r.state = VM_STATE_RUNNING;
+	r.state_reason = xstrdup("started");
+	r.started_at_us = 1700000000999999;
+	r.config.vcpus = 8;
+	free(r.name);
+	r.name = xstrdup("web-renamed");
+	save_ok(s, &r);
+
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0].state, VM_STATE_RUNNING);
+	assert_string_equal(out[0].state_reason, "started");
+	assert_string_equal(out[0].name, "web-renamed");
+	assert_true(vmdef_record_equal(&r, &out[0]));
+	free_records(out, n);
+
+	/* back to no reason: NULL is stored as NULL, not left over */
+	free(r.state_reason);
+	r.state_reason = NULL;
+	r.state = VM_STATE_STOPPED;
+	save_ok(s, &r);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_null(out[0].state_reason);
+	assert_int_equal(out[0].state, VM_STATE_STOPPED);
+	free_records(out, n);
+	store_close(s);
+	vmdef_record_done(&r);
+}
+
+static void test_duplicate_name(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record a, b, *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	char want[256];
+	size_t n;
+
+	basic_record(&a, 1, "db");
+	basic_record(&b, 2, "db");
+	b.config.vcpus = 16;
+	save_ok(s, &a);
+	assert_int_equal(store_vm_save(s, &b, &err), -EEXIST);
+	snprintf(want, sizeof(want), "name 'db' is already used by vm %s", a.id);
+	assert_string_equal(err.msg, want);
+
+	/* renaming an existing VM onto a taken name fails the same way */
+	free(b.name);
+	b.name = xstrdup("db-2");
+	save_ok(s, &b);
+	free(b.name);
+	b.name = xstrdup("db");
+	mv_error_clear(&err);
+	assert_int_equal(store_vm_save(s, &b, &err), -EEXIST);
+	assert_string_equal(err.msg, want);
+
+	/* nothing changed, and the store still works */
+	n = load_ok(s, &out);
+	assert_int_equal(n, 2);
+	assert_true(vmdef_record_equal(&out[0], &a));
+	assert_string_equal(out[1].name, "db-2");
+	assert_int_equal(out[1].config.vcpus, 16);
+	free_records(out, n);
+	free(b.name);
+	b.name = xstrdup("db-3");
+	save_ok(s, &b);
+	store_close(s);
+	vmdef_record_done(&a);
+	vmdef_record_done(&b);
+}
+
+static void test_invalid_records(void **state)
+{
+	struct fixture *f = *state;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	struct vm_record r, *out = NULL;
+	char *name;
+
+	basic_record(&r, 1, "bad");
+	r.state = (enum vm_state)0;
+	assert_int_equal(store_vm_save(s, &r, &err), -EINVAL);
+	r.state = VM_STATE_STOPPED;
+	r.config.disks[0].format = (enum disk_format)9;
+	mv_error_clear(&err);
+	assert_int_equal(store_vm_save(s, &r, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "disks[0].format"));
+	r.config.disks[0].format = DISK_FORMAT_RAW;
+	name = r.name;
+	r.name = NULL;
+	assert_int_equal(store_vm_save(s, &r, NULL), -EINVAL);
+	r.name = name;
+	r.id[0] = '\0';
+	assert_int_equal(store_vm_save(s, &r, NULL), -EINVAL);
+	assert_int_equal(load_ok(s, &out), 0);
+	free(out);
+	store_close(s);
+	vmdef_record_done(&r);
+}
+
+static void test_delete(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record a, b, *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	size_t n;
+
+	basic_record(&a, 1, "one");
+	basic_record(&b, 2, "two");
+	save_ok(s, &a);
+	save_ok(s, &b);
+	assert_int_equal(store_vm_delete(s, a.id, &err), 0);
+	assert_int_equal(err.code, 0);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0].id, b.id);
+	free_records(out, n);
+
+	assert_int_equal(store_vm_delete(s, a.id, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, a.id));
+	assert_int_equal(store_vm_delete(s, "no-such-id", NULL), -ENOENT);
+
+	/* the name of a deleted VM is free again */
+	set_id(&a, 3);
+	free(a.name);
+	a.name = xstrdup("two-again");
+	save_ok(s, &a);
+	assert_int_equal(store_vm_delete(s, b.id, NULL), 0);
+	free(a.name);
+	a.name = xstrdup("two");
+	save_ok(s, &a);
+	store_close(s);
+
+	s = open_ok(f->path);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_true(vmdef_record_equal(&out[0], &a));
+	free_records(out, n);
+	store_close(s);
+	vmdef_record_done(&a);
+	vmdef_record_done(&b);
+}
+
+static void test_persistence_and_order(void **state)
+{
+	static const char *const names[] = {"web-2", "a", "web-10", "B", "zeta", "Web-1", "_x"};
+	static const char *const sorted[] = {"B", "Web-1", "_x", "a", "web-10", "web-2", "zeta"};
+	struct fixture *f = *state;
+	struct vm_record in[7], *out = NULL;
+	struct store *s = open_ok(f->path);
+	size_t n;
+
+	for (unsigned i = 0; i < 7; i++) {
+		basic_record(&in[i], 100 + i, names[i]);
+		save_ok(s, &in[i]);
+	}
+	store_close(s);
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), STORE_SCHEMA_VERSION);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 7);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(out[i].name, sorted[i]);
+		for (size_t j = 0; j < 7; j++)
+			if (strcmp(in[j].name, sorted[i]) == 0)
+				assert_true(vmdef_record_equal(&in[j], &out[i]));
+	}
+	free_records(out, n);
+	store_close(s);
+	for (size_t i = 0; i < 7; i++)
+		vmdef_record_done(&in[i]);
+}
+
+static void test_empty_load(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_ok(f->path);
+	struct vm_record *out = (struct vm_record *)&out;
+
+	assert_int_equal(load_ok(s, &out), 0);
+	free(out);
+	store_close(s);
+}
+
+static void test_refuse_garbage(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char junk[65536];
+	static const char text[] = "this is not a database at all, just some text\n";
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)((i * 2654435761u) >> 13);
+	write_at(f->path, 0, junk, sizeof(junk));
+	assert_refused(f->path, -EUCLEAN, corrupt_needles);
+
+	assert_int_equal(unlink(f->path), 0);
+	write_at(f->path, 0, text, sizeof(text) - 1);
+	assert_refused(f->path, -EUCLEAN, corrupt_needles);
+}
+
+static void test_refuse_newer_schema(void **state)
+{
+	static const char *const needles[] = {"schema version 99", "newer than this mvirt-vmm",
+					      "(1)", "refusing to start", NULL};
+	struct fixture *f = *state;
+	sqlite3 *db;
+	size_t wal_len;
+	char wal[PATH_MAX];
+	unsigned char *buf;
+
+	/* a rollback-journal database */
+	db = raw_open(f->path);
+	raw_exec(db, "CREATE TABLE future(x); INSERT INTO future VALUES ('from the future');"
+		     "PRAGMA user_version = 99");
+	sqlite3_close(db);
+	assert_refused(f->path, -EPROTO, needles);
+	unlink(f->path);
+
+	/* a WAL database whose last commits are still in the WAL: closing the refused file must
+	 * not checkpoint them into it */
+	db = raw_open(f->path);
+	raw_exec(db, "PRAGMA journal_mode = WAL; CREATE TABLE future(x); PRAGMA user_version = 99;"
+		     "INSERT INTO future VALUES ('in the wal')");
+	assert_int_equal(sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	buf = slurp(wal, &wal_len);
+	assert_true(wal_len > 0);
+	free(buf);
+	assert_refused(f->path, -EPROTO, needles);
+
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 99);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM future"), 1);
+	sqlite3_close(db);
+}
+
+/* Fills a new store with n small VMs, copying one saved through the store in SQL. */
+static void fill_store(const char *path, unsigned n)
+{
+	struct vm_record r;
+	struct store *s = open_ok(path);
+	char sql[1024];
+	sqlite3 *db;
+
+	basic_record(&r, 0, "vm-00000");
+	save_ok(s, &r);
+	db = raw_open(path);
+	snprintf(sql, sizeof(sql),
+		 "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %u) "
+		 "INSERT INTO vms SELECT printf('00000000-0000-4000-8000-%%012d', i), "
+		 "printf('vm-%%05d', i), state, state_reason, created_at_us + i, started_at_us, "
+		 "config FROM c, vms WHERE vms.id = '%s'",
+		 n - 1, r.id);
+	raw_exec(db, sql);
+	sqlite3_close(db);
+	store_close(s);
+	vmdef_record_done(&r);
+}
+
+/* Reads the 4-byte big-endian child pointer of the middle cell of an interior table page. */
+static unsigned middle_child(const unsigned char *page, unsigned hdr)
+{
+	unsigned ncells = (unsigned)page[hdr + 3] << 8 | page[hdr + 4];
+	unsigned cell = (unsigned)page[hdr + 12 + 2 * (ncells / 2)] << 8 |
+			page[hdr + 12 + 2 * (ncells / 2) + 1];
+
+	return (unsigned)page[cell] << 24 | (unsigned)page[cell + 1] << 16 |
+	       (unsigned)page[cell + 2] << 8 | page[cell + 3];
+}
+
+/* Finds a leaf page of the vms table by walking down from its root through middle cells. */
+static unsigned vms_leaf_page(const char *path, unsigned *ret_page_size)
+{
+	unsigned char *file;
+	size_t len;
+	unsigned page_size, pgno;
+	sqlite3 *db = raw_open(path);
+
+	page_size = (unsigned)raw_int(db, "PRAGMA page_size");
+	pgno = (unsigned)raw_int(db, "SELECT rootpage FROM sqlite_schema WHERE name = 'vms'");
+	sqlite3_close(db);
+	file = slurp(path, &len);
+	for (;;) {
+		const unsigned char *page = file + (size_t)(pgno - 1) * page_size;
+		unsigned hdr = pgno == 1 ? 100 : 0;
+
+		assert_true((size_t)pgno * page_size <= len);
+		if (page[hdr] == 0x0d) /* leaf table page */
+			break;
+		assert_int_equal(page[hdr], 0x05); /* interior table page */
+		pgno = middle_child(page, hdr);
+	}
+	free(file);
+	*ret_page_size = page_size;
+	return pgno;
+}
+
+static void test_refuse_corrupt_page(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char junk[4096];
+	unsigned page_size, pgno;
+	char wal[PATH_MAX];
+	struct stat st;
+
+	fill_store(f->path, 2000);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_true(stat(wal, &st) < 0 && errno == ENOENT); /* all checkpointed into the file */
+	pgno = vms_leaf_page(f->path, &page_size);
+	assert_true(page_size <= sizeof(junk));
+	assert_true(pgno > 2);
+
+	/* overwrite the middle of a leaf page of the table, its cell pointers included */
+	memset(junk, 0xee, sizeof(junk));
+	write_at(f->path, (off_t)(pgno - 1) * page_size + 4, junk, page_size / 2);
+	assert_refused(f->path, -EUCLEAN, corrupt_needles);
+	assert_refused(f->path, -EUCLEAN, (const char *const[]){"quick_check", NULL});
+}
+
+static void test_migrate_v0_with_content(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record r, *out = NULL;
+	struct store *s;
+	sqlite3 *db;
+	char *kept;
+	size_t n;
+
+	db = raw_open(f->path);
+	raw_exec(db, "CREATE TABLE notes(x TEXT); INSERT INTO notes VALUES ('keep me')");
+	sqlite3_close(db);
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), 0);
+	basic_record(&r, 1, "after-migration");
+	save_ok(s, &r);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_true(vmdef_record_equal(&r, &out[0]));
+	free_records(out, n);
+	store_close(s);
+
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	kept = raw_text(db, "SELECT x FROM notes");
+	assert_string_equal(kept, "keep me");
+	free(kept);
+	sqlite3_close(db);
+	vmdef_record_done(&r);
+}
+
+/* A failing migration leaves the schema as it was: one transaction. */
+static void test_migration_is_atomic(void **state)
+{
+	struct fixture *f = *state;
+	struct mv_error err = {0};
+	struct store *s = NULL;
+	sqlite3 *db;
+
+	db = raw_open(f->path);
+	raw_exec(db, "CREATE TABLE vms(x TEXT); INSERT INTO vms VALUES ('foreign')");
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(f->path, &s, &err), -EIO);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "migrating the schema from version 0 to 1"));
+
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 0);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_table_info('vms')"), 1);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM vms"), 1);
+	sqlite3_close(db);
+}
+
+/* A row whose config is not what the store writes is reported, not loaded half-way. */
+static void test_bad_config_row(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	sqlite3 *db = raw_open(f->path);
+	size_t n = 0;
+
+	raw_exec(db, "INSERT INTO vms VALUES ('id-1', 'ok', 1, NULL, 1, 0, '{\"vcpus\": 1}')");
+	raw_exec(db, "INSERT INTO vms VALUES ('id-2', 'x', 1, NULL, 1, 0, '{\"vcpus\": -1}')");
+	assert_int_equal(store_vm_load_all(s, &out, &n, &err), -EUCLEAN);
+	assert_non_null(strstr(err.msg, "config.vcpus"));
+	raw_exec(db, "UPDATE vms SET config = '{\"disks\": [{\"format\": \"vhd\"}]}' WHERE id = 'id-2'");
+	mv_error_clear(&err);
+	assert_int_equal(store_vm_load_all(s, &out, &n, &err), -EUCLEAN);
+	assert_non_null(strstr(err.msg, "disks"));
+	raw_exec(db, "UPDATE vms SET config = '{\"vcpus\": 1} trailing' WHERE id = 'id-2'");
+	mv_error_clear(&err);
+	assert_int_equal(store_vm_load_all(s, &out, &n, &err), -EUCLEAN);
+	raw_exec(db, "UPDATE vms SET config = '{\"memory_mb\": 18446744073709551615}' "
+		     "WHERE id = 'id-2'");
+	n = load_ok(s, &out);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[1].config.memory_mb, UINT64_MAX);
+	assert_int_equal(out[0].config.vcpus, 1);
+	free_records(out, n);
+	sqlite3_close(db);
+	store_close(s);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void test_load_1000_is_fast(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record *out = NULL, r;
+	struct store *s;
+	double t0, load_ms, save_ms;
+	size_t n;
+
+	fill_store(f->path, 1000);
+	s = open_ok(f->path);
+	t0 = now_ms();
+	n = load_ok(s, &out);
+	load_ms = now_ms() - t0;
+	assert_int_equal(n, 1000);
+	for (size_t i = 0; i < n; i++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "vm-%05zu", i);
+		assert_string_equal(out[i].name, want);
+	}
+	assert_true(vmdef_config_equal(&out[0].config, &out[999].config));
+
+	basic_record(&r, 5000, "one-more");
+	t0 = now_ms();
+	save_ok(s, &r);
+	save_ms = now_ms() - t0;
+	print_message("load of %zu vms: %.2f ms; one save: %.2f ms\n", n, load_ms, save_ms);
+	/* a few ms in a release build; the bound leaves room for sanitizers and slow CI */
+	assert_true(load_ms < 250.0);
+	free_records(out, n);
+	vmdef_record_done(&r);
+	store_close(s);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_new_database),
+		T(test_open_errors),
+		T(test_commits_are_synced),
+		T(test_round_trip),
+		T(test_upsert),
+		T(test_duplicate_name),
+		T(test_invalid_records),
+		T(test_delete),
+		T(test_persistence_and_order),
+		T(test_empty_load),
+		T(test_refuse_garbage),
+		T(test_refuse_newer_schema),
+		T(test_refuse_corrupt_page),
+		T(test_migrate_v0_with_content),
+		T(test_migration_is_atomic),
+		T(test_bad_config_row),
+		T(test_load_1000_is_fast),
+	};
+#undef T
+
+	umask(022);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,236 @@
+/* See cli.h: the helpers shared by the commands (daemon calls, error reporting, usage text). */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "output.h"
+
+#define SYSTEM_SOCKET "/run/mvirt/mvirt.sock"
+#define DEFAULT_TCP "127.0.0.1:50051"
+
+const struct cmd_option cli_global_options[] = {
+	{ "server", 's', "ADDR", "daemon address: unix:/path, /path or host:port" },
+	{ "output", 'o', "FORMAT", "output format: table (default) or json" },
+	{ "help", 'h', NULL, "show this help" },
+	{ NULL },
+};
+
+const struct cmd_entry *cmd_find(const char *name)
+{
+	for (const struct cmd_entry *const *e = cmd_table; *e; e++)
+		if (streq((*e)->name, name) || ((*e)->alias && streq((*e)->alias, name)))
+			return *e;
+	return NULL;
+}
+
+static void vmessage(const char *fmt, va_list ap)
+{
+	fputs("mvirt: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+int cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmessage(fmt, ap);
+	va_end(ap);
+	return CLI_EXIT_FAILURE;
+}
+
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmessage(fmt, ap);
+	va_end(ap);
+	if (cli && cli->cmd)
+		fprintf(stderr, "Run 'mvirt %s --help' for usage.\n", cli->cmd->name);
+	else
+		fputs("Run 'mvirt --help' for usage.\n", stderr);
+	return CLI_EXIT_USAGE;
+}
+
+static bool is_socket(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Turns an address as users write it into a gRPC target: "/p" and "./p" → "unix:/abs/p";
+ * "unix:...", "host:port" and other gRPC target forms are kept. Returns 0, -EINVAL or -ENOMEM. */
+static int server_target(const char *addr, char **ret)
+{
+	_cleanup_free_ char *cwd = NULL;
+
+	if (isempty(addr))
+		return -EINVAL;
+	if (addr[0] == '/')
+		return asprintf(ret, "unix:%s", addr) < 0 ? -ENOMEM : 0;
+	if (addr[0] == '.') {
+		if (!(cwd = getcwd(NULL, 0)))
+			return -errno;
+		return asprintf(ret, "unix:%s/%s", cwd, addr) < 0 ? -ENOMEM : 0;
+	}
+	if (!strchr(addr, ':'))
+		return -EINVAL;
+	return (*ret = strdup(addr)) ? 0 : -ENOMEM;
+}
+
+/* $MVIRT_SERVER, else an existing daemon socket, else the local TCP port. */
+static int default_server(const char **ret_addr, char **ret)
+{
+	const char *env = getenv("MVIRT_SERVER");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	_cleanup_free_ char *user_sock = NULL;
+
+	if (!isempty(env)) {
+		*ret_addr = env;
+		return server_target(env, ret);
+	}
+	if (geteuid() != 0 && !isempty(xdg)) {
+		if (asprintf(&user_sock, "%s/mvirt/mvirt.sock", xdg) < 0)
+			return -ENOMEM;
+		if (is_socket(user_sock))
+			return server_target(user_sock, ret);
+	}
+	if (is_socket(SYSTEM_SOCKET))
+		return server_target(SYSTEM_SOCKET, ret);
+	return (*ret = strdup(DEFAULT_TCP)) ? 0 : -ENOMEM;
+}
+
+static int resolve_server(struct cli *cli)
+{
+	const char *addr = cli->server_addr;
+	int r;
+
+	r = addr ? server_target(addr, &cli->server) : default_server(&addr, &cli->server);
+	if (r == -EINVAL)
+		return cli_usage_error(cli, "invalid server address '%s' (unix:/path, /path or "
+					    "host:port)",
+				       strempty(addr));
+	if (r < 0)
+		return cli_error("cannot determine the server address: %s", strerror(-r));
+	return CLI_EXIT_OK;
+}
+
+void cli_done(struct cli *cli)
+{
+	client_free(cli->client);
+	cli->client = NULL;
+	free(cli->server);
+	cli->server = NULL;
+}
+
+int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
+	     ProtobufCMessage **ret_resp)
+{
+	struct client_status st;
+	int r;
+
+	if (!cli->server && (r = resolve_server(cli)) != CLI_EXIT_OK)
+		return r;
+	if (!cli->client && (r = client_new(cli->server, &cli->client)) < 0)
+		return cli_error("cannot create a client for %s: %s", cli->server, strerror(-r));
+	r = client_call(cli->client, &mvirt__vm_service__descriptor, method, req, ret_resp, &st);
+	if (r >= 0)
+		return CLI_EXIT_OK;
+	if (st.unreachable) {
+		cli_error("cannot reach mvirt-vmm at %s: %s", cli->server,
+			  st.message[0] ? st.message : client_status_code_name(st.code));
+		fputs("Is the daemon running? Start it (e.g. 'systemctl start mvirt-vmm') or choose "
+		      "another address with --server or $MVIRT_SERVER.\n",
+		      stderr);
+		return CLI_EXIT_UNREACHABLE;
+	}
+	if (st.message[0])
+		return cli_error("%s", st.message);
+	return cli_error("%s failed (%s)", method, client_status_code_name(st.code));
+}
+
+int cli_print_result(const struct cli *cli, const ProtobufCMessage *msg,
+		     void (*table)(const ProtobufCMessage *msg))
+{
+	int r;
+
+	if (cli->output == CLI_OUTPUT_JSON) {
+		if ((r = output_json(msg)) < 0)
+			return cli_error("cannot convert the response to JSON: %s", strerror(-r));
+	} else if (table) {
+		table(msg);
+	}
+	if (fflush(stdout) != 0)
+		return cli_error("cannot write the output: %s", strerror(errno));
+	return CLI_EXIT_OK;
+}
+
+static void print_options(const struct cmd_option *opts, FILE *f)
+{
+	for (const struct cmd_option *o = opts; o->name; o++) {
+		char left[64];
+
+		if (o->short_name)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
+				 o->metavar ? " " : "", strempty(o->metavar));
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->metavar ? " " : "",
+				 strempty(o->metavar));
+		if (strlen(left) <= 24)
+			fprintf(f, "  %-24s  %s\n", left, o->help);
+		else
+			fprintf(f, "  %s\n  %-24s  %s\n", left, "", o->help);
+	}
+}
+
+void cli_print_usage(FILE *f)
+{
+	fputs("Usage: mvirt [-s ADDR] [-o table|json] COMMAND [ARGS]\n"
+	      "\n"
+	      "Manage the virtual machines of an mvirt-vmm daemon.\n"
+	      "\n"
+	      "Commands:\n",
+	      f);
+	for (const struct cmd_entry *const *e = cmd_table; *e; e++) {
+		char name[32];
+
+		if ((*e)->alias)
+			snprintf(name, sizeof(name), "%s (%s)", (*e)->name, (*e)->alias);
+		else
+			snprintf(name, sizeof(name), "%s", (*e)->name);
+		fprintf(f, "  %-16s  %s\n", name, (*e)->summary);
+	}
+	fputs("\nGlobal options (also accepted after the command):\n", f);
+	print_options(cli_global_options, f);
+	fputs("\nThe default server is $MVIRT_SERVER if set, else the daemon's Unix socket if it exists\n"
+	      "(root: /run/mvirt/mvirt.sock; others: $XDG_RUNTIME_DIR/mvirt/mvirt.sock, then\n"
+	      "/run/mvirt/mvirt.sock), else 127.0.0.1:50051.\n"
+	      "\n"
+	      "Run 'mvirt COMMAND --help' for the options of a command.\n"
+	      "Exit status: 0 success, 1 error reported by the daemon, 2 usage error,\n"
+	      "3 daemon unreachable.\n",
+	      f);
+}
+
+void cli_print_cmd_usage(const struct cmd_entry *e, FILE *f)
+{
+	fprintf(f, "Usage: mvirt %s%s%s\n", e->name, *e->usage ? " " : "", e->usage);
+	if (e->alias)
+		fprintf(f, "Alias: %s\n", e->alias);
+	fprintf(f, "\n%s\n", e->help ? e->help : e->summary);
+	if (e->options && e->options[0].name) {
+		fputs("\nOptions:\n", f);
+		print_options(e->options, f);
+	}
+	fputs("\nGlobal options:\n", f);
+	print_options(cli_global_options, f);
+}

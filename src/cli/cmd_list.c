@@ -1,0 +1,58 @@
+/* mvirt list: all VMs, ordered by name (ListVms). */
+#include "cli.h"
+#include "output.h"
+
+static void print_table(const ProtobufCMessage *msg)
+{
+	const Mvirt__ListVmsResponse *resp = (const Mvirt__ListVmsResponse *)msg;
+	static const char *const headers[] = { "NAME", "STATE", "VCPUS", "MEMORY", "ID" };
+	struct table *t = table_new(ELEMENTSOF(headers), headers);
+
+	if (!t) {
+		cli_error("out of memory");
+		return;
+	}
+	for (size_t i = 0; i < resp->n_vms; i++) {
+		const Mvirt__Vm *vm = resp->vms[i];
+		char state[32], vcpus[16] = "-", memory[32] = "-";
+
+		output_format_state(vm->state, state, sizeof(state));
+		if (vm->config) {
+			snprintf(vcpus, sizeof(vcpus), "%u", vm->config->vcpus);
+			output_format_mib(vm->config->memory_mb, memory, sizeof(memory));
+		}
+		if (table_add_row(t, (const char *const[]){ vm->name, state, vcpus, memory,
+							    vm->id }) < 0) {
+			cli_error("out of memory");
+			break;
+		}
+	}
+	table_print(t);
+	table_free(t);
+}
+
+static int cmd_list_exec(struct cli *cli, const struct args *args)
+{
+	Mvirt__ListVmsRequest req = MVIRT__LIST_VMS_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	int r;
+
+	(void)args;
+	if ((r = cli_call(cli, "ListVms", &req.base, &resp)) != CLI_EXIT_OK)
+		return r;
+	r = cli_print_result(cli, resp, print_table);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return r;
+}
+
+const struct cmd_entry cmd_list_entry = {
+	.name = "list",
+	.alias = "ls",
+	.usage = "",
+	.summary = "list the VMs",
+	.help = "List all VMs, ordered by name: name, state, vCPUs, memory and id.\n"
+		"With -o json: {\"vms\": [...]}.",
+	.min_args = 0,
+	.max_args = 0,
+	.exec = cmd_list_exec,
+};

@@ -1,0 +1,30 @@
+/* The daemon's configuration: command line, config file and defaults, described by one table
+ * (config.c) that drives parsing, defaults and --help. Precedence: command line > config file
+ * > defaults. Defaults depend on who runs the daemon: root gets the system paths
+ * (/var/lib/mvirt, /run/mvirt), other users their XDG directories. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+struct daemon_config {
+	char **listen; /* NULL-terminated */
+	char *state_dir;
+	char *runtime_dir;
+	char *hypervisor;
+	char *group; /* access group name; "" = root only */
+	char *config_file;
+	int verbose; /* 0 info, 1+ debug */
+};
+
+enum config_parse_result {
+	CONFIG_RUN,  /* start the daemon */
+	CONFIG_EXIT, /* --help / --version printed */
+};
+
+/* Parses argv (and the config file it names, or the default one if present) into a fresh
+ * cfg. Returns CONFIG_RUN/CONFIG_EXIT, or -EINVAL/-ENOENT with a message in err. */
+int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_error *err);
+void config_done(struct daemon_config *cfg);

@@ -1,0 +1,327 @@
+"""Fixtures for the end-to-end tests: real mvirt-vmm daemons in throw-away directories.
+
+Fixtures (test_cli.py relies on these names and attributes):
+    build_dir    pathlib.Path of the meson build dir (env MVIRT_BUILD_DIR, default <repo>/build)
+    daemon       a started daemon (function scope), see class Daemon
+    make_daemon  factory: make_daemon(state_dir=None, port=None, extra_args=(), start=True)
+    vm_files     {"kernel", "initramfs", "disk", "disk2"[, "qcow2"]}: paths (str) of small files
+
+A daemon is ready when it sends READY=1 to the NOTIFY_SOCKET this file gives it (never a fixed
+sleep). Every daemon started here is stopped at teardown (SIGTERM, then SIGKILL), its log is
+printed when the test failed, and the teardown fails if an mvirt-vmm process of the test is
+left. Directories are short mkdtemp() paths under /tmp: unix socket paths must stay < 108 bytes.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+import mvirt_proto
+
+REPO = Path(__file__).resolve().parents[2]
+READY_TIMEOUT = 30.0
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "lifecycle_placeholder: asserts UNIMPLEMENTED; to be replaced by the lifecycle issue"
+    )
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _test_failed(request) -> bool:
+    return any(
+        getattr(request.node, "rep_" + w, None) is not None and getattr(request.node, "rep_" + w).failed
+        for w in ("setup", "call")
+    )
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_tmpdir(prefix: str = "mv") -> Path:
+    """A short private directory under /tmp, traversable by everyone (mode 0755) so that
+    unprivileged test clients can reach sockets below it."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    d.chmod(0o755)
+    return d
+
+
+class DaemonStartError(Exception):
+    """The daemon exited (or hung) before it sent READY=1."""
+
+    def __init__(self, returncode, stderr: str):
+        super().__init__(f"mvirt-vmm did not become ready (exit status {returncode}):\n{stderr}")
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class Daemon:
+    """One mvirt-vmm with its own runtime dir, unix socket, loopback TCP port and log file.
+
+    state_dir may be shared with another Daemon (to test the single-daemon lock)."""
+
+    def __init__(self, binary: Path, base: Path, state_dir=None, port=None, extra_args=()):
+        self.binary = Path(binary)
+        self.base = base
+        self.state_dir = Path(state_dir) if state_dir else base / "state"
+        self.runtime_dir = base / "run"
+        self.unix_path = str(self.runtime_dir / "mvirt.sock")
+        self.unix_addr = "unix:" + self.unix_path
+        self.port = port if port else free_tcp_port()
+        self.tcp_addr = f"127.0.0.1:{self.port}"
+        self.log_path = base / "mvirt-vmm.log"
+        self.notify_path = str(base / "notify.sock")
+        self.extra_args = tuple(extra_args)
+        self.proc = None
+        self.pids = []  # every pid this object spawned
+        self._start_args = ()
+        self._channels = {}
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.runtime_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+    def argv(self, extra_args=()):
+        return [
+            str(self.binary),
+            "--listen", self.unix_addr,
+            "--listen", self.tcp_addr,
+            "--state-dir", str(self.state_dir),
+            "--runtime-dir", str(self.runtime_dir),
+            "-v",
+            *self.extra_args,
+            *extra_args,
+        ]
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def start(self, extra_args=()):
+        """Starts the daemon and waits for READY=1. Raises DaemonStartError (with the exit
+        status and the stderr of this run) if it exits first or is not ready in 30 s."""
+        assert self.proc is None or self.proc.poll() is not None, "daemon already running"
+        self._start_args = tuple(extra_args)
+        argv = self.argv(extra_args)
+        try:
+            os.unlink(self.notify_path)
+        except FileNotFoundError:
+            pass
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(self.notify_path)
+        env = dict(os.environ)
+        env["NOTIFY_SOCKET"] = self.notify_path
+        for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            env.pop(k, None)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        try:
+            with open(self.log_path, "ab") as log:
+                log.write(("=== " + " ".join(argv) + "\n").encode())
+                log.flush()
+                offset = log.tell()
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, close_fds=True
+                )
+            self.pids.append(self.proc.pid)
+            deadline = time.monotonic() + READY_TIMEOUT
+            ready = False
+            notify.settimeout(0.1)
+            while not ready:
+                try:
+                    data = notify.recv(4096)
+                    ready = b"READY=1" in data.split(b"\n")
+                    continue
+                except socket.timeout:
+                    pass
+                rc = self.proc.poll()
+                if rc is not None:
+                    raise DaemonStartError(rc, self._log_since(offset))
+                if time.monotonic() > deadline:
+                    self.proc.kill()
+                    self.proc.wait()
+                    raise DaemonStartError(None, "no READY=1 within %ds\n" % READY_TIMEOUT + self._log_since(offset))
+        finally:
+            notify.close()
+            try:
+                os.unlink(self.notify_path)
+            except FileNotFoundError:
+                pass
+        return self
+
+    def _log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _close_channels(self):
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Sends sig and waits for the exit; returns the exit status (negative: killed by a
+        signal). Raises AssertionError if the daemon had to be SIGKILLed after timeout."""
+        self._close_channels()
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"mvirt-vmm did not exit within {timeout}s of signal {sig}")
+        return self.proc.returncode
+
+    def restart(self):
+        rc = self.stop()
+        assert rc == 0, f"mvirt-vmm exited with {rc} on SIGTERM:\n{self.log_text()}"
+        return self.start(self._start_args)
+
+    def channel(self, addr=None):
+        addr = addr or self.unix_addr
+        if addr not in self._channels:
+            self._channels[addr] = grpc.insecure_channel(addr)
+        return self._channels[addr]
+
+    def call(self, method, request=None, addr=None, timeout=10):
+        """Calls a unary VmService method ("GetVm" or "/mvirt.VmService/GetVm"); request None
+        means an empty request. Returns the response or raises grpc.RpcError."""
+        req_cls, _ = mvirt_proto.method_types(method)
+        if request is None:
+            request = req_cls()
+        return mvirt_proto.unary(self.channel(addr), method)(request, timeout=timeout)
+
+    def _kill(self):
+        """Teardown: SIGTERM, then SIGKILL; never raises."""
+        self._close_channels()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _leftover_processes(binary: Path, marker: str):
+    """pids of live mvirt-vmm processes whose command line mentions marker."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == b"Z":
+            continue
+        if args and os.path.basename(args[0].decode(errors="replace")) == binary.name and any(
+            marker.encode() in a for a in args
+        ):
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="session")
+def build_dir() -> Path:
+    d = Path(os.environ.get("MVIRT_BUILD_DIR", REPO / "build")).resolve()
+    return d
+
+
+@pytest.fixture(scope="session")
+def vmm_binary(build_dir) -> Path:
+    b = build_dir / "src" / "vmm" / "mvirt-vmm"
+    if not os.access(b, os.X_OK):
+        pytest.fail(f"daemon binary {b} not built (set MVIRT_BUILD_DIR)")
+    return b
+
+
+@pytest.fixture
+def make_daemon(request, vmm_binary):
+    """make_daemon(state_dir=None, port=None, extra_args=(), start=True) -> Daemon.
+    extra_args are passed on every start; start() takes more for one run."""
+    created = []
+
+    def factory(state_dir=None, port=None, extra_args=(), start=True):
+        d = Daemon(vmm_binary, make_tmpdir(), state_dir=state_dir, port=port, extra_args=extra_args)
+        created.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield factory
+
+    for d in created:
+        d._kill()
+    failed = _test_failed(request)
+    for d in created:
+        if failed:
+            print(f"----- {d.log_path} -----")
+            print(d.log_text())
+    left = set()
+    live = set(_leftover_processes(vmm_binary, ""))
+    for d in created:
+        left.update(_leftover_processes(vmm_binary, str(d.base)))
+        left.update(live.intersection(d.pids))
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for d in created:
+        shutil.rmtree(d.base, ignore_errors=True)
+    assert not left, f"mvirt-vmm processes left after the test: {sorted(left)}"
+
+
+@pytest.fixture
+def daemon(make_daemon) -> Daemon:
+    return make_daemon()
+
+
+@pytest.fixture
+def vm_files():
+    d = make_tmpdir("mvf")
+    files = {}
+    for name, content in (
+        ("kernel", b"\x7fELF not really a kernel\n"),
+        ("initramfs", b"070701 not really an initramfs\n"),
+        ("disk", b"raw disk bytes\n"),
+        ("disk2", b"\0" * 4096),
+    ):
+        p = d / name
+        p.write_bytes(content)
+        p.chmod(0o644)
+        files[name] = str(p)
+    if shutil.which("qemu-img"):
+        p = d / "disk.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(p), "16M"], check=True)
+        files["qcow2"] = str(p)
+    yield files
+    shutil.rmtree(d, ignore_errors=True)
