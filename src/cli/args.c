@@ -33,7 +33,7 @@ static int add_value(struct args *a, const struct cmd_option *opt, const char *v
 	if (!v)
 		return -ENOMEM;
 	a->values = v;
-	a->values[a->n_values++] = (struct arg_value){ .opt = opt, .value = value };
+	a->values[a->n_values++] = (struct arg_value){.opt = opt, .value = value};
 	return 0;
 }
 
@@ -105,7 +105,7 @@ int args_parse(const struct cmd_option *const *tables, int argc, char **argv, un
 	bool options_done = false;
 	int r;
 
-	*ret = (struct args){ .next = argc };
+	*ret = (struct args){.next = argc};
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
 
@@ -133,7 +133,7 @@ void args_done(struct args *a)
 {
 	free(a->values);
 	free(a->positional);
-	*a = (struct args){ 0 };
+	*a = (struct args){0};
 }
 
 const char *args_get(const struct args *a, const char *name)

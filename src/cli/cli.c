@@ -15,10 +15,10 @@
 #define DEFAULT_TCP "127.0.0.1:50051"
 
 const struct cmd_option cli_global_options[] = {
-	{ "server", 's', "ADDR", "daemon address: unix:/path, /path or host:port" },
-	{ "output", 'o', "FORMAT", "output format: table (default) or json" },
-	{ "help", 'h', NULL, "show this help" },
-	{ NULL },
+	{"server", 's', "ADDR", "daemon address: unix:/path, /path or host:port"},
+	{"output", 'o', "FORMAT", "output format: table (default) or json"},
+	{"help", 'h', NULL, "show this help"},
+	{NULL},
 };
 
 const struct cmd_entry *cmd_find(const char *name)
@@ -58,6 +58,36 @@ int cli_usage_error(const struct cli *cli, const char *fmt, ...)
 	else
 		fputs("Run 'mvirt --help' for usage.\n", stderr);
 	return CLI_EXIT_USAGE;
+}
+
+int cli_parse_u64(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (*end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int cli_parse_u32(const char *s, uint32_t *ret)
+{
+	uint64_t v;
+	int r;
+
+	if ((r = cli_parse_u64(s, &v)) < 0)
+		return r;
+	if (v > UINT32_MAX)
+		return -ERANGE;
+	*ret = (uint32_t)v;
+	return 0;
 }
 
 static bool is_socket(const char *path)
@@ -116,8 +146,9 @@ static int resolve_server(struct cli *cli)
 
 	r = addr ? server_target(addr, &cli->server) : default_server(&addr, &cli->server);
 	if (r == -EINVAL)
-		return cli_usage_error(cli, "invalid server address '%s' (unix:/path, /path or "
-					    "host:port)",
+		return cli_usage_error(cli,
+				       "invalid server address '%s' (unix:/path, /path or "
+				       "host:port)",
 				       strempty(addr));
 	if (r < 0)
 		return cli_error("cannot determine the server address: %s", strerror(-r));
@@ -174,21 +205,45 @@ int cli_print_result(const struct cli *cli, const ProtobufCMessage *msg,
 	return CLI_EXIT_OK;
 }
 
+#define HELP_COLUMN 28
+#define HELP_WIDTH 100
+
+/* Prints text from column HELP_COLUMN, wrapped at word boundaries before HELP_WIDTH. */
+static void print_wrapped(const char *text, FILE *f)
+{
+	size_t col = HELP_COLUMN;
+
+	while (*text) {
+		size_t word = strcspn(text, " ");
+
+		if (col > HELP_COLUMN && col + 1 + word > HELP_WIDTH) {
+			fprintf(f, "\n%*s", HELP_COLUMN, "");
+			col = HELP_COLUMN;
+		} else if (col > HELP_COLUMN) {
+			fputc(' ', f);
+			col++;
+		}
+		fprintf(f, "%.*s", (int)word, text);
+		col += word;
+		text += word;
+		text += strspn(text, " ");
+	}
+	fputc('\n', f);
+}
+
 static void print_options(const struct cmd_option *opts, FILE *f)
 {
 	for (const struct cmd_option *o = opts; o->name; o++) {
 		char left[64];
 
-		if (o->short_name)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
-				 o->metavar ? " " : "", strempty(o->metavar));
+		snprintf(left, sizeof(left), "%c%c%c --%s%s%s", o->short_name ? '-' : ' ',
+			 o->short_name ? o->short_name : ' ', o->short_name ? ',' : ' ', o->name,
+			 o->metavar ? " " : "", strempty(o->metavar));
+		if (strlen(left) + 4 <= HELP_COLUMN)
+			fprintf(f, "  %-*s", HELP_COLUMN - 2, left);
 		else
-			snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->metavar ? " " : "",
-				 strempty(o->metavar));
-		if (strlen(left) <= 24)
-			fprintf(f, "  %-24s  %s\n", left, o->help);
-		else
-			fprintf(f, "  %s\n  %-24s  %s\n", left, "", o->help);
+			fprintf(f, "  %s\n%*s", left, HELP_COLUMN, "");
+		print_wrapped(o->help, f);
 	}
 }
 

@@ -7,6 +7,7 @@
  * result to stdout and their errors to stderr and return an exit status (enum cli_exit). */
 #pragma once
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "args.h"
@@ -30,10 +31,10 @@ struct cli;
 
 struct cmd_entry {
 	const char *name;
-	const char *alias;   /* NULL: none */
-	const char *usage;   /* what follows the name in the usage line: "NAME|ID" */
-	const char *summary; /* one line, for the command list */
-	const char *help;    /* paragraph(s) under the usage line; NULL: the summary */
+	const char *alias;                /* NULL: none */
+	const char *usage;                /* what follows the name in the usage line: "NAME|ID" */
+	const char *summary;              /* one line, for the command list */
+	const char *help;                 /* paragraph(s) under the usage line; NULL: the summary */
 	const struct cmd_option *options; /* NULL-name-terminated; NULL: none */
 	int min_args;
 	int max_args; /* -1: unlimited */
@@ -94,6 +95,10 @@ int cli_usage_error(const struct cli *cli, const char *fmt, ...) _printf_(2, 3);
  * nothing to print). Returns an exit status. */
 int cli_print_result(const struct cli *cli, const ProtobufCMessage *msg,
 		     void (*table)(const ProtobufCMessage *msg));
+
+/* Parses a decimal number without sign or junk. Returns 0, -EINVAL or -ERANGE. */
+int cli_parse_u32(const char *s, uint32_t *ret);
+int cli_parse_u64(const char *s, uint64_t *ret);
 
 /* Shared by show and create: the key: value block of a VM. */
 void cmd_show_print_vm(const Mvirt__Vm *vm);

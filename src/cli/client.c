@@ -40,14 +40,14 @@ static void quiet_log(gpr_log_func_args *args)
 int client_new(const char *target, struct client **ret)
 {
 	grpc_arg args[] = {
-		{ .type = GRPC_ARG_INTEGER,
-		  .key = (char *)GRPC_ARG_ENABLE_HTTP_PROXY,
-		  .value.integer = 0 },
-		{ .type = GRPC_ARG_INTEGER,
-		  .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-		  .value.integer = CLIENT_MESSAGE_MAX },
+		{.type = GRPC_ARG_INTEGER,
+		 .key = (char *)GRPC_ARG_ENABLE_HTTP_PROXY,
+		 .value.integer = 0},
+		{.type = GRPC_ARG_INTEGER,
+		 .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+		 .value.integer = CLIENT_MESSAGE_MAX},
 	};
-	grpc_channel_args chargs = { .num_args = ELEMENTSOF(args), .args = args };
+	grpc_channel_args chargs = {.num_args = ELEMENTSOF(args), .args = args};
 	grpc_channel_credentials *creds;
 	struct client *c;
 
@@ -162,12 +162,12 @@ int client_call(struct client *c, const ProtobufCServiceDescriptor *service, con
 	const char *error_string = NULL;
 	grpc_slice method_slice;
 	grpc_call *call;
-	grpc_op ops[6] = { 0 };
+	grpc_op ops[6] = {0};
 	grpc_event ev;
 	char *msg;
 	int r;
 
-	*st = (struct client_status){ .code = GRPC_STATUS_OK };
+	*st = (struct client_status){.code = GRPC_STATUS_OK};
 	md = protobuf_c_service_descriptor_get_method_by_name(service, method);
 	if (!md || req->descriptor != md->input) {
 		status_set(st, GRPC_STATUS_INTERNAL, "no such method");
@@ -216,8 +216,8 @@ int client_call(struct client *c, const ProtobufCServiceDescriptor *service, con
 	ops[5].data.recv_status_on_client.status_details = &details;
 	ops[5].data.recv_status_on_client.error_string = &error_string;
 
-	if (!call || grpc_call_start_batch(call, ops, ELEMENTSOF(ops), &tag_call, NULL) !=
-			     GRPC_CALL_OK) {
+	if (!call ||
+	    grpc_call_start_batch(call, ops, ELEMENTSOF(ops), &tag_call, NULL) != GRPC_CALL_OK) {
 		status_set(st, GRPC_STATUS_INTERNAL, "cannot start the call");
 		r = -EIO;
 		goto finish;

@@ -5,7 +5,7 @@
 static void print_table(const ProtobufCMessage *msg)
 {
 	const Mvirt__ListVmsResponse *resp = (const Mvirt__ListVmsResponse *)msg;
-	static const char *const headers[] = { "NAME", "STATE", "VCPUS", "MEMORY", "ID" };
+	static const char *const headers[] = {"NAME", "STATE", "VCPUS", "MEMORY", "ID"};
 	struct table *t = table_new(ELEMENTSOF(headers), headers);
 
 	if (!t) {
@@ -21,8 +21,8 @@ static void print_table(const ProtobufCMessage *msg)
 			snprintf(vcpus, sizeof(vcpus), "%u", vm->config->vcpus);
 			output_format_mib(vm->config->memory_mb, memory, sizeof(memory));
 		}
-		if (table_add_row(t, (const char *const[]){ vm->name, state, vcpus, memory,
-							    vm->id }) < 0) {
+		if (table_add_row(
+			    t, (const char *const[]){vm->name, state, vcpus, memory, vm->id}) < 0) {
 			cli_error("out of memory");
 			break;
 		}

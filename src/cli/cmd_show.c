@@ -30,8 +30,8 @@ static void print_disks(const Mvirt__VmConfig *c)
 	for (size_t i = 0; i < c->n_disks; i++, n++) {
 		const Mvirt__Disk *d = c->disks[i];
 
-		output_kv(n == 0 ? "disks" : "", "%s (%s, %s)", d->path, disk_format_name(d->format),
-			  d->readonly ? "ro" : "rw");
+		output_kv(n == 0 ? "disks" : "", "%s (%s, %s)", d->path,
+			  disk_format_name(d->format), d->readonly ? "ro" : "rw");
 	}
 	if (n == 0)
 		output_kv("disks", "-");
@@ -42,7 +42,8 @@ static void print_nics(const Mvirt__VmConfig *c)
 	for (size_t i = 0; i < c->n_nics; i++) {
 		const Mvirt__Nic *nic = c->nics[i];
 
-		output_kv(i == 0 ? "nics" : "", "%s=%s mac=%s", isempty(nic->tap) ? "network" : "tap",
+		output_kv(i == 0 ? "nics" : "", "%s=%s mac=%s",
+			  isempty(nic->tap) ? "network" : "tap",
 			  isempty(nic->tap) ? nic->network : nic->tap, output_dash(nic->mac));
 	}
 	if (c->n_nics == 0)

@@ -2,15 +2,19 @@
  *
  *   mvirt [-s|--server ADDR] [-o|--output table|json] COMMAND [ARGS]
  *
- * Owns the command table, the parsing of global options (before and after the command name),
- * --help, the choice of the daemon's address, and the process exit status (enum cli_exit). */
+ * Owns the command table, the parsing of global options (before and after the command name) and
+ * of the command's options, --help, and the process exit status (enum cli_exit). The daemon's
+ * address is chosen at the first call (cli.c). */
 #include "cli.h"
 
 const struct cmd_entry *const cmd_table[] = {
-	&cmd_list_entry,   &cmd_create_entry, &cmd_show_entry,    &cmd_delete_entry,
-	&cmd_start_entry,  &cmd_stop_entry,   &cmd_kill_entry,    &cmd_reboot_entry,
-	&cmd_pause_entry,  &cmd_resume_entry, &cmd_version_entry, &cmd_sysinfo_entry,
-	&cmd_help_entry,   NULL,
+	&cmd_list_entry,    &cmd_create_entry,
+	&cmd_show_entry,    &cmd_delete_entry,
+	&cmd_start_entry,   &cmd_stop_entry,
+	&cmd_kill_entry,    &cmd_reboot_entry,
+	&cmd_pause_entry,   &cmd_resume_entry,
+	&cmd_version_entry, &cmd_sysinfo_entry,
+	&cmd_help_entry,    NULL,
 };
 
 /* Applies the global options found in a (last one wins). Returns 0 or an exit status. */
@@ -27,7 +31,8 @@ static int apply_globals(struct cli *cli, const struct args *a, bool *help)
 			else if (streq(v->value, "json"))
 				cli->output = CLI_OUTPUT_JSON;
 			else
-				return cli_usage_error(cli, "unknown output format '%s' (table or json)",
+				return cli_usage_error(cli,
+						       "unknown output format '%s' (table or json)",
 						       v->value);
 		} else if (streq(v->opt->name, "help")) {
 			*help = true;
@@ -38,16 +43,17 @@ static int apply_globals(struct cli *cli, const struct args *a, bool *help)
 
 static int run(struct cli *cli, int argc, char **argv)
 {
-	const struct cmd_option *const global_tables[] = { cli_global_options, NULL };
-	static const struct cmd_option no_options[] = { { NULL } };
-	struct args globals = { 0 }, cmd_args = { 0 };
+	const struct cmd_option *const global_tables[] = {cli_global_options, NULL};
+	static const struct cmd_option no_options[] = {{NULL}};
+	const struct cmd_option *cmd_tables[3] = {NULL};
+	struct args globals = {0}, cmd_args = {0};
 	const struct cmd_entry *e;
-	struct mv_error err = { 0 };
+	struct mv_error err = {0};
 	bool help = false;
 	int r;
 
-	if (args_parse(global_tables, argc - 1, argv + 1, ARGS_STOP_AT_POSITIONAL, &globals,
-		       &err) < 0) {
+	if (args_parse(global_tables, argc - 1, argv + 1, ARGS_STOP_AT_POSITIONAL, &globals, &err) <
+	    0) {
 		r = cli_usage_error(cli, "%s", err.msg[0] ? err.msg : "out of memory");
 		goto out;
 	}
@@ -69,10 +75,10 @@ static int run(struct cli *cli, int argc, char **argv)
 	}
 	cli->cmd = e;
 
-	const struct cmd_option *const cmd_tables[] = { e->options ? e->options : no_options,
-							cli_global_options, NULL };
-	if (args_parse(cmd_tables, argc - 2 - globals.next, argv + 2 + globals.next, 0, &cmd_args,
-		       &err) < 0) {
+	cmd_tables[0] = e->options ? e->options : no_options;
+	cmd_tables[1] = cli_global_options;
+	if (args_parse((const struct cmd_option *const *)cmd_tables, argc - 2 - globals.next,
+		       argv + 2 + globals.next, 0, &cmd_args, &err) < 0) {
 		r = cli_usage_error(cli, "%s", err.msg[0] ? err.msg : "out of memory");
 		goto out;
 	}
@@ -103,7 +109,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct cli cli = { .output = CLI_OUTPUT_TABLE };
+	struct cli cli = {.output = CLI_OUTPUT_TABLE};
 	int r;
 
 	r = run(&cli, argc, argv);

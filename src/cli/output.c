@@ -91,7 +91,11 @@ void output_kv(const char *key, const char *fmt, ...)
 	size_t len = strlen(key) + 1;
 	va_list ap;
 
-	printf("%s:%*s", key, len < OUTPUT_KEY_WIDTH ? (int)(OUTPUT_KEY_WIDTH - len) : 1, "");
+	if (*key)
+		printf("%s:%*s", key, len < OUTPUT_KEY_WIDTH ? (int)(OUTPUT_KEY_WIDTH - len) : 1,
+		       "");
+	else
+		printf("%*s", OUTPUT_KEY_WIDTH, "");
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
@@ -105,8 +109,7 @@ int output_json(const ProtobufCMessage *msg)
 
 	if ((r = pbjson_from_message(msg, &obj)) < 0)
 		return r;
-	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
-							 JSON_C_TO_STRING_SPACED |
+	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 							 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(obj);
 	return 0;

@@ -10,7 +10,7 @@
 #include "macro.h"
 #include "mvirt.pb-c.h"
 
-#define OUTPUT_KEY_WIDTH 11
+#define OUTPUT_KEY_WIDTH 12
 
 struct table;
 
@@ -22,7 +22,8 @@ int table_add_row(struct table *t, const char *const *cells);
 void table_print(const struct table *t);
 void table_free(struct table *t);
 
-/* "key:" padded to OUTPUT_KEY_WIDTH, then the formatted value and a newline. */
+/* "key:" padded to OUTPUT_KEY_WIDTH, then the formatted value and a newline. An empty key
+ * continues the previous one (blank padding, no colon). */
 void output_kv(const char *key, const char *fmt, ...) _printf_(2, 3);
 
 /* Prints msg as pretty JSON on stdout. Returns 0 or -errno. */

@@ -50,7 +50,8 @@ static struct json_object *new_number(double v, int min_digits, int max_digits, 
 
 static struct json_object *new_base64(const ProtobufCBinaryData *b)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	_cleanup_free_ char *out = NULL;
 	struct json_object *o;
 	size_t i, j = 0;
@@ -61,8 +62,8 @@ static struct json_object *new_base64(const ProtobufCBinaryData *b)
 	if (!out)
 		return NULL;
 	for (i = 0; i + 2 < b->len; i += 3) {
-		uint32_t v = (uint32_t)b->data[i] << 16 | (uint32_t)b->data[i + 1] << 8 |
-			     b->data[i + 2];
+		uint32_t v =
+			(uint32_t)b->data[i] << 16 | (uint32_t)b->data[i + 1] << 8 | b->data[i + 2];
 		out[j++] = tab[v >> 18 & 63];
 		out[j++] = tab[v >> 12 & 63];
 		out[j++] = tab[v >> 6 & 63];

@@ -29,6 +29,7 @@ enum tag_kind {
 	TAG_RECV,
 	TAG_SEND,
 	TAG_CLOSE,
+	TAG_RELEASE, /* posted by the loop itself: a held call was answered after it closed */
 	TAG_SERVER_SHUTDOWN,
 };
 
@@ -53,7 +54,7 @@ struct api_call {
 	char *method_name; /* copy of details.method, for logs */
 	const struct api_method *method;
 
-	struct api_tag t_new, t_recv, t_send, t_close;
+	struct api_tag t_new, t_recv, t_send, t_close, t_release;
 	grpc_byte_buffer *recv_buf;
 	int cancelled;
 
@@ -69,6 +70,7 @@ struct api_call {
 	bool status_queued; /* the handler ended the call */
 	bool status_sent;   /* SEND_STATUS is in a started batch */
 	bool closed;        /* RECV_CLOSE_ON_SERVER completed */
+	bool held;          /* api_call_hold(): not freed before the handler answers */
 	grpc_status_code status;
 	unsigned pending; /* outstanding batches, t_close included */
 
@@ -102,6 +104,8 @@ struct api_server {
 
 /* ---- completion-queue thread ---- */
 
+static void push_tag(struct api_server *srv, struct api_tag *tag);
+
 static void *cq_thread(void *arg)
 {
 	struct api_server *srv = arg;
@@ -115,24 +119,31 @@ static void *cq_thread(void *arg)
 			continue;
 
 		struct api_tag *tag = ev.tag;
-		bool was_empty;
 
 		tag->ok = ev.success != 0;
-		tag->next = NULL;
-		pthread_mutex_lock(&srv->lock);
-		was_empty = !srv->fifo_head;
-		if (srv->fifo_tail)
-			srv->fifo_tail->next = tag;
-		else
-			srv->fifo_head = tag;
-		srv->fifo_tail = tag;
-		pthread_mutex_unlock(&srv->lock);
-		if (was_empty) {
-			uint64_t one = 1;
-			(void)!write(srv->wake_fd, &one, sizeof(one));
-		}
+		push_tag(srv, tag);
 	}
 	return NULL;
+}
+
+/* Appends tag to the FIFO the loop drains; callable from any thread. */
+static void push_tag(struct api_server *srv, struct api_tag *tag)
+{
+	bool was_empty;
+
+	tag->next = NULL;
+	pthread_mutex_lock(&srv->lock);
+	was_empty = !srv->fifo_head;
+	if (srv->fifo_tail)
+		srv->fifo_tail->next = tag;
+	else
+		srv->fifo_head = tag;
+	srv->fifo_tail = tag;
+	pthread_mutex_unlock(&srv->lock);
+	if (was_empty) {
+		uint64_t one = 1;
+		(void)!write(srv->wake_fd, &one, sizeof(one));
+	}
 }
 
 /* ---- calls ---- */
@@ -168,7 +179,10 @@ grpc_status_code api_status_from_errno(int code)
 	case ETIMEDOUT:
 		return GRPC_STATUS_DEADLINE_EXCEEDED;
 	case ECANCELED:
-		return GRPC_STATUS_CANCELLED;
+		return GRPC_STATUS_ABORTED;
+	case ENOEXEC:
+	case ENOMEDIUM:
+		return GRPC_STATUS_FAILED_PRECONDITION;
 	default:
 		return GRPC_STATUS_INTERNAL;
 	}
@@ -186,6 +200,7 @@ static struct api_call *call_new(struct api_server *srv, bool deny)
 	c->t_recv = (struct api_tag){.kind = TAG_RECV, .call = c};
 	c->t_send = (struct api_tag){.kind = TAG_SEND, .call = c};
 	c->t_close = (struct api_tag){.kind = TAG_CLOSE, .call = c};
+	c->t_release = (struct api_tag){.kind = TAG_RELEASE, .call = c};
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->request_md);
 	return c;
@@ -237,7 +252,7 @@ static bool call_maybe_free(struct api_call *c)
 {
 	struct api_server *srv = c->srv;
 
-	if (!c->closed || c->pending > 0)
+	if (!c->closed || c->pending > 0 || c->held)
 		return false;
 	call_free(c);
 	server_check_shutdown(srv);
@@ -298,15 +313,31 @@ static void call_pump(struct api_call *c)
 
 static void call_end(struct api_call *c, grpc_status_code status, const char *details)
 {
-	if (c->status_queued || c->closed)
-		return;
-	c->status_queued = true;
-	c->status = status;
-	if (details && *details) {
-		c->status_slice = grpc_slice_from_copied_string(details);
-		c->has_status_slice = true;
+	if (!c->status_queued && !c->closed) {
+		c->status_queued = true;
+		c->status = status;
+		if (details && *details) {
+			c->status_slice = grpc_slice_from_copied_string(details);
+			c->has_status_slice = true;
+		}
+		call_pump(c);
 	}
-	call_pump(c);
+	if (c->held) {
+		c->held = false;
+		/* Freed from the loop's next turn, never under the caller's feet. */
+		if (c->closed && c->pending == 0)
+			push_tag(c->srv, &c->t_release);
+	}
+}
+
+void api_call_hold(struct api_call *call)
+{
+	call->held = true;
+}
+
+bool api_call_is_cancelled(struct api_call *call)
+{
+	return call->closed;
 }
 
 void api_call_finish(struct api_call *call, grpc_status_code status, const char *details)
@@ -538,6 +569,8 @@ static void on_tag(struct api_server *srv, struct api_tag *tag)
 			queue_clear(c);
 		else
 			call_pump(c);
+		break;
+	case TAG_RELEASE:
 		break;
 	case TAG_CLOSE:
 		c->pending--;

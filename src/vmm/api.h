@@ -69,6 +69,12 @@ const char *api_call_method(struct api_call *call);
 void api_call_set_data(struct api_call *call, void *data);
 void *api_call_get_data(struct api_call *call);
 
+/* The handler answers later (after asynchronous work): the call stays valid until it is
+ * answered, even if the client goes away meanwhile (answers to a gone client are dropped). */
+void api_call_hold(struct api_call *call);
+/* True once the client is gone (cancelled, deadline exceeded, connection lost). */
+bool api_call_is_cancelled(struct api_call *call);
+
 /* Unary: sends msg and status OK. */
 void api_call_reply(struct api_call *call, const ProtobufCMessage *msg);
 /* Ends the call with status and a message (printf-style). */
@@ -88,7 +94,7 @@ void api_call_finish(struct api_call *call, grpc_status_code status, const char 
 size_t api_call_queued(struct api_call *call);
 
 /* -EINVAL → INVALID_ARGUMENT, -ENOENT → NOT_FOUND, -EEXIST → ALREADY_EXISTS,
- * -EBUSY/-EALREADY/-ECHILD → FAILED_PRECONDITION, -EOPNOTSUPP/-ENOSYS → UNIMPLEMENTED,
+ * -EBUSY/-EALREADY/-ECHILD/-ENOEXEC/-ENOMEDIUM → FAILED_PRECONDITION, -ECANCELED → ABORTED, -EOPNOTSUPP/-ENOSYS → UNIMPLEMENTED,
  * -EACCES/-EPERM → PERMISSION_DENIED, -ENOSPC/-EDQUOT → RESOURCE_EXHAUSTED,
  * -ESHUTDOWN → UNAVAILABLE, -ETIMEDOUT → DEADLINE_EXCEEDED, anything else → INTERNAL. */
 grpc_status_code api_status_from_errno(int code);

@@ -231,6 +231,7 @@ int api_convert_vm_to_pb(const struct vm_record *r, Mvirt__Vm *ret)
 	Mvirt__Vm vm = MVIRT__VM__INIT;
 
 	vm.state = (Mvirt__VmState)r->state;
+	vm.pid = r->process.pid > 0 ? (uint32_t)r->process.pid : 0;
 	if (str_to_pb(r->id, &vm.id) < 0 || str_to_pb(r->name, &vm.name) < 0 ||
 	    str_to_pb(r->state_reason, &vm.state_reason) < 0)
 		goto fail;

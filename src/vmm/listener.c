@@ -34,7 +34,7 @@ static int parse_address(const char *addr, union sockaddr_any *sa, struct mv_err
 {
 	const char *path = NULL;
 	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *port_s;
+	const char *colon, *port_s, *h = addr;
 	char *end;
 	unsigned long port;
 	size_t hl;
@@ -72,12 +72,12 @@ static int parse_address(const char *addr, union sockaddr_any *sa, struct mv_err
 	if (addr[0] == '[') {
 		if (hl < 2 || addr[hl - 1] != ']')
 			return mv_err(err, -EINVAL, "listen address '%s': unbalanced '['", addr);
-		addr++;
+		h++;
 		hl -= 2;
 	}
 	if (hl >= sizeof(host))
 		return mv_err(err, -EINVAL, "listen address '%s': invalid host", addr);
-	memcpy(host, addr, hl);
+	memcpy(host, h, hl);
 	host[hl] = '\0';
 	if (streq(host, "localhost"))
 		memcpy(host, "127.0.0.1", sizeof("127.0.0.1"));

@@ -20,7 +20,7 @@
 #include "macro.h"
 
 #define STORE_BUSY_TIMEOUT_MS 100
-#define STORE_CHECK_MSG_MAX 512
+#define STORE_CHECK_MSG_MAX 320
 #define STORE_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define STORE_JSON_KEY (JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY)
 
@@ -35,7 +35,8 @@ struct store {
 	json_tokener *tok;
 };
 
-/* Step i takes the schema from version - 1 to version; applied in order, in one transaction. */
+/* Each step takes the schema from version - 1 to version; store_migrate applies the steps a file
+ * lacks, in order, in one transaction. */
 static const struct migration {
 	int version;
 	const char *sql;
@@ -48,16 +49,23 @@ static const struct migration {
 	    " created_at_us INTEGER NOT NULL,"
 	    " started_at_us INTEGER NOT NULL DEFAULT 0,"
 	    " config TEXT NOT NULL)"},
+	/* The hypervisor process of a running VM, for re-adoption after a restart. */
+	{2, "ALTER TABLE vms ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;"
+	    "ALTER TABLE vms ADD COLUMN pid_starttime INTEGER NOT NULL DEFAULT 0;"
+	    "ALTER TABLE vms ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''"},
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration per version");
 
-#define VM_COLUMNS "id, name, state, state_reason, created_at_us, started_at_us, config"
+#define VM_COLUMNS                                                                                 \
+	"id, name, state, state_reason, created_at_us, started_at_us, config, pid, pid_starttime," \
+	" boot_id"
 
 static const char sql_save[] =
-	"INSERT INTO vms (" VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	"INSERT INTO vms (" VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 	" ON CONFLICT(id) DO UPDATE SET name = excluded.name, state = excluded.state,"
 	" state_reason = excluded.state_reason, created_at_us = excluded.created_at_us,"
-	" started_at_us = excluded.started_at_us, config = excluded.config";
+	" started_at_us = excluded.started_at_us, config = excluded.config, pid = excluded.pid,"
+	" pid_starttime = excluded.pid_starttime, boot_id = excluded.boot_id";
 static const char sql_delete[] = "DELETE FROM vms WHERE id = ?1";
 static const char sql_load_all[] = "SELECT " VM_COLUMNS " FROM vms ORDER BY name";
 static const char sql_find_name[] = "SELECT id FROM vms WHERE name = ?1";
@@ -114,14 +122,29 @@ static int read_user_version(struct store *s, int *ret, struct mv_error *err)
 	return r;
 }
 
-/* Appends "; "-separated quick_check rows to buf (truncated to size). */
+/* Appends row to the "; "-separated list in buf, on one line, ending in "..." when cut. */
 static void append_row(char *buf, size_t size, const char *row)
 {
 	size_t n = strlen(buf);
 
-	if (n + 1 >= size)
+	if (n + 6 > size)
 		return;
-	snprintf(buf + n, size - n, "%s%s", n > 0 ? "; " : "", row);
+	if (n > 0) {
+		buf[n++] = ';';
+		buf[n++] = ' ';
+	}
+	for (; *row && n + 6 <= size; row++) {
+		if (*row == '\n') {
+			buf[n++] = ';';
+			buf[n++] = ' ';
+		} else
+			buf[n++] = *row;
+	}
+	if (*row) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
 }
 
 static int run_quick_check(struct store *s, struct mv_error *err)
@@ -649,6 +672,12 @@ int store_vm_save(struct store *s, const struct vm_record *vm, struct mv_error *
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(st, 7, text, (int)len, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 8, vm->process.pid);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 9, (sqlite3_int64)vm->process.starttime);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 10, vm->process.boot_id, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
 		r = 0;
@@ -724,6 +753,11 @@ static int row_to_record(struct store *s, sqlite3_stmt *st, struct vm_record *vm
 	vm->state = (enum vm_state)state;
 	vm->created_at_us = sqlite3_column_int64(st, 4);
 	vm->started_at_us = sqlite3_column_int64(st, 5);
+	vm->process.pid = (int32_t)sqlite3_column_int64(st, 7);
+	vm->process.starttime = (uint64_t)sqlite3_column_int64(st, 8);
+	text = (const char *)sqlite3_column_text(st, 9);
+	if (text && strlen(text) < sizeof(vm->process.boot_id))
+		memcpy(vm->process.boot_id, text, strlen(text) + 1);
 
 	text = (const char *)sqlite3_column_text(st, 6);
 	len = sqlite3_column_bytes(st, 6);

@@ -15,7 +15,7 @@
 #include "err.h"
 #include "vmdef.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 

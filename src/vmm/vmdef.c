@@ -145,6 +145,7 @@ int vmdef_record_copy(struct vm_record *dst, const struct vm_record *src)
 		.state = src->state,
 		.created_at_us = src->created_at_us,
 		.started_at_us = src->started_at_us,
+		.process = src->process,
 	};
 
 	memcpy(r.id, src->id, sizeof(r.id));
@@ -189,5 +190,7 @@ bool vmdef_record_equal(const struct vm_record *a, const struct vm_record *b)
 	return streq(a->id, b->id) && str_equal(a->name, b->name) && a->state == b->state &&
 	       str_equal(a->state_reason, b->state_reason) &&
 	       a->created_at_us == b->created_at_us && a->started_at_us == b->started_at_us &&
+	       a->process.pid == b->process.pid && a->process.starttime == b->process.starttime &&
+	       streq(a->process.boot_id, b->process.boot_id) &&
 	       vmdef_config_equal(&a->config, &b->config);
 }

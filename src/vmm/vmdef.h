@@ -55,6 +55,14 @@ struct vm_config {
 	char *user_data;
 };
 
+/* The hypervisor process of a running VM, as identified across daemon restarts: pid plus
+ * its start time (clock ticks after boot) plus the boot id. pid 0: no process. */
+struct vm_process {
+	int32_t pid;
+	uint64_t starttime;
+	char boot_id[37];
+};
+
 /* A VM as stored and as returned by the API. Timestamps are microseconds since the epoch;
  * started_at_us is 0 when the VM was never started. */
 struct vm_record {
@@ -65,6 +73,7 @@ struct vm_record {
 	struct vm_config config;
 	int64_t created_at_us;
 	int64_t started_at_us;
+	struct vm_process process;
 };
 
 const char *vm_state_name(enum vm_state state);        /* "running"; "unknown" if out of range */

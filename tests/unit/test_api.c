@@ -1,1 +1,189 @@
-int main(void) { return 0; }
+/* Unit tests for the daemon's edges that need no running server: the errno → gRPC status
+ * map (api.c), listen-address parsing (listener.c) and configuration parsing (config.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "config.h"
+#include "listener.h"
+
+static void test_status_map(void **state)
+{
+	(void)state;
+	assert_int_equal(api_status_from_errno(-EINVAL), GRPC_STATUS_INVALID_ARGUMENT);
+	assert_int_equal(api_status_from_errno(-ENOENT), GRPC_STATUS_NOT_FOUND);
+	assert_int_equal(api_status_from_errno(-EEXIST), GRPC_STATUS_ALREADY_EXISTS);
+	assert_int_equal(api_status_from_errno(-EBUSY), GRPC_STATUS_FAILED_PRECONDITION);
+	assert_int_equal(api_status_from_errno(-EOPNOTSUPP), GRPC_STATUS_UNIMPLEMENTED);
+	assert_int_equal(api_status_from_errno(-EACCES), GRPC_STATUS_PERMISSION_DENIED);
+	assert_int_equal(api_status_from_errno(-ENOSPC), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_int_equal(api_status_from_errno(-ESHUTDOWN), GRPC_STATUS_UNAVAILABLE);
+	assert_int_equal(api_status_from_errno(-EIO), GRPC_STATUS_INTERNAL);
+	assert_int_equal(api_status_from_errno(-EUCLEAN), GRPC_STATUS_INTERNAL);
+}
+
+static void test_listen_addresses(void **state)
+{
+	static const char *const good[] = {
+		"unix:/run/mvirt/mvirt.sock",
+		"/tmp/x.sock",
+		"127.0.0.1:50051",
+		"localhost:1",
+		"127.1.2.3:65535",
+		"[::1]:50051",
+	};
+	static const struct {
+		const char *addr, *needle;
+	} bad[] = {
+		{"0.0.0.0:50051", "not a loopback"},
+		{"192.168.1.1:50051", "not a loopback"},
+		{"[::]:50051", "not a loopback"},
+		{"127.0.0.1:0", "invalid port"},
+		{"127.0.0.1:65536", "invalid port"},
+		{"127.0.0.1:", "invalid port"},
+		{"127.0.0.1", "expected"},
+		{"unix:relative.sock", "absolute"},
+		{"example.com:80", "not an IP address"},
+		{"[::1:80", "unbalanced"},
+	};
+	char longpath[200];
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+		struct mv_error err = {0};
+		int r = listener_check_address(good[i], &err);
+		if (r < 0)
+			fail_msg("%s: %s", good[i], err.msg);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		struct mv_error err = {0};
+		assert_int_equal(listener_check_address(bad[i].addr, &err), -EINVAL);
+		if (!strstr(err.msg, bad[i].needle) || !strstr(err.msg, bad[i].addr))
+			fail_msg("%s: unexpected message '%s'", bad[i].addr, err.msg);
+	}
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	struct mv_error err = {0};
+	assert_int_equal(listener_check_address(longpath, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "too long"));
+}
+
+static int parse(struct daemon_config *cfg, struct mv_error *err, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = (char *)"mvirt-vmm";
+	va_start(ap, err);
+	for (char *a; (a = va_arg(ap, char *));)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	return config_parse(argc, argv, cfg, err);
+}
+
+static void test_config_cli(void **state)
+{
+	struct daemon_config cfg;
+	struct mv_error err = {0};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--state-dir", "/s", "--runtime-dir", "/r", "-l",
+			       "unix:/r/a.sock", "--listen", "127.0.0.1:7", "--hypervisor", "/h",
+			       "--group", "", "-v", NULL),
+			 CONFIG_RUN);
+	assert_string_equal(cfg.state_dir, "/s");
+	assert_string_equal(cfg.runtime_dir, "/r");
+	assert_string_equal(cfg.listen[0], "unix:/r/a.sock");
+	assert_string_equal(cfg.listen[1], "127.0.0.1:7");
+	assert_null(cfg.listen[2]);
+	assert_string_equal(cfg.hypervisor, "/h");
+	assert_string_equal(cfg.group, "");
+	assert_int_equal(cfg.verbose, 1);
+	config_done(&cfg);
+
+	/* Defaults: the listen list follows the runtime directory. */
+	assert_int_equal(parse(&cfg, &err, "--runtime-dir", "/rt", NULL), CONFIG_RUN);
+	assert_string_equal(cfg.listen[0], "unix:/rt/mvirt.sock");
+	assert_string_equal(cfg.listen[1], "127.0.0.1:50051");
+	assert_string_equal(cfg.hypervisor, "/usr/bin/cloud-hypervisor");
+	assert_string_equal(cfg.group, "mvirt");
+	config_done(&cfg);
+
+	assert_int_equal(parse(&cfg, &err, "--bogus", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "--bogus"));
+	config_done(&cfg);
+	mv_error_clear(&err);
+	assert_int_equal(parse(&cfg, &err, "--state-dir", "relative", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "state-dir"));
+	config_done(&cfg);
+	mv_error_clear(&err);
+	assert_int_equal(parse(&cfg, &err, "stray", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "stray"));
+	config_done(&cfg);
+}
+
+static void test_config_file(void **state)
+{
+	char path[] = "/tmp/mvirt-test-config-XXXXXX";
+	struct daemon_config cfg;
+	struct mv_error err = {0};
+	int fd = mkstemp(path);
+	FILE *f;
+
+	(void)state;
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs("# comment\n"
+	      "state_dir = /from/file\n"
+	      "runtime-dir = \"/rt/file\"\n"
+	      "listen = unix:/rt/file/x.sock\n"
+	      "listen = 127.0.0.1:9\n"
+	      "\n"
+	      "hypervisor=/bin/ch\n",
+	      f);
+	fclose(f);
+
+	/* The command line wins over the file. */
+	assert_int_equal(parse(&cfg, &err, "--config", path, "--hypervisor", "/cli/ch", NULL),
+			 CONFIG_RUN);
+	assert_string_equal(cfg.state_dir, "/from/file");
+	assert_string_equal(cfg.runtime_dir, "/rt/file");
+	assert_string_equal(cfg.listen[0], "unix:/rt/file/x.sock");
+	assert_string_equal(cfg.listen[1], "127.0.0.1:9");
+	assert_string_equal(cfg.hypervisor, "/cli/ch");
+	config_done(&cfg);
+
+	f = fopen(path, "w");
+	fputs("nonsense = 1\n", f);
+	fclose(f);
+	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "unknown key 'nonsense'"));
+	assert_non_null(strstr(err.msg, ":1"));
+	config_done(&cfg);
+	unlink(path);
+
+	mv_error_clear(&err);
+	assert_true(parse(&cfg, &err, "--config", "/nonexistent/mvirt.conf", NULL) < 0);
+	assert_non_null(strstr(err.msg, "/nonexistent/mvirt.conf"));
+	config_done(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_status_map),
+		cmocka_unit_test(test_listen_addresses),
+		cmocka_unit_test(test_config_cli),
+		cmocka_unit_test(test_config_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

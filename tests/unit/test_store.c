@@ -93,7 +93,8 @@ static void basic_record(struct vm_record *r, unsigned n, const char *name)
 	r->config.n_disks = 1;
 	r->config.disks = calloc(1, sizeof(*r->config.disks));
 	assert_non_null(r->config.disks);
-	r->config.disks[0] = (struct vm_disk){xstrdup("/var/lib/mvirt/a.raw"), false, DISK_FORMAT_RAW};
+	r->config.disks[0] =
+		(struct vm_disk){xstrdup("/var/lib/mvirt/a.raw"), false, DISK_FORMAT_RAW};
 }
 
 static const char tricky[] = "quote \" backslash \\ slash / tab \t newline \n cr \r "
@@ -195,8 +196,9 @@ static sqlite3 *raw_open(const char *path)
 {
 	sqlite3 *db = NULL;
 
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+		SQLITE_OK);
 	sqlite3_busy_timeout(db, 1000);
 	return db;
 }
@@ -234,6 +236,15 @@ static long long raw_int(sqlite3 *db, const char *sql)
 	v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+/* The vms table as "name:type:notnull:default:pk" per column, in column order ("-" for no
+ * default), as a newly allocated string. */
+static char *table_layout(sqlite3 *db)
+{
+	return raw_text(db, "SELECT group_concat(name || ':' || type || ':' || \"notnull\" || ':' || "
+			    "ifnull(dflt_value, '-') || ':' || pk, ' ') "
+			    "FROM (SELECT * FROM pragma_table_info('vms') ORDER BY cid)");
 }
 
 /* Whole file contents; *len is 0 and the result NULL when the file does not exist. */
@@ -308,8 +319,8 @@ static void assert_refused(const char *path, int code, const char *const *needle
 	free(wal_after);
 }
 
-static const char *const corrupt_needles[] = {"is corrupt", "refusing to start",
-					      "never deletes it", NULL};
+static const char *const corrupt_needles[] = {"is corrupt", "refusing to start", "never deletes it",
+					      NULL};
 
 /* --- a pass-through VFS that counts xSync calls on WAL files ------------------------------- */
 
@@ -460,6 +471,27 @@ static void shim_remove(void)
 
 /* --- tests ------------------------------------------------------------------------------------ */
 
+/* The vms table as STORE_SCHEMA_VERSION defines it (see table_layout): a migration that changes
+ * the table must change this too. */
+static const char vms_layout[] =
+	"id:TEXT:1:-:1 name:TEXT:1:-:0 state:INTEGER:1:-:0 state_reason:TEXT:0:-:0 "
+	"created_at_us:INTEGER:1:-:0 started_at_us:INTEGER:1:0:0 config:TEXT:1:-:0 "
+	"pid:INTEGER:1:0:0 pid_starttime:INTEGER:1:0:0 boot_id:TEXT:1:'':0";
+
+/* Version 1 of the table, verbatim from the first migration in store.c: what an mvirt-vmm of
+ * that era left on disk. Frozen: never change it. */
+static const char vms_v1_sql[] = "CREATE TABLE vms ("
+				 " id TEXT PRIMARY KEY NOT NULL,"
+				 " name TEXT NOT NULL UNIQUE,"
+				 " state INTEGER NOT NULL,"
+				 " state_reason TEXT,"
+				 " created_at_us INTEGER NOT NULL,"
+				 " started_at_us INTEGER NOT NULL DEFAULT 0,"
+				 " config TEXT NOT NULL)";
+
+/* The columns every schema version has, for raw INSERTs. */
+#define V1_COLUMNS "id, name, state, state_reason, created_at_us, started_at_us, config"
+
 static void test_new_database(void **state)
 {
 	struct fixture *f = *state;
@@ -475,21 +507,17 @@ static void test_new_database(void **state)
 
 	db = raw_open(f->path);
 	assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 1);
 	mode = raw_text(db, "PRAGMA journal_mode");
 	assert_string_equal(mode, "wal");
-	cols = raw_text(db, "SELECT group_concat(name || ':' || type || ':' || \"notnull\" || ':' "
-			    "|| pk, ' ') FROM pragma_table_info('vms')");
-	assert_string_equal(cols, "id:TEXT:1:1 name:TEXT:1:0 state:INTEGER:1:0 "
-				  "state_reason:TEXT:0:0 created_at_us:INTEGER:1:0 "
-				  "started_at_us:INTEGER:1:0 config:TEXT:1:0");
+	cols = table_layout(db);
+	assert_string_equal(cols, vms_layout);
 	free(mode);
 	free(cols);
 	sqlite3_close(db);
 	store_close(s);
 
 	s = open_ok(f->path);
-	assert_int_equal(store_schema_version_found(s), 1);
+	assert_int_equal(store_schema_version_found(s), STORE_SCHEMA_VERSION);
 	store_close(s);
 	store_close(NULL);
 }
@@ -808,6 +836,61 @@ static void test_empty_load(void **state)
 	store_close(s);
 }
 
+/* Every descriptor of the store is close-on-exec (the daemon spawns hypervisors) and is gone
+ * after store_close. */
+static void test_fds_cloexec_and_released(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record r;
+	struct store *s;
+	struct dirent *de;
+	DIR *d;
+	int before = 0, during = 0, after = 0, mine = 0;
+
+	for (d = opendir("/proc/self/fd"); (de = readdir(d));)
+		before += de->d_name[0] != '.';
+	closedir(d);
+
+	s = open_ok(f->path);
+	basic_record(&r, 1, "fds");
+	save_ok(s, &r);
+	d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		char target[PATH_MAX] = "", info[300], line[128];
+		unsigned long flags = 0;
+		ssize_t n;
+		FILE *fi;
+
+		if (de->d_name[0] == '.')
+			continue;
+		during++;
+		n = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
+		if (n <= 0 || strncmp(target, f->dir, strlen(f->dir)) != 0)
+			continue;
+		snprintf(info, sizeof(info), "/proc/self/fdinfo/%s", de->d_name);
+		fi = fopen(info, "re");
+		assert_non_null(fi);
+		while (fgets(line, sizeof(line), fi))
+			if (sscanf(line, "flags: %lo", &flags) == 1)
+				break;
+		fclose(fi);
+		if (!(flags & O_CLOEXEC))
+			fail_msg("fd %s (%s) lacks O_CLOEXEC", de->d_name, target);
+		mine++;
+	}
+	closedir(d);
+	assert_true(during > before);
+	assert_true(mine >= 3); /* the database, its WAL and its shm */
+	store_close(s);
+	vmdef_record_done(&r);
+
+	for (d = opendir("/proc/self/fd"); (de = readdir(d));)
+		after += de->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(after, before);
+}
+
 static void test_refuse_garbage(void **state)
 {
 	struct fixture *f = *state;
@@ -826,14 +909,16 @@ static void test_refuse_garbage(void **state)
 
 static void test_refuse_newer_schema(void **state)
 {
-	static const char *const needles[] = {"schema version 99", "newer than this mvirt-vmm",
-					      "(1)", "refusing to start", NULL};
+	char known[32];
+	const char *const needles[] = {"schema version 99", "newer than this mvirt-vmm", known,
+				       "refusing to start", NULL};
 	struct fixture *f = *state;
 	sqlite3 *db;
 	size_t wal_len;
 	char wal[PATH_MAX];
 	unsigned char *buf;
 
+	snprintf(known, sizeof(known), "understands (%d)", STORE_SCHEMA_VERSION);
 	/* a rollback-journal database */
 	db = raw_open(f->path);
 	raw_exec(db, "CREATE TABLE future(x); INSERT INTO future VALUES ('from the future');"
@@ -875,7 +960,7 @@ static void fill_store(const char *path, unsigned n)
 	db = raw_open(path);
 	snprintf(sql, sizeof(sql),
 		 "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %u) "
-		 "INSERT INTO vms SELECT printf('00000000-0000-4000-8000-%%012d', i), "
+		 "INSERT INTO vms (" V1_COLUMNS ") SELECT printf('00000000-0000-4000-8000-%%012d', i), "
 		 "printf('vm-%%05d', i), state, state_reason, created_at_us + i, started_at_us, "
 		 "config FROM c, vms WHERE vms.id = '%s'",
 		 n - 1, r.id);
@@ -923,26 +1008,39 @@ static unsigned vms_leaf_page(const char *path, unsigned *ret_page_size)
 	return pgno;
 }
 
+/* quick_check validates structure, not values: the damage must reach cell headers (a few bytes
+ * changed inside a stored value pass it and are caught when the row is parsed, see
+ * test_bad_config_row). */
 static void test_refuse_corrupt_page(void **state)
 {
+	static const struct {
+		unsigned from_quarters, len_quarters;
+	} damage[] = {
+		{1, 2}, /* the middle half of a leaf page: cells only */
+		{0, 2}, /* its first half: header and cell pointers */
+	};
 	struct fixture *f = *state;
-	unsigned char junk[4096];
+	unsigned char junk[65536];
 	unsigned page_size, pgno;
 	char wal[PATH_MAX];
 	struct stat st;
 
-	fill_store(f->path, 2000);
 	snprintf(wal, sizeof(wal), "%s-wal", f->path);
-	assert_true(stat(wal, &st) < 0 && errno == ENOENT); /* all checkpointed into the file */
-	pgno = vms_leaf_page(f->path, &page_size);
-	assert_true(page_size <= sizeof(junk));
-	assert_true(pgno > 2);
-
-	/* overwrite the middle of a leaf page of the table, its cell pointers included */
 	memset(junk, 0xee, sizeof(junk));
-	write_at(f->path, (off_t)(pgno - 1) * page_size + 4, junk, page_size / 2);
-	assert_refused(f->path, -EUCLEAN, corrupt_needles);
-	assert_refused(f->path, -EUCLEAN, (const char *const[]){"quick_check", NULL});
+	for (size_t i = 0; i < sizeof(damage) / sizeof(damage[0]); i++) {
+		unlink(f->path);
+		fill_store(f->path, 2000);
+		/* all checkpointed into the file at close */
+		assert_true(stat(wal, &st) < 0 && errno == ENOENT);
+		pgno = vms_leaf_page(f->path, &page_size);
+		assert_true(page_size <= sizeof(junk));
+		assert_true(pgno > 2);
+		write_at(f->path,
+			 (off_t)(pgno - 1) * page_size + damage[i].from_quarters * page_size / 4,
+			 junk, damage[i].len_quarters * page_size / 4);
+		assert_refused(f->path, -EUCLEAN, corrupt_needles);
+		assert_refused(f->path, -EUCLEAN, (const char *const[]){"quick_check", NULL});
+	}
 }
 
 static void test_migrate_v0_with_content(void **state)
@@ -969,7 +1067,7 @@ static void test_migrate_v0_with_content(void **state)
 	store_close(s);
 
 	db = raw_open(f->path);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	kept = raw_text(db, "SELECT x FROM notes");
 	assert_string_equal(kept, "keep me");
 	free(kept);
@@ -1010,11 +1108,14 @@ static void test_bad_config_row(void **state)
 	sqlite3 *db = raw_open(f->path);
 	size_t n = 0;
 
-	raw_exec(db, "INSERT INTO vms VALUES ('id-1', 'ok', 1, NULL, 1, 0, '{\"vcpus\": 1}')");
-	raw_exec(db, "INSERT INTO vms VALUES ('id-2', 'x', 1, NULL, 1, 0, '{\"vcpus\": -1}')");
+	raw_exec(db, "INSERT INTO vms (" V1_COLUMNS ") VALUES "
+		     "('id-1', 'ok', 1, NULL, 1, 0, '{\"vcpus\": 1}'),"
+		     "('id-2', 'x', 1, NULL, 1, 0, '{\"vcpus\": -1}')");
 	assert_int_equal(store_vm_load_all(s, &out, &n, &err), -EUCLEAN);
 	assert_non_null(strstr(err.msg, "config.vcpus"));
-	raw_exec(db, "UPDATE vms SET config = '{\"disks\": [{\"format\": \"vhd\"}]}' WHERE id = 'id-2'");
+	raw_exec(
+		db,
+		"UPDATE vms SET config = '{\"disks\": [{\"format\": \"vhd\"}]}' WHERE id = 'id-2'");
 	mv_error_clear(&err);
 	assert_int_equal(store_vm_load_all(s, &out, &n, &err), -EUCLEAN);
 	assert_non_null(strstr(err.msg, "disks"));
@@ -1055,7 +1156,7 @@ static void test_load_1000_is_fast(void **state)
 	load_ms = now_ms() - t0;
 	assert_int_equal(n, 1000);
 	for (size_t i = 0; i < n; i++) {
-		char want[16];
+		char want[32];
 
 		snprintf(want, sizeof(want), "vm-%05zu", i);
 		assert_string_equal(out[i].name, want);
@@ -1088,6 +1189,7 @@ int main(void)
 		T(test_delete),
 		T(test_persistence_and_order),
 		T(test_empty_load),
+		T(test_fds_cloexec_and_released),
 		T(test_refuse_garbage),
 		T(test_refuse_newer_schema),
 		T(test_refuse_corrupt_page),

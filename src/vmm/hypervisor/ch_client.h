@@ -1,0 +1,45 @@
+/* The hypervisor client: cloud-hypervisor's REST API (HTTP/1.1 over its Unix socket), driven
+ * asynchronously by libcurl's multi interface inside the daemon's sd-event loop, so a slow or
+ * hung hypervisor never blocks the loop: every request has a timeout and completes through a
+ * callback on the loop. Only this module knows CURL. Silent (the caller logs). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+struct ch_client;
+struct ch_request;
+
+struct ch_reply {
+	int error;      /* 0, or -errno: -ETIMEDOUT, -ECONNREFUSED/-ENOENT (socket), -EIO ... */
+	long http_status; /* 0 when no HTTP answer was received */
+	const char *body; /* NUL-terminated response body ("" if none); valid during the callback */
+	/* A human-readable message for failures: cloud-hypervisor's JSON error array joined with
+	 * ": " (e.g. "Error from API: The VM could not be created: VM is already created"), or the
+	 * transport error; "" on success. Valid during the callback. */
+	const char *message;
+};
+
+/* ok = 2xx status and no transport error. */
+static inline bool ch_reply_ok(const struct ch_reply *r)
+{
+	return r->error == 0 && r->http_status >= 200 && r->http_status < 300;
+}
+
+typedef void (*ch_reply_fn)(void *userdata, const struct ch_reply *reply);
+
+int ch_client_new(sd_event *event, struct ch_client **ret);
+/* Cancels every request still running (their callbacks are not called). NULL-safe. */
+void ch_client_free(struct ch_client *c);
+
+/* Starts `method http://localhost/api/v1/<endpoint>` on the Unix socket socket_path with an
+ * optional JSON body. fn runs on the loop exactly once (unless the request is cancelled), never
+ * from inside this call. Response bodies are capped at 1 MiB (larger: error -EFBIG). On
+ * success, *ret (if non-NULL) is a handle valid until fn runs. */
+int ch_request_start(struct ch_client *c, const char *socket_path, const char *method,
+		     const char *endpoint, const char *body, uint64_t timeout_ms, ch_reply_fn fn,
+		     void *userdata, struct ch_request **ret);
+
+/* Aborts a running request; its callback is not called. */
+void ch_request_cancel(struct ch_request *r);

@@ -1,0 +1,284 @@
+/* See ch_config.h. Builds cloud-hypervisor's VmConfig (openapi v54) as a json-c tree, one
+ * static function per section, then prints it plain with slashes unescaped. Every key emitted
+ * exists in the v54 schema (tests/unit/golden/check_schema.py checks the golden files against
+ * it); optional members that are unset are omitted, so cloud-hypervisor applies its defaults.
+ * Called by the VM manager just before `vm.create`. */
+#include "ch_config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+static void json_putp(struct json_object **p)
+{
+	json_object_put(*p);
+}
+#define _cleanup_json_ _cleanup_(json_putp)
+
+/* Adds val (owned; NULL means it could not be allocated) to obj under key. */
+static int add(struct json_object *obj, const char *key, struct json_object *val)
+{
+	if (!val)
+		return -ENOMEM;
+	if (json_object_object_add(obj, key, val) < 0) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int add_string(struct json_object *obj, const char *key, const char *s)
+{
+	return add(obj, key, json_object_new_string(s));
+}
+
+/* Like add_string, but leaves the member out when s is NULL or "". */
+static int add_string_opt(struct json_object *obj, const char *key, const char *s)
+{
+	return isempty(s) ? 0 : add_string(obj, key, s);
+}
+
+static int append(struct json_object *arr, struct json_object *val)
+{
+	if (!val)
+		return -ENOMEM;
+	if (json_object_array_add(arr, val) < 0) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* {"boot_vcpus": n, "max_vcpus": n}: no CPU hotplug, so both are the configured count. */
+static int config_cpus(const struct vm_config *c, struct json_object **ret, struct mv_error *err)
+{
+	_cleanup_json_ struct json_object *o = NULL;
+	int r;
+
+	if (c->vcpus < 1)
+		return mv_err(err, -EINVAL, "config.vcpus: must be at least 1");
+	if (!(o = json_object_new_object()))
+		return -ENOMEM;
+	if ((r = add(o, "boot_vcpus", json_object_new_int64(c->vcpus))) < 0 ||
+	    (r = add(o, "max_vcpus", json_object_new_int64(c->vcpus))) < 0)
+		return r;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+/* {"size": bytes}. The schema's size is an int64, so memory_mb must fit once shifted. */
+static int config_memory(const struct vm_config *c, struct json_object **ret,
+			 struct mv_error *err)
+{
+	_cleanup_json_ struct json_object *o = NULL;
+	int r;
+
+	if (c->memory_mb < 1)
+		return mv_err(err, -EINVAL, "config.memory_mb: must be at least 1");
+	if (c->memory_mb > (uint64_t)INT64_MAX >> 20)
+		return mv_err(err, -EINVAL, "config.memory_mb: %" PRIu64 " MiB is too large",
+			      c->memory_mb);
+	if (!(o = json_object_new_object()))
+		return -ENOMEM;
+	if ((r = add(o, "size", json_object_new_int64((int64_t)(c->memory_mb << 20)))) < 0)
+		return r;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+/* {"kernel", "initramfs"?, "cmdline"?} for a direct kernel boot, or {"firmware"}. */
+static int config_payload(const struct vm_config *c, struct json_object **ret,
+			  struct mv_error *err)
+{
+	_cleanup_json_ struct json_object *o = NULL;
+	int r;
+
+	if (!isempty(c->kernel) && !isempty(c->firmware))
+		return mv_err(err, -EINVAL,
+			      "config.firmware: cannot be combined with config.kernel");
+	if (isempty(c->kernel) && isempty(c->firmware))
+		return mv_err(err, -EINVAL, "config: set kernel or firmware");
+	if (!(o = json_object_new_object()))
+		return -ENOMEM;
+	if (!isempty(c->kernel)) {
+		if ((r = add_string(o, "kernel", c->kernel)) < 0 ||
+		    (r = add_string_opt(o, "initramfs", c->initramfs)) < 0 ||
+		    (r = add_string_opt(o, "cmdline", c->cmdline)) < 0)
+			return r;
+	} else if ((r = add_string(o, "firmware", c->firmware)) < 0)
+		return r;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+/* One DiskConfig: {"path", "readonly"? (only when true), "image_type", "backing_files"?}.
+ * image_type is always explicit (a guessed raw image gets sector 0 write-protected); qcow2
+ * overlays need backing_files. */
+static int config_disk(const struct ch_disk *d, size_t i, struct json_object **ret,
+		       struct mv_error *err)
+{
+	_cleanup_json_ struct json_object *o = NULL;
+	const char *image_type;
+	int r;
+
+	if (isempty(d->path))
+		return mv_err(err, -EINVAL, "disk %zu: no path", i);
+	switch (d->format) {
+	case DISK_FORMAT_RAW:
+		image_type = "Raw";
+		break;
+	case DISK_FORMAT_QCOW2:
+		image_type = "Qcow2";
+		break;
+	default:
+		return mv_err(err, -EINVAL, "disk %zu (%s): format %s is not resolved", i,
+			      d->path, disk_format_name(d->format));
+	}
+	if (!(o = json_object_new_object()))
+		return -ENOMEM;
+	if ((r = add_string(o, "path", d->path)) < 0)
+		return r;
+	if (d->readonly && (r = add(o, "readonly", json_object_new_boolean(true))) < 0)
+		return r;
+	if ((r = add_string(o, "image_type", image_type)) < 0)
+		return r;
+	if (d->format == DISK_FORMAT_QCOW2 &&
+	    (r = add(o, "backing_files", json_object_new_boolean(true))) < 0)
+		return r;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+/* [DiskConfig...] in the caller's order, or NULL in *ret when there are no disks. */
+static int config_disks(const struct ch_launch *l, struct json_object **ret,
+			struct mv_error *err)
+{
+	_cleanup_json_ struct json_object *arr = NULL;
+	size_t i;
+	int r;
+
+	*ret = NULL;
+	if (l->n_disks == 0)
+		return 0;
+	if (!(arr = json_object_new_array()))
+		return -ENOMEM;
+	for (i = 0; i < l->n_disks; i++) {
+		struct json_object *d = NULL;
+
+		if ((r = config_disk(&l->disks[i], i, &d, err)) < 0 || (r = append(arr, d)) < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(arr);
+	return 0;
+}
+
+/* [NetConfig...]: {"tap", "mac"?} per NIC, or NULL in *ret when there are no NICs. mvirt
+ * networks (a bridge managed by mvirt) do not exist yet, so only tap NICs can be expressed. */
+static int config_net(const struct vm_config *c, struct json_object **ret, struct mv_error *err)
+{
+	_cleanup_json_ struct json_object *arr = NULL;
+	size_t i;
+	int r;
+
+	*ret = NULL;
+	if (c->n_nics == 0)
+		return 0;
+	if (!(arr = json_object_new_array()))
+		return -ENOMEM;
+	for (i = 0; i < c->n_nics; i++) {
+		const struct vm_nic *n = &c->nics[i];
+		_cleanup_json_ struct json_object *o = NULL;
+
+		if (!isempty(n->network))
+			return mv_err(err, -EINVAL,
+				      "config.nics[%zu].network: mvirt networks are not supported "
+				      "yet; use tap",
+				      i);
+		if (isempty(n->tap))
+			return mv_err(err, -EINVAL, "config.nics[%zu]: set tap", i);
+		if (!(o = json_object_new_object()))
+			return -ENOMEM;
+		if ((r = add_string(o, "tap", n->tap)) < 0 ||
+		    (r = add_string_opt(o, "mac", n->mac)) < 0)
+			return r;
+		if ((r = append(arr, TAKE_PTR(o))) < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(arr);
+	return 0;
+}
+
+/* {"mode": "Socket", "socket": path}: cloud-hypervisor listens there, the daemon connects. */
+static int config_serial(const struct ch_launch *l, struct json_object **ret,
+			 struct mv_error *err)
+{
+	_cleanup_json_ struct json_object *o = NULL;
+	int r;
+
+	if (isempty(l->serial_socket))
+		return mv_err(err, -EINVAL, "serial socket path is not set");
+	if (!(o = json_object_new_object()))
+		return -ENOMEM;
+	if ((r = add_string(o, "mode", "Socket")) < 0 ||
+	    (r = add_string(o, "socket", l->serial_socket)) < 0)
+		return r;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+/* {"mode": "Off"}: the default (Tty) would take over the daemon's terminal. */
+static int config_console(struct json_object **ret)
+{
+	_cleanup_json_ struct json_object *o = NULL;
+	int r;
+
+	if (!(o = json_object_new_object()))
+		return -ENOMEM;
+	if ((r = add_string(o, "mode", "Off")) < 0)
+		return r;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+int ch_config_json(const struct ch_launch *launch, char **ret, struct mv_error *err)
+{
+	_cleanup_json_ struct json_object *root = NULL;
+	const struct vm_config *c = launch->config;
+	struct json_object *cpus = NULL, *memory = NULL, *payload = NULL, *disks = NULL,
+			   *net = NULL, *serial = NULL, *console = NULL;
+	const char *text;
+	char *s;
+	int r;
+
+	if (!(root = json_object_new_object()))
+		return -ENOMEM;
+	if ((r = config_cpus(c, &cpus, err)) < 0 || (r = add(root, "cpus", cpus)) < 0)
+		return r;
+	if ((r = config_memory(c, &memory, err)) < 0 || (r = add(root, "memory", memory)) < 0)
+		return r;
+	if ((r = config_payload(c, &payload, err)) < 0 ||
+	    (r = add(root, "payload", payload)) < 0)
+		return r;
+	if ((r = config_disks(launch, &disks, err)) < 0 ||
+	    (disks && (r = add(root, "disks", disks)) < 0))
+		return r;
+	if ((r = config_net(c, &net, err)) < 0 || (net && (r = add(root, "net", net)) < 0))
+		return r;
+	if ((r = config_serial(launch, &serial, err)) < 0 ||
+	    (r = add(root, "serial", serial)) < 0)
+		return r;
+	if ((r = config_console(&console)) < 0 || (r = add(root, "console", console)) < 0)
+		return r;
+	if ((r = add(root, "pvpanic", json_object_new_boolean(true))) < 0)
+		return r;
+
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+							    JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text || !(s = strdup(text)))
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}

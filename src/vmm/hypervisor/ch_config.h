@@ -1,0 +1,32 @@
+/* Builds the VmConfig JSON document that cloud-hypervisor's `vm.create` takes, from mvirt's
+ * plain vm_config plus the per-VM runtime paths. One small function per section (cpus, memory,
+ * payload, disks, net, serial, console), as libvirt's ch driver does. Pure: no I/O except
+ * what the caller resolved beforehand (disk formats). Silent. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "err.h"
+#include "vmdef.h"
+
+struct ch_disk {
+	const char *path;
+	enum disk_format format; /* RAW or QCOW2, resolved by the caller (never UNSPECIFIED) */
+	bool readonly;
+};
+
+struct ch_launch {
+	const struct vm_config *config;
+	/* All disks in order: the `disk` shorthand first, then config->disks, then extra ones
+	 * (e.g. a cloud-init seed). */
+	const struct ch_disk *disks;
+	size_t n_disks;
+	const char *serial_socket; /* serial in Socket mode at this path */
+};
+
+/* Returns the JSON text in *ret (caller frees). -EINVAL with a message for what
+ * cloud-hypervisor cannot express (e.g. a NIC on an mvirt network, not a tap). Memory is in
+ * bytes, both boot_vcpus and max_vcpus are set, console is Off, serial is Socket, every disk
+ * has an explicit image_type, qcow2 disks get backing_files true, pvpanic is on (guest panic
+ * events). */
+int ch_config_json(const struct ch_launch *launch, char **ret, struct mv_error *err);

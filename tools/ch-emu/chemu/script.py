@@ -1,0 +1,89 @@
+"""The `chemu.*` scripting options (see README.md for the list and their meaning).
+
+Sources, later ones overriding earlier ones per key: the CH_EMU_SCRIPT environment variable
+(read at start) and the `chemu.*` tokens of payload.cmdline (read at vm.create, forgotten at
+vm.delete). Both use kernel-cmdline syntax: space-separated `key=value`, double quotes allowed.
+"""
+
+import shlex
+
+KNOWN = {
+    "guest", "poweroff_after", "reboot_after", "panic_after", "panic_action", "crash_after",
+    "crash_signal", "exit_code", "ignore_power_button", "poweroff_delay", "hang", "delay",
+    "fail", "print", "echo", "tick",
+}
+
+
+class ScriptError(Exception):
+    pass
+
+
+def split_cmdline(cmdline):
+    try:
+        return shlex.split(cmdline or "")
+    except ValueError:
+        return (cmdline or "").split()
+
+
+def parse(text):
+    """`chemu.key=value` tokens of text -> dict; other tokens are ignored."""
+    out = {}
+    for tok in split_cmdline(text):
+        if not tok.startswith("chemu."):
+            continue
+        key, _, val = tok[len("chemu."):].partition("=")
+        if key not in KNOWN:
+            raise ScriptError("unknown option chemu.%s" % key)
+        out[key] = val
+    return out
+
+
+def strip(cmdline):
+    """cmdline without its chemu.* tokens (what a real guest gets to see)."""
+    toks = split_cmdline(cmdline)
+    return " ".join(shlex.quote(t) if " " in t else t for t in toks if not t.startswith("chemu."))
+
+
+class Script:
+    def __init__(self, opts=None):
+        self.opts = dict(opts or {})
+
+    def merged(self, other):
+        d = dict(self.opts)
+        d.update(other.opts)
+        return Script(d)
+
+    def ms(self, key, default=None):
+        v = self.opts.get(key)
+        if v is None or v == "":
+            return default
+        try:
+            return max(0, int(v))
+        except ValueError:
+            raise ScriptError("chemu.%s: expected milliseconds, got %r" % (key, v))
+
+    def flag(self, key):
+        return self.opts.get(key, "0") not in ("0", "", "false", "no", "off")
+
+    def str(self, key, default=None):
+        return self.opts.get(key, default)
+
+    def endpoints(self, key):
+        v = self.opts.get(key, "")
+        return {e.strip() for e in v.split(",") if e.strip()}
+
+    def delays(self):
+        out = {}
+        for item in self.opts.get("delay", "").split(","):
+            if not item.strip():
+                continue
+            ep, _, ms = item.partition(":")
+            try:
+                out[ep.strip()] = max(0, int(ms))
+            except ValueError:
+                raise ScriptError("chemu.delay: expected ENDPOINT:MS, got %r" % item)
+        return out
+
+    def print_lines(self):
+        v = self.opts.get("print")
+        return v.split("|") if v else []
