@@ -179,9 +179,13 @@ int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
 	if (st.unreachable) {
 		cli_error("cannot reach mvirt-vmm at %s: %s", cli->server,
 			  st.message[0] ? st.message : client_status_code_name(st.code));
-		fputs("Is the daemon running? Start it (e.g. 'systemctl start mvirt-vmm') or choose "
-		      "another address with --server or $MVIRT_SERVER.\n",
-		      stderr);
+		if (strstr(st.message, strerror(EACCES)))
+			fputs("The daemon's socket is open to root and to its access group only.\n",
+			      stderr);
+		else
+			fputs("Is the daemon running? Start it (e.g. 'systemctl start mvirt-vmm') or "
+			      "choose another address with --server or $MVIRT_SERVER.\n",
+			      stderr);
 		return CLI_EXIT_UNREACHABLE;
 	}
 	if (st.message[0])

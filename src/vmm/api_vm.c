@@ -128,25 +128,67 @@ static void handle_delete(struct api_call *call, const ProtobufCMessage *msg)
 	vmdef_record_done(&old);
 }
 
-/* Lifecycle calls are declared in the API; they answer UNIMPLEMENTED until the daemon drives
- * cloud-hypervisor. The VM must still exist, so that a typo gets NOT_FOUND, not UNIMPLEMENTED. */
-static void handle_lifecycle(struct api_call *call, const ProtobufCMessage *msg)
+static void on_op_done(void *userdata, const struct vm_record *rec, const struct mv_error *err)
 {
-	const ProtobufCFieldDescriptor *f =
-		protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, "vm");
-	const char *ref = f ? *(char *const *)((const char *)msg + f->offset) : NULL;
-	const char *name = strrchr(api_call_method(call), '/');
-	struct mv_error err = {0};
-	const struct vm_record *rec;
+	struct api_call *call = userdata;
 
-	if (vm_manager_lookup(daemon_of(call)->vms, ref, "vm", &rec, &err) < 0) {
+	if (err->code < 0)
+		api_call_fail_err(call, err);
+	else
+		reply_vm(call, rec);
+}
+
+/* Lifecycle calls answer once the operation is over (a StopVm returns a STOPPED VM). */
+static void run_op(struct api_call *call, enum vm_op_kind kind, const char *ref,
+		   const struct vm_op_args *args)
+{
+	struct mv_error err = {0};
+	int r;
+
+	api_call_hold(call);
+	r = vm_manager_op(daemon_of(call)->vms, kind, ref, args, on_op_done, call, &err);
+	if (r < 0) {
+		if (err.code == 0)
+			mv_err(&err, r, "%s", strerror(-r));
 		api_call_fail_err(call, &err);
-		return;
 	}
-	api_call_fail(call, GRPC_STATUS_UNIMPLEMENTED,
-		      "%s is not implemented yet: this mvirt-vmm defines VMs but does not run them "
-		      "(cloud-hypervisor support is the next milestone)",
-		      name ? name + 1 : "this call");
+}
+
+static void handle_start(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_START, ((const Mvirt__StartVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_stop(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__StopVmRequest *req = (const Mvirt__StopVmRequest *)msg;
+	struct vm_op_args args = {
+		.timeout_s = req->timeout_seconds ? req->timeout_seconds->value
+						  : VM_STOP_DEFAULT_TIMEOUT_S,
+		.force = req->force,
+	};
+
+	run_op(call, VM_OP_STOP, req->vm, &args);
+}
+
+static void handle_kill(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_KILL, ((const Mvirt__KillVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_reboot(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_REBOOT, ((const Mvirt__RebootVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_pause(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_PAUSE, ((const Mvirt__PauseVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_resume(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_RESUME, ((const Mvirt__ResumeVmRequest *)msg)->vm, NULL);
 }
 
 static void handle_version(struct api_call *call, const ProtobufCMessage *msg)
@@ -222,12 +264,12 @@ const struct api_method api_vm_methods[] = {
 	UNARY("GetVm", mvirt__get_vm_request, handle_get),
 	UNARY("ListVms", mvirt__list_vms_request, handle_list),
 	UNARY("DeleteVm", mvirt__delete_vm_request, handle_delete),
-	UNARY("StartVm", mvirt__start_vm_request, handle_lifecycle),
-	UNARY("StopVm", mvirt__stop_vm_request, handle_lifecycle),
-	UNARY("KillVm", mvirt__kill_vm_request, handle_lifecycle),
-	UNARY("RebootVm", mvirt__reboot_vm_request, handle_lifecycle),
-	UNARY("PauseVm", mvirt__pause_vm_request, handle_lifecycle),
-	UNARY("ResumeVm", mvirt__resume_vm_request, handle_lifecycle),
+	UNARY("StartVm", mvirt__start_vm_request, handle_start),
+	UNARY("StopVm", mvirt__stop_vm_request, handle_stop),
+	UNARY("KillVm", mvirt__kill_vm_request, handle_kill),
+	UNARY("RebootVm", mvirt__reboot_vm_request, handle_reboot),
+	UNARY("PauseVm", mvirt__pause_vm_request, handle_pause),
+	UNARY("ResumeVm", mvirt__resume_vm_request, handle_resume),
 	UNARY("GetVersion", mvirt__get_version_request, handle_version),
 	UNARY("GetSystemInfo", mvirt__get_system_info_request, handle_sysinfo),
 	{.path = NULL},

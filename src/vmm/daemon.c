@@ -117,6 +117,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	for (size_t i = 0; i < d->n_listeners; i++)
 		listener_free(d->listeners[i]);
 	d->n_listeners = 0;
+	vm_manager_abort_ops(d->vms);
 	(void)sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, SHUTDOWN_TIMEOUT_USEC, 0,
 					 on_shutdown_timeout, d);
 	api_server_shutdown(d->api, on_api_down);
@@ -167,9 +168,16 @@ static int daemon_start(struct daemon *d)
 	r = store_open(db, &d->store, &err);
 	if (r < 0)
 		return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
-	r = vm_manager_new(d->store, &d->vms);
-	if (r < 0)
+	if (sd_event_default(&d->event) < 0)
 		return log_oom();
+	r = vm_manager_new(&(struct vm_manager_config){.event = d->event,
+						       .store = d->store,
+						       .hypervisor = d->cfg->hypervisor,
+						       .runtime_dir = d->cfg->runtime_dir,
+						       .state_dir = d->cfg->state_dir},
+			   &d->vms);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up the VM manager: %s", strerror(-r));
 	r = vm_manager_load(d->vms, &err);
 	if (r < 0)
 		return log_error_errno(r, "cannot load VMs: %s",
@@ -181,9 +189,6 @@ static int daemon_start(struct daemon *d)
 		log_warning("cannot read host CPU and memory sizes");
 	d->access_gid = resolve_group(d->cfg->group);
 
-	r = sd_event_default(&d->event);
-	if (r < 0)
-		return log_error_errno(r, "cannot create the event loop");
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);

@@ -611,6 +611,12 @@ static int check_record(const struct vm_record *vm, struct mv_error *err)
 		return mv_err(err, -EINVAL, "vm %s has no name", vm->id);
 	if (!vm_state_valid(vm->state))
 		return mv_err(err, -EINVAL, "vm '%s': invalid state %d", vm->name, (int)vm->state);
+	if (vm->process.pid < 0)
+		return mv_err(err, -EINVAL, "vm '%s': invalid pid %d", vm->name,
+			      (int)vm->process.pid);
+	if (strnlen(vm->process.boot_id, sizeof(vm->process.boot_id)) ==
+	    sizeof(vm->process.boot_id))
+		return mv_err(err, -EINVAL, "vm '%s': boot_id is not terminated", vm->name);
 	for (size_t i = 0; i < vm->config.n_disks; i++) {
 		enum disk_format f = vm->config.disks[i].format;
 
@@ -735,7 +741,7 @@ static int row_to_record(struct store *s, sqlite3_stmt *st, struct vm_record *vm
 	_cleanup_(json_putp) struct json_object *config = NULL;
 	const char *id = (const char *)sqlite3_column_text(st, 0);
 	const char *text, *field = NULL;
-	int64_t state;
+	int64_t state, pid;
 	int len, r;
 
 	len = sqlite3_column_bytes(st, 0);
@@ -753,11 +759,20 @@ static int row_to_record(struct store *s, sqlite3_stmt *st, struct vm_record *vm
 	vm->state = (enum vm_state)state;
 	vm->created_at_us = sqlite3_column_int64(st, 4);
 	vm->started_at_us = sqlite3_column_int64(st, 5);
-	vm->process.pid = (int32_t)sqlite3_column_int64(st, 7);
+	pid = sqlite3_column_int64(st, 7);
+	if (pid < 0 || pid > INT32_MAX)
+		return mv_err(err, -EUCLEAN, "state database %s: vm %s: invalid pid", s->path,
+			      vm->id);
+	vm->process.pid = (int32_t)pid;
 	vm->process.starttime = (uint64_t)sqlite3_column_int64(st, 8);
 	text = (const char *)sqlite3_column_text(st, 9);
-	if (text && strlen(text) < sizeof(vm->process.boot_id))
-		memcpy(vm->process.boot_id, text, strlen(text) + 1);
+	len = sqlite3_column_bytes(st, 9);
+	if (!text && sqlite3_column_type(st, 9) != SQLITE_NULL)
+		return mv_err(err, -ENOMEM, "vm %s: out of memory", vm->id);
+	if (!text || (size_t)len >= sizeof(vm->process.boot_id) || memchr(text, '\0', (size_t)len))
+		return mv_err(err, -EUCLEAN, "state database %s: vm %s: invalid boot_id", s->path,
+			      vm->id);
+	memcpy(vm->process.boot_id, text, (size_t)len + 1);
 
 	text = (const char *)sqlite3_column_text(st, 6);
 	len = sqlite3_column_bytes(st, 6);

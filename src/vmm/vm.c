@@ -3,27 +3,51 @@
  * in order without sorting. */
 #include "vm.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <systemd/sd-id128.h>
 #include <time.h>
 
+#include "log.h"
 #include "storage.h"
+#include "vm_internal.h"
 
-struct vm_manager {
-	struct store *store;
-	struct vm_record **vms; /* sorted by name */
-	size_t n_vms, n_alloc;
-};
-
-int vm_manager_new(struct store *store, struct vm_manager **ret)
+int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret)
 {
 	struct vm_manager *m = calloc(1, sizeof(*m));
+	int r;
 
 	if (!m)
 		return -ENOMEM;
-	m->store = store;
+	m->event = sd_event_ref(cfg->event);
+	m->store = cfg->store;
+	m->hypervisor = strdup(cfg->hypervisor);
+	m->runtime_dir = strdup(cfg->runtime_dir);
+	m->state_dir = strdup(cfg->state_dir);
+	if (!m->hypervisor || !m->runtime_dir || !m->state_dir) {
+		vm_manager_free(m);
+		return -ENOMEM;
+	}
+	r = ch_client_new(cfg->event, &m->ch);
+	if (r < 0) {
+		vm_manager_free(m);
+		return r;
+	}
 	*ret = m;
 	return 0;
+}
+
+static void vm_free(struct vm *vm)
+{
+	if (!vm)
+		return;
+	vm_run_detach(vm);
+	vmdef_record_done(&vm->rec);
+	free(vm);
 }
 
 void vm_manager_free(struct vm_manager *m)
@@ -31,9 +55,64 @@ void vm_manager_free(struct vm_manager *m)
 	if (!m)
 		return;
 	for (size_t i = 0; i < m->n_vms; i++)
-		vmdef_record_free(m->vms[i]);
+		vm_free(m->vms[i]);
 	free(m->vms);
+	ch_client_free(m->ch);
+	sd_event_unref(m->event);
+	free(m->hypervisor);
+	free(m->runtime_dir);
+	free(m->state_dir);
 	free(m);
+}
+
+int vm_save(struct vm *vm)
+{
+	struct mv_error err = {0};
+	int r = store_vm_save(vm->m->store, &vm->rec, &err);
+
+	if (r < 0)
+		log_error_errno(r, "vm %s: cannot save its state: %s", vm->rec.name, err.msg);
+	return r;
+}
+
+void vm_set_state(struct vm *vm, enum vm_state state, const char *reason_fmt, ...)
+{
+	char *reason = NULL;
+	va_list ap;
+
+	va_start(ap, reason_fmt);
+	if (vasprintf(&reason, reason_fmt, ap) < 0)
+		reason = NULL;
+	va_end(ap);
+	if (reason) {
+		free(vm->rec.state_reason);
+		vm->rec.state_reason = reason;
+	}
+	if (vm->rec.state != state)
+		log_info("vm %s: %s (%s)", vm->rec.name, vm_state_name(state),
+			 strempty(vm->rec.state_reason));
+	vm->rec.state = state;
+	(void)vm_save(vm);
+}
+
+int vm_state_path(struct vm *vm, const char *file, char **ret)
+{
+	_cleanup_free_ char *dir = NULL;
+
+	if (asprintf(&dir, "%s/vms", vm->m->state_dir) < 0)
+		return -ENOMEM;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	free(dir);
+	if (asprintf(&dir, "%s/vms/%s", vm->m->state_dir, vm->rec.id) < 0) {
+		dir = NULL;
+		return -ENOMEM;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (asprintf(ret, "%s/%s", dir, file) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 /* Index of name in m->vms, or -(insertion point) - 1. */
@@ -43,7 +122,7 @@ static ssize_t find_name(const struct vm_manager *m, const char *name)
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(m->vms[mid]->name, name);
+		int c = strcmp(m->vms[mid]->rec.name, name);
 
 		if (c == 0)
 			return (ssize_t)mid;
@@ -61,17 +140,17 @@ static ssize_t find_ref(const struct vm_manager *m, const char *ref)
 
 	if (strlen(ref) == VM_ID_LEN)
 		for (size_t j = 0; j < m->n_vms; j++)
-			if (memcmp(m->vms[j]->id, ref, VM_ID_LEN) == 0)
+			if (memcmp(m->vms[j]->rec.id, ref, VM_ID_LEN) == 0)
 				return (ssize_t)j;
 	i = find_name(m, ref);
 	return i >= 0 ? i : -1;
 }
 
-static int insert_at(struct vm_manager *m, size_t pos, struct vm_record *r)
+static int insert_at(struct vm_manager *m, size_t pos, struct vm *r)
 {
 	if (m->n_vms == m->n_alloc) {
 		size_t n = m->n_alloc ? m->n_alloc * 2 : 64;
-		struct vm_record **v = realloc(m->vms, n * sizeof(*v));
+		struct vm **v = realloc(m->vms, n * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
@@ -84,6 +163,17 @@ static int insert_at(struct vm_manager *m, size_t pos, struct vm_record *r)
 	return 0;
 }
 
+static struct vm *vm_new(struct vm_manager *m)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+
+	if (!vm)
+		return NULL;
+	vm->m = m;
+	vm->events_fd = -1;
+	return vm;
+}
+
 int vm_manager_load(struct vm_manager *m, struct mv_error *err)
 {
 	struct vm_record *all = NULL;
@@ -94,29 +184,32 @@ int vm_manager_load(struct vm_manager *m, struct mv_error *err)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		struct vm_record *rec = malloc(sizeof(*rec));
+		struct vm *vm = vm_new(m);
 		ssize_t pos;
 
-		if (!rec) {
+		if (!vm) {
 			r = -ENOMEM;
 			goto out;
 		}
-		*rec = all[i];
+		vm->rec = all[i];
 		memset(&all[i], 0, sizeof(all[i]));
-		pos = find_name(m, rec->name);
+		pos = find_name(m, vm->rec.name);
 		if (pos >= 0) {
 			/* The store's UNIQUE constraint makes this impossible. */
-			vmdef_record_free(rec);
+			vm_free(vm);
 			r = mv_err(err, -EUCLEAN, "state database holds two VMs named '%s'",
-				   m->vms[pos]->name);
+				   m->vms[pos]->rec.name);
 			goto out;
 		}
-		r = insert_at(m, (size_t)(-pos - 1), rec);
+		r = insert_at(m, (size_t)(-pos - 1), vm);
 		if (r < 0) {
-			vmdef_record_free(rec);
+			vm_free(vm);
 			goto out;
 		}
 	}
+	for (size_t i = 0; i < m->n_vms; i++)
+		if (m->vms[i]->rec.process.pid != 0)
+			vm_run_adopt(m->vms[i]);
 	r = 0;
 out:
 	for (size_t i = 0; i < n; i++)
@@ -125,11 +218,18 @@ out:
 	return r;
 }
 
-const struct vm_record *vm_manager_find(struct vm_manager *m, const char *ref)
+struct vm *vm_find_ref(struct vm_manager *m, const char *ref)
 {
-	ssize_t i = find_ref(m, ref);
+	ssize_t i = isempty(ref) ? -1 : find_ref(m, ref);
 
 	return i >= 0 ? m->vms[i] : NULL;
+}
+
+const struct vm_record *vm_manager_find(struct vm_manager *m, const char *ref)
+{
+	struct vm *vm = vm_find_ref(m, ref);
+
+	return vm ? &vm->rec : NULL;
 }
 
 int vm_manager_lookup(struct vm_manager *m, const char *ref, const char *field,
@@ -199,7 +299,8 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 		      const struct host_limits *host, const struct vm_record **ret,
 		      struct mv_error *err)
 {
-	struct vm_record *rec = NULL;
+	struct vm *vm = NULL;
+	struct vm_record *rec;
 	sd_id128_t id;
 	ssize_t pos;
 	int r;
@@ -214,14 +315,15 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 	pos = find_name(m, name);
 	if (pos >= 0)
 		return mv_err(err, -EEXIST, "name: a VM named '%s' already exists (id %s)", name,
-			      m->vms[pos]->id);
+			      m->vms[pos]->rec.id);
 	r = validate_vm_config(config, host, err);
 	if (r < 0)
 		return r;
 
-	rec = calloc(1, sizeof(*rec));
-	if (!rec)
+	vm = vm_new(m);
+	if (!vm)
 		return -ENOMEM;
+	rec = &vm->rec;
 	r = vmdef_config_copy(&rec->config, config);
 	if (r < 0)
 		goto fail;
@@ -245,7 +347,7 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 
 	/* Reserve the slot first so that nothing can fail after the store has the VM. */
 	if (m->n_vms == m->n_alloc) {
-		r = insert_at(m, m->n_vms, rec);
+		r = insert_at(m, m->n_vms, vm);
 		if (r < 0)
 			goto fail;
 		m->n_vms--;
@@ -255,21 +357,37 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 		mv_err_prefix(err, "vm '%s': cannot save: ", name);
 		goto fail;
 	}
-	r = insert_at(m, (size_t)(-pos - 1), rec);
+	r = insert_at(m, (size_t)(-pos - 1), vm);
 	if (r < 0)
 		goto fail; /* cannot happen: the slot is reserved */
 	*ret = rec;
 	return 0;
 fail:
-	vmdef_record_free(rec);
+	vm_free(vm);
 	return r;
+}
+
+/* Removes a directory of plain files (no recursion: per-VM directories hold none). */
+static void remove_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+	(void)rmdir(path);
 }
 
 int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *ret_old,
 		      struct mv_error *err)
 {
 	const struct vm_record *found;
-	struct vm_record *rec;
+	_cleanup_free_ char *dir = NULL;
+	struct vm *vm;
 	ssize_t i;
 	int r;
 
@@ -277,21 +395,26 @@ int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *r
 	if (r < 0)
 		return r;
 	i = find_ref(m, ref);
-	rec = m->vms[i];
-	if (rec->state != VM_STATE_STOPPED && rec->state != VM_STATE_CRASHED)
-		return mv_err(err, -EBUSY, "vm '%s' is %s; stop it before deleting it", rec->name,
-			      vm_state_name(rec->state));
-	r = store_vm_delete(m->store, rec->id, err);
+	vm = m->vms[i];
+	if (vm->op)
+		return mv_err(err, -EBUSY, "vm '%s': %s is in progress", vm->rec.name,
+			      vm_op_kind_name(vm->op->kind));
+	if (vm->proc || (vm->rec.state != VM_STATE_STOPPED && vm->rec.state != VM_STATE_CRASHED))
+		return mv_err(err, -EBUSY, "vm '%s' is %s; stop it before deleting it",
+			      vm->rec.name, vm_state_name(vm->rec.state));
+	r = store_vm_delete(m->store, vm->rec.id, err);
 	if (r < 0)
-		return mv_err_prefix(err, "vm '%s': cannot delete: ", rec->name);
+		return mv_err_prefix(err, "vm '%s': cannot delete: ", vm->rec.name);
 	memmove(m->vms + i, m->vms + i + 1, (m->n_vms - (size_t)i - 1) * sizeof(*m->vms));
 	m->n_vms--;
+	/* Its logs go with it; a failure here leaves files, never a half-deleted VM. */
+	if (asprintf(&dir, "%s/vms/%s", m->state_dir, vm->rec.id) >= 0)
+		remove_dir(dir);
 	if (ret_old) {
-		*ret_old = *rec;
-		free(rec);
-	} else {
-		vmdef_record_free(rec);
+		*ret_old = vm->rec;
+		memset(&vm->rec, 0, sizeof(vm->rec));
 	}
+	vm_free(vm);
 	return 0;
 }
 
@@ -302,7 +425,7 @@ size_t vm_manager_count(const struct vm_manager *m)
 
 const struct vm_record *vm_manager_at(const struct vm_manager *m, size_t i)
 {
-	return i < m->n_vms ? m->vms[i] : NULL;
+	return i < m->n_vms ? &m->vms[i]->rec : NULL;
 }
 
 void vm_manager_totals(const struct vm_manager *m, uint32_t *ret_vcpus, uint64_t *ret_memory_mb)
@@ -311,8 +434,8 @@ void vm_manager_totals(const struct vm_manager *m, uint32_t *ret_vcpus, uint64_t
 	uint64_t mem = 0;
 
 	for (size_t i = 0; i < m->n_vms; i++) {
-		vcpus += m->vms[i]->config.vcpus;
-		mem += m->vms[i]->config.memory_mb;
+		vcpus += m->vms[i]->rec.config.vcpus;
+		mem += m->vms[i]->rec.config.memory_mb;
 	}
 	*ret_vcpus = vcpus;
 	*ret_memory_mb = mem;

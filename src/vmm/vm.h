@@ -1,13 +1,18 @@
-/* The VM manager: the registry of VMs, the only owner of their state.
+/* The VM manager: the registry of VMs and the only owner of their state.
  *
  * Keeps every VM in memory (sorted by name, for ListVms) and writes every change through to
  * the store before it becomes visible: a call that returned an error changed nothing, in
- * memory or on disk. Runs on the event loop only. Records returned as const pointers stay
- * valid until the next call that modifies the manager. */
+ * memory or on disk. Lifecycle operations (vm_run.c) drive one cloud-hypervisor process per
+ * VM through the hypervisor client, asynchronously: they return at once and report through a
+ * callback on the event loop. One operation per VM at a time, except kill, which always goes
+ * through. Runs on the event loop only. Records returned as const pointers stay valid until the
+ * loop runs again. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "err.h"
 #include "store.h"
@@ -16,10 +21,22 @@
 
 struct vm_manager;
 
-int vm_manager_new(struct store *store, struct vm_manager **ret);
+struct vm_manager_config {
+	sd_event *event;
+	struct store *store;
+	const char *hypervisor;  /* cloud-hypervisor binary */
+	const char *runtime_dir; /* per-VM sockets: <runtime_dir>/vms/<id>/ */
+	const char *state_dir;   /* per-VM logs: <state_dir>/vms/<id>/ */
+};
+
+int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret);
+/* Stops watching the VMs; their hypervisor processes keep running. NULL-safe. */
 void vm_manager_free(struct vm_manager *m);
 
-/* Loads every VM from the store. */
+/* Loads every VM from the store and re-adopts the hypervisor processes of those that were
+ * running: a process that is gone (or whose pid now names another process) makes its VM
+ * STOPPED with reason "exited while mvirt-vmm was down"; a process that is there is watched
+ * again and asked for its state. Never kills a VM it fails to re-adopt. */
 int vm_manager_load(struct vm_manager *m, struct mv_error *err);
 
 /* The VM whose id or name is ref, or NULL. */
@@ -35,8 +52,8 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 		      const struct host_limits *host, const struct vm_record **ret,
 		      struct mv_error *err);
 
-/* Removes a VM that is not running; -EBUSY (FAILED_PRECONDITION) otherwise. The removed
- * record is moved into *ret_old when non-NULL (caller frees with vmdef_record_done). */
+/* Removes a VM that is not running (-EBUSY otherwise) with its logs. The removed record is
+ * moved into *ret_old when non-NULL (caller frees with vmdef_record_done). */
 int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *ret_old,
 		      struct mv_error *err);
 
@@ -45,3 +62,38 @@ size_t vm_manager_count(const struct vm_manager *m);
 const struct vm_record *vm_manager_at(const struct vm_manager *m, size_t i);
 /* Sums of vcpus and memory over all VMs. */
 void vm_manager_totals(const struct vm_manager *m, uint32_t *ret_vcpus, uint64_t *ret_memory_mb);
+
+/* ---- lifecycle (vm_run.c) ---- */
+
+/* Called once when an operation ends: err->code == 0 and rec = the VM on success; on failure
+ * err says why and rec is the VM as it is now (or NULL if it is gone). */
+typedef void (*vm_done_fn)(void *userdata, const struct vm_record *rec, const struct mv_error *err);
+
+enum vm_op_kind {
+	VM_OP_START,
+	VM_OP_STOP,
+	VM_OP_KILL,
+	VM_OP_REBOOT,
+	VM_OP_PAUSE,
+	VM_OP_RESUME,
+};
+
+struct vm_op_args {
+	uint32_t timeout_s; /* stop: seconds to wait for the guest after the power button */
+	bool force;         /* stop: skip the power button */
+};
+
+#define VM_STOP_DEFAULT_TIMEOUT_S 30
+
+/* Starts the operation on the VM named by ref. Returns < 0 with err filled when it cannot
+ * begin (not found, wrong state -EBUSY, another operation in progress -EBUSY, no hypervisor
+ * -ENOMEDIUM); fn is then not called. Returns 0 when it began; fn runs later, on the loop. */
+int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
+		  const struct vm_op_args *args, vm_done_fn fn, void *userdata,
+		  struct mv_error *err);
+
+/* Ends every operation in progress with -ESHUTDOWN (the daemon is stopping; processes are left
+ * as they are and re-adopted at the next start). */
+void vm_manager_abort_ops(struct vm_manager *m);
+
+const char *vm_op_kind_name(enum vm_op_kind kind);

@@ -11,8 +11,10 @@ Exit statuses: 0 ok, 1 daemon error, 2 usage error, 3 daemon unreachable.
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,6 +38,7 @@ LIFECYCLE = {
 }
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?Z$")
 
+
 def cli_path() -> Path:
     """build_dir/src/cli/mvirt, with build_dir chosen as conftest.py chooses it."""
     build = Path(os.environ.get("MVIRT_BUILD_DIR", Path(__file__).resolve().parents[2] / "build"))
@@ -49,12 +52,13 @@ def _cli_built(build_dir):
         pytest.fail(f"CLI binary {b} not built (set MVIRT_BUILD_DIR)")
 
 
-def run_cli(daemon, *args, server=None, env=None, cwd=None, timeout=60):
+def run_cli(daemon, *args, server=None, env=None, cwd=None, timeout=60, uid=None):
     """Runs mvirt and returns (rc, stdout, stderr).
 
     server: None puts `-s daemon.unix_addr` in front of args (nothing if daemon is None);
     False passes no -s at all (to test $MVIRT_SERVER and options after the command); a string
-    is passed as -s. $MVIRT_SERVER is removed from the environment unless env sets it."""
+    is passed as -s. $MVIRT_SERVER is removed from the environment unless env sets it.
+    uid: run as this user (and group, no supplementary groups); needs root."""
     argv = [str(cli_path())]
     if server is None and daemon is not None:
         server = daemon.unix_addr
@@ -63,7 +67,15 @@ def run_cli(daemon, *args, server=None, env=None, cwd=None, timeout=60):
     argv += [str(a) for a in args]
     full_env = {k: v for k, v in os.environ.items() if k != "MVIRT_SERVER"}
     full_env.update(env or {})
-    res = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+    preexec = None
+    if uid is not None:
+        def preexec():
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+    res = subprocess.run(
+        argv, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout, preexec_fn=preexec
+    )
     return res.returncode, res.stdout, res.stderr
 
 
@@ -131,6 +143,8 @@ def test_create_help_lists_its_options():
     (["stop", "-t", "soon", "a"], "--timeout"),
     (["stop", "--force=yes", "a"], "--force"),
     (["help", "frobnicate"], "frobnicate"),
+    (["-s", "no-port-here", "list"], "invalid server address 'no-port-here'"),
+    (["list", "-s", ""], "invalid server address"),
 ])
 def test_usage_errors_exit_2(daemon, argv, needle):
     rc, out, err = run_cli(daemon, *argv)
@@ -411,6 +425,62 @@ def test_unreachable_exits_3_fast(daemon, tmp_path):
     daemon.start()
     rc, _, err = run_cli(daemon, "version")
     assert rc == 0, err
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+@pytest.mark.skipif(os.path.exists("/run/mvirt/mvirt.sock") or not _port_free(50051),
+                    reason="a system mvirt-vmm is installed here")
+def test_default_server_is_local_tcp(tmp_path):
+    env = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    rc, out, err = run_cli(None, "list", env=env)
+    assert rc == 3, err
+    assert "cannot reach mvirt-vmm at 127.0.0.1:50051" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the CLI as another user")
+def test_default_server_of_a_user_is_in_xdg_runtime_dir():
+    """A non-root user's default is $XDG_RUNTIME_DIR/mvirt/mvirt.sock when that socket exists.
+    The socket here is bound but not listening: connecting fails at once, naming the path."""
+    d = Path(tempfile.mkdtemp(prefix="mvx", dir="/tmp"))
+    try:
+        (d / "mvirt").mkdir()
+        for p in (d, d / "mvirt"):
+            p.chmod(0o755)
+        path = d / "mvirt" / "mvirt.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.bind(str(path))
+            path.chmod(0o777)
+            rc, out, err = run_cli(None, "list", env={"XDG_RUNTIME_DIR": str(d)}, uid=65534)
+        assert rc == 3, err
+        assert f"cannot reach mvirt-vmm at unix:{path}" in err
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the CLI as another user")
+def test_unprivileged_user(daemon):
+    """Over TCP the daemon answers PERMISSION_DENIED (a daemon error: exit 1, its message); the
+    Unix socket (mode 0660) refuses the connection itself (exit 3, with a hint)."""
+    nobody = 65534
+    rc, out, err = run_cli(daemon, "list", server=daemon.tcp_addr, uid=nobody)
+    assert rc == 1, err
+    assert out == ""
+    assert err.startswith("mvirt: ") and "permission" in err.lower()
+    rc, out, err = run_cli(daemon, "list", uid=nobody)
+    assert rc == 3, err
+    assert "access group" in err
+    # root is let in on both.
+    for server in (daemon.tcp_addr, daemon.unix_addr):
+        rc, _, err = run_cli(daemon, "list", server=server)
+        assert rc == 0, err
 
 
 def test_silent_server_times_out_with_exit_3(daemon):

@@ -1,1 +1,899 @@
-int main(void) { return 0; }
+/* Unit tests for the hypervisor REST client (ch_client.c): a real sd-event loop in the test,
+ * and tiny fake HTTP servers in forked children, each on a Unix socket in a temp dir,
+ * answering by scenario. Every wait is bounded; no sleep decides a result. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "ch_client.h"
+#include "macro.h"
+
+#define MIB (1024 * 1024)
+#define WAIT_MAX_MS 10000
+
+enum scenario {
+	SRV_NO_CONTENT, /* 204, empty */
+	SRV_JSON,       /* 200 + JSON */
+	SRV_ERROR_500,  /* 500 + cloud-hypervisor error array */
+	SRV_NOT_FOUND,  /* 404 + error array */
+	SRV_TEXT_500,   /* 500 + plain text */
+	SRV_EMPTY_500,  /* 500, empty */
+	SRV_HANG,       /* reads the request, never answers, keeps the connection */
+	SRV_ECHO,       /* 200 + the raw request as received */
+	SRV_BIG,        /* 200 + 2 MiB, with Content-Length */
+	SRV_BIG_STREAM, /* 200 + 2 MiB, no Content-Length (ends at close) */
+	SRV_EXACT_MAX,  /* 200 + exactly 1 MiB */
+};
+
+static const char JSON_PING[] =
+	"{\"build_version\":\"v54.0.0\",\"version\":\"54.0.0\",\"pid\":42,\"features\":[\"kvm\"]}";
+static const char ERROR_500[] =
+	"[\"Error from API\",\"The VM could not be created\",\"VM is already created\"]";
+static const char ERROR_404[] =
+	"[\"Error from API\",\"The VM info is not available\",\"VM is not created\"]";
+
+#define MAX_SERVERS 4
+
+struct server {
+	pid_t pid;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+struct fixture {
+	sd_event *event;
+	struct ch_client *client;
+	struct server servers[MAX_SERVERS];
+	int n_servers;
+};
+
+static char tmpdir[] = "/tmp/test_ch_client.XXXXXX";
+
+/* ---- the fake server (child process) ---- */
+
+static void write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Reads one request (headers + Content-Length body) into buf; returns its length. */
+static size_t read_request(int fd, char *buf, size_t cap)
+{
+	size_t len = 0, want = 0;
+	char *end = NULL;
+
+	while (len < cap - 1) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (!end) {
+			end = strstr(buf, "\r\n\r\n");
+			if (end) {
+				const char *cl = strcasestr(buf, "\r\nContent-Length:");
+
+				want = (size_t)(end + 4 - buf);
+				if (cl && cl < end)
+					want += strtoul(cl + 17, NULL, 10);
+			}
+		}
+		if (end && len >= want)
+			break;
+	}
+	buf[len] = '\0';
+	return len;
+}
+
+static void respond(int fd, int status, const char *reason, const char *body, size_t len,
+		    bool content_length)
+{
+	char head[256];
+	int n;
+
+	if (content_length)
+		n = snprintf(head, sizeof(head),
+			     "HTTP/1.1 %d %s\r\nServer: fake\r\nContent-Type: application/json\r\n"
+			     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			     status, reason, len);
+	else
+		n = snprintf(head, sizeof(head),
+			     "HTTP/1.1 %d %s\r\nServer: fake\r\nConnection: close\r\n\r\n", status,
+			     reason);
+	write_all(fd, head, (size_t)n);
+	write_all(fd, body, len);
+}
+
+static void serve_one(int fd, enum scenario sc)
+{
+	static char req[64 * 1024];
+	size_t len = read_request(fd, req, sizeof(req));
+	char *big;
+
+	switch (sc) {
+	case SRV_NO_CONTENT:
+		write_all(fd, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", 46);
+		break;
+	case SRV_JSON:
+		respond(fd, 200, "OK", JSON_PING, strlen(JSON_PING), true);
+		break;
+	case SRV_ERROR_500:
+		respond(fd, 500, "Internal Server Error", ERROR_500, strlen(ERROR_500), true);
+		break;
+	case SRV_NOT_FOUND:
+		respond(fd, 404, "Not Found", ERROR_404, strlen(ERROR_404), true);
+		break;
+	case SRV_TEXT_500:
+		respond(fd, 500, "Internal Server Error", "  oops: broken\r\n", 16, true);
+		break;
+	case SRV_EMPTY_500:
+		respond(fd, 500, "Internal Server Error", "", 0, true);
+		break;
+	case SRV_HANG:
+		return; /* the connection stays open until the child dies */
+	case SRV_ECHO:
+		respond(fd, 200, "OK", req, len, true);
+		break;
+	case SRV_BIG:
+	case SRV_BIG_STREAM:
+	case SRV_EXACT_MAX: {
+		size_t n = sc == SRV_EXACT_MAX ? MIB : 2 * MIB;
+
+		big = malloc(n);
+		if (!big)
+			_exit(3);
+		memset(big, 'x', n);
+		respond(fd, 200, "OK", big, n, sc != SRV_BIG_STREAM);
+		free(big);
+		break;
+	}
+	}
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static _Noreturn void server_run(int lfd, enum scenario sc)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Hold no copy of the parent's fds (its curl sockets, its epoll). */
+	if (dup2(lfd, 3) < 0)
+		_exit(2);
+	close_range(4, ~0U, 0);
+	for (;;) {
+		int fd = accept4(3, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		serve_one(fd, sc);
+	}
+}
+
+/* Starts a server for sc on tmpdir/name; the socket listens before this returns. */
+static const char *server_start(struct fixture *f, const char *name, enum scenario sc)
+{
+	struct server *s = &f->servers[f->n_servers];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	assert_true(f->n_servers < MAX_SERVERS);
+	snprintf(s->path, sizeof(s->path), "%s/%s", tmpdir, name);
+	unlink(s->path);
+	memcpy(sa.sun_path, s->path, strlen(s->path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	s->pid = fork();
+	assert_true(s->pid >= 0);
+	if (s->pid == 0)
+		server_run(fd, sc);
+	close(fd);
+	f->n_servers++;
+	return s->path;
+}
+
+static void servers_stop(struct fixture *f)
+{
+	for (int i = 0; i < f->n_servers; i++) {
+		kill(f->servers[i].pid, SIGKILL);
+		waitpid(f->servers[i].pid, NULL, 0);
+		unlink(f->servers[i].path);
+	}
+	f->n_servers = 0;
+}
+
+/* ---- the client side ---- */
+
+struct result {
+	int calls;
+	bool from_start; /* the callback ran inside ch_request_start */
+	int error;
+	long status;
+	bool ok;
+	char *body;
+	char *message;
+	size_t body_len;
+	uint64_t done_usec;
+	int order;
+	/* re-entrancy hooks, run inside the callback */
+	struct fixture *f;
+	struct ch_request *cancel_other;
+	bool free_client;
+	const char *start_path;
+	struct result *start_result;
+	int start_rc;
+};
+
+static bool in_start;
+static int completions;
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void result_clear(struct result *res)
+{
+	free(res->body);
+	free(res->message);
+	res->body = res->message = NULL;
+}
+
+static void on_reply(void *userdata, const struct ch_reply *reply)
+{
+	struct result *res = userdata;
+
+	res->calls++;
+	res->from_start = in_start;
+	res->error = reply->error;
+	res->status = reply->http_status;
+	res->ok = ch_reply_ok(reply);
+	free(res->body);
+	free(res->message);
+	res->body = reply->body ? strdup(reply->body) : NULL;
+	res->body_len = reply->body ? strlen(reply->body) : 0;
+	res->message = reply->message ? strdup(reply->message) : NULL;
+	res->done_usec = now_usec();
+	res->order = ++completions;
+
+	if (res->cancel_other)
+		ch_request_cancel(res->cancel_other);
+	if (res->start_path)
+		res->start_rc = ch_request_start(res->f->client, res->start_path, "GET", "vmm.ping",
+						 NULL, 2000, on_reply, res->start_result, NULL);
+	if (res->free_client) {
+		ch_client_free(res->f->client);
+		res->f->client = NULL;
+	}
+}
+
+static int start(struct fixture *f, const char *path, const char *method, const char *endpoint,
+		 const char *body, uint64_t timeout_ms, struct result *res, struct ch_request **ret)
+{
+	int r;
+
+	in_start = true;
+	r = ch_request_start(f->client, path, method, endpoint, body, timeout_ms, on_reply, res,
+			     ret);
+	in_start = false;
+	return r;
+}
+
+/* Runs the loop until *count reaches target or WAIT_MAX_MS pass. */
+static bool run_until(sd_event *e, const int *count, int target)
+{
+	uint64_t deadline = now_usec() + WAIT_MAX_MS * 1000ULL;
+
+	while (*count < target && now_usec() < deadline)
+		assert_true(sd_event_run(e, 10 * 1000) >= 0);
+	return *count >= target;
+}
+
+/* Runs the loop for ms milliseconds (only to let I/O happen; never decides a result). */
+static void run_for(sd_event *e, unsigned ms)
+{
+	uint64_t deadline = now_usec() + ms * 1000ULL;
+
+	while (now_usec() < deadline)
+		assert_true(sd_event_run(e, 5 * 1000) >= 0);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the DIR's own fd */
+}
+
+static int group_setup(void **state _unused_)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state _unused_)
+{
+	return rmdir(tmpdir);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f || sd_event_new(&f->event) < 0 || ch_client_new(f->event, &f->client) < 0)
+		return -1;
+	completions = 0;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	ch_client_free(f->client);
+	sd_event_unref(f->event);
+	servers_stop(f);
+	free(f);
+	return 0;
+}
+
+/* One request to a fresh server; waits for the reply. */
+static void request_once(struct fixture *f, enum scenario sc, const char *method,
+			 const char *endpoint, const char *body, struct result *res)
+{
+	const char *path = server_start(f, "api.sock", sc);
+
+	assert_int_equal(start(f, path, method, endpoint, body, 5000, res, NULL), 0);
+	assert_int_equal(res->calls, 0);
+	assert_true(run_until(f->event, &res->calls, 1));
+	assert_int_equal(res->calls, 1);
+	assert_false(res->from_start);
+}
+
+/* ---- tests ---- */
+
+static void test_no_content(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_NO_CONTENT, "PUT", "vm.boot", NULL, &res);
+	assert_int_equal(res.error, 0);
+	assert_int_equal(res.status, 204);
+	assert_true(res.ok);
+	assert_string_equal(res.body, "");
+	assert_string_equal(res.message, "");
+	result_clear(&res);
+}
+
+static void test_json_body(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_JSON, "GET", "vmm.ping", NULL, &res);
+	assert_int_equal(res.error, 0);
+	assert_int_equal(res.status, 200);
+	assert_true(res.ok);
+	assert_string_equal(res.body, JSON_PING);
+	assert_string_equal(res.message, "");
+	result_clear(&res);
+}
+
+static void test_error_array_500(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_ERROR_500, "PUT", "vm.create", "{}", &res);
+	assert_int_equal(res.error, 0);
+	assert_int_equal(res.status, 500);
+	assert_false(res.ok);
+	assert_string_equal(res.message,
+			    "Error from API: The VM could not be created: VM is already created");
+	assert_string_equal(res.body, ERROR_500);
+	result_clear(&res);
+}
+
+static void test_not_found_404(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_NOT_FOUND, "GET", "vm.info", NULL, &res);
+	assert_int_equal(res.error, 0);
+	assert_int_equal(res.status, 404);
+	assert_false(res.ok);
+	assert_string_equal(res.message,
+			    "Error from API: The VM info is not available: VM is not created");
+	result_clear(&res);
+}
+
+static void test_error_text_500(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_TEXT_500, "PUT", "vm.pause", NULL, &res);
+	assert_int_equal(res.status, 500);
+	assert_false(res.ok);
+	assert_string_equal(res.message, "oops: broken");
+	result_clear(&res);
+}
+
+static void test_error_empty_500(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_EMPTY_500, "PUT", "vm.pause", NULL, &res);
+	assert_int_equal(res.status, 500);
+	assert_false(res.ok);
+	assert_string_equal(res.message, "HTTP 500");
+	assert_string_equal(res.body, "");
+	result_clear(&res);
+}
+
+static void test_timeout(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = server_start(f, "hang.sock", SRV_HANG);
+	struct result res = {0};
+	uint64_t t0 = now_usec();
+
+	assert_int_equal(start(f, path, "GET", "vm.info", NULL, 200, &res, NULL), 0);
+	assert_true(run_until(f->event, &res.calls, 1));
+	assert_int_equal(res.calls, 1);
+	assert_int_equal(res.error, -ETIMEDOUT);
+	assert_int_equal(res.status, 0);
+	assert_false(res.ok);
+	assert_true(res.done_usec - t0 >= 200 * 1000);
+	assert_true(res.done_usec - t0 < 2000 * 1000);
+	assert_non_null(strstr(res.message, "imeout"));
+	result_clear(&res);
+}
+
+static void test_missing_socket(void **state)
+{
+	struct fixture *f = *state;
+	struct result res = {0};
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/absent.sock", tmpdir);
+	assert_int_equal(start(f, path, "GET", "vmm.ping", NULL, 2000, &res, NULL), 0);
+	assert_int_equal(res.calls, 0);
+	assert_true(run_until(f->event, &res.calls, 1));
+	assert_false(res.from_start);
+	assert_int_equal(res.error, -ENOENT);
+	assert_int_equal(res.status, 0);
+	assert_false(res.ok);
+	assert_non_null(strstr(res.message, path));
+	result_clear(&res);
+}
+
+static void test_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct result res = {0};
+	int fd;
+
+	/* bound, then closed: the socket file exists, nobody listens */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/dead.sock", tmpdir);
+	unlink(sa.sun_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+
+	assert_int_equal(start(f, sa.sun_path, "GET", "vmm.ping", NULL, 2000, &res, NULL), 0);
+	assert_true(run_until(f->event, &res.calls, 1));
+	assert_int_equal(res.error, -ECONNREFUSED);
+	assert_int_equal(res.status, 0);
+	assert_true(strlen(res.message) > 0);
+	unlink(sa.sun_path);
+	result_clear(&res);
+}
+
+static void test_path_too_long(void **state)
+{
+	struct fixture *f = *state;
+	struct result res = {0};
+	char path[300];
+
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	assert_int_equal(start(f, path, "GET", "vmm.ping", NULL, 2000, &res, NULL), 0);
+	assert_int_equal(res.calls, 0);
+	assert_true(run_until(f->event, &res.calls, 1));
+	assert_false(res.from_start);
+	assert_int_equal(res.error, -ENAMETOOLONG);
+	assert_true(strlen(res.message) > 0);
+	result_clear(&res);
+}
+
+static void test_too_big(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_BIG, "GET", "vm.info", NULL, &res);
+	assert_int_equal(res.error, -EFBIG);
+	assert_false(res.ok);
+	assert_true(strlen(res.message) > 0);
+	result_clear(&res);
+}
+
+static void test_too_big_stream(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_BIG_STREAM, "GET", "vm.info", NULL, &res);
+	assert_int_equal(res.error, -EFBIG);
+	assert_false(res.ok);
+	result_clear(&res);
+}
+
+static void test_exact_max(void **state)
+{
+	struct result res = {0};
+
+	request_once(*state, SRV_EXACT_MAX, "GET", "vm.info", NULL, &res);
+	assert_int_equal(res.error, 0);
+	assert_true(res.ok);
+	assert_int_equal(res.body_len, MIB);
+	result_clear(&res);
+}
+
+static void test_concurrent(void **state)
+{
+	struct fixture *f = *state;
+	const char *hang = server_start(f, "hang.sock", SRV_HANG);
+	const char *fast = server_start(f, "fast.sock", SRV_JSON);
+	struct result slow = {0}, quick[5] = {0};
+	uint64_t t0 = now_usec();
+
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 500, &slow, NULL), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(start(f, fast, "GET", "vmm.ping", NULL, 5000, &quick[i], NULL), 0);
+	assert_true(run_until(f->event, &completions, 6));
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(quick[i].calls, 1);
+		assert_true(quick[i].ok);
+		assert_string_equal(quick[i].body, JSON_PING);
+		assert_true(quick[i].order < slow.order);
+		assert_true(quick[i].done_usec - t0 < 500 * 1000);
+		result_clear(&quick[i]);
+	}
+	assert_int_equal(slow.calls, 1);
+	assert_int_equal(slow.error, -ETIMEDOUT);
+	assert_true(slow.done_usec - t0 >= 500 * 1000);
+	result_clear(&slow);
+}
+
+static void test_cancel(void **state)
+{
+	struct fixture *f = *state;
+	const char *fast = server_start(f, "fast.sock", SRV_NO_CONTENT);
+	const char *hang = server_start(f, "hang.sock", SRV_HANG);
+	struct result a = {0}, b = {0}, c = {0}, d = {0};
+	struct ch_request *ra = NULL, *rc = NULL;
+
+	/* before the loop ever ran */
+	assert_int_equal(start(f, fast, "PUT", "vm.boot", NULL, 2000, &a, &ra), 0);
+	assert_non_null(ra);
+	ch_request_cancel(ra);
+	assert_int_equal(start(f, fast, "PUT", "vm.boot", NULL, 2000, &b, NULL), 0);
+	assert_true(run_until(f->event, &b.calls, 1));
+	assert_true(b.ok);
+
+	/* in flight: c would time out at 100 ms, long before d does at 300 ms */
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 100, &c, &rc), 0);
+	run_for(f->event, 30);
+	ch_request_cancel(rc);
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 300, &d, NULL), 0);
+	assert_true(run_until(f->event, &d.calls, 1));
+	assert_int_equal(d.error, -ETIMEDOUT);
+
+	assert_int_equal(a.calls, 0);
+	assert_int_equal(c.calls, 0);
+	assert_int_equal(completions, 2);
+	ch_request_cancel(NULL);
+	result_clear(&b);
+	result_clear(&d);
+}
+
+static bool has_header(const char *req, const char *line)
+{
+	char needle[256];
+
+	snprintf(needle, sizeof(needle), "\r\n%s\r\n", line);
+	return strcasestr(req, needle) != NULL;
+}
+
+static void test_request_as_sent(void **state)
+{
+	struct fixture *f = *state;
+	const char *echo = server_start(f, "echo.sock", SRV_ECHO);
+	const char *json = "{\"cpus\":{\"boot_vcpus\":1,\"max_vcpus\":1}}";
+	struct result put = {0}, bare = {0}, get = {0};
+	char body[128], path[128], cl[64];
+	const char *end;
+
+	/* the caller's buffers are scribbled over right after start: the client copied them */
+	snprintf(body, sizeof(body), "%s", json);
+	snprintf(path, sizeof(path), "%s", echo);
+	assert_int_equal(start(f, path, "PUT", "vm.create", body, 2000, &put, NULL), 0);
+	memset(body, 'Z', sizeof(body) - 1);
+	memset(path, 'Z', sizeof(path) - 1);
+	assert_int_equal(start(f, echo, "PUT", "vm.boot", NULL, 2000, &bare, NULL), 0);
+	assert_int_equal(start(f, echo, "GET", "vm.info", NULL, 2000, &get, NULL), 0);
+	assert_true(run_until(f->event, &completions, 3));
+
+	assert_true(put.ok);
+	assert_true(strncmp(put.body, "PUT /api/v1/vm.create HTTP/1.1\r\n", 32) == 0);
+	assert_true(has_header(put.body, "Host: localhost"));
+	assert_true(has_header(put.body, "Content-Type: application/json"));
+	assert_true(has_header(put.body, "Accept: application/json"));
+	snprintf(cl, sizeof(cl), "Content-Length: %zu", strlen(json));
+	assert_true(has_header(put.body, cl));
+	assert_null(strcasestr(put.body, "Expect:"));
+	end = strstr(put.body, "\r\n\r\n");
+	assert_non_null(end);
+	assert_string_equal(end + 4, json);
+
+	assert_true(bare.ok);
+	assert_true(strncmp(bare.body, "PUT /api/v1/vm.boot HTTP/1.1\r\n", 30) == 0);
+	assert_true(has_header(bare.body, "Content-Length: 0"));
+	assert_null(strcasestr(bare.body, "Content-Type"));
+	assert_null(strcasestr(bare.body, "Expect:"));
+	end = strstr(bare.body, "\r\n\r\n");
+	assert_non_null(end);
+	assert_string_equal(end + 4, "");
+
+	assert_true(get.ok);
+	assert_true(strncmp(get.body, "GET /api/v1/vm.info HTTP/1.1\r\n", 30) == 0);
+	assert_true(has_header(get.body, "Accept: application/json"));
+	assert_null(strcasestr(get.body, "Content-Length"));
+
+	result_clear(&put);
+	result_clear(&bare);
+	result_clear(&get);
+}
+
+/* A callback starts a new request and cancels a pending one. */
+static void test_reentrant_start_cancel(void **state)
+{
+	struct fixture *f = *state;
+	const char *fast = server_start(f, "fast.sock", SRV_JSON);
+	const char *hang = server_start(f, "hang.sock", SRV_HANG);
+	struct result first = {0}, chained = {0}, victim = {0};
+	struct ch_request *rv = NULL;
+
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 300, &victim, &rv), 0);
+	first.f = f;
+	first.cancel_other = rv;
+	first.start_path = fast;
+	first.start_result = &chained;
+	assert_int_equal(start(f, fast, "GET", "vmm.ping", NULL, 2000, &first, NULL), 0);
+
+	assert_true(run_until(f->event, &chained.calls, 1));
+	assert_int_equal(first.calls, 1);
+	assert_int_equal(first.start_rc, 0);
+	assert_true(chained.ok);
+	assert_false(chained.from_start);
+	assert_string_equal(chained.body, JSON_PING);
+	/* the victim would have timed out at 300 ms */
+	run_for(f->event, 400);
+	assert_int_equal(victim.calls, 0);
+	result_clear(&first);
+	result_clear(&chained);
+}
+
+/* A callback frees the client: the other requests are cancelled, nothing is touched after. */
+static void test_reentrant_free(void **state)
+{
+	struct fixture *f = *state;
+	const char *fast = server_start(f, "fast.sock", SRV_NO_CONTENT);
+	const char *hang = server_start(f, "hang.sock", SRV_HANG);
+	struct result r[3] = {0}, sentinel = {0};
+	struct ch_client *other = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		r[i].f = f;
+		r[i].free_client = true;
+		assert_int_equal(start(f, fast, "PUT", "vm.boot", NULL, 2000, &r[i], NULL), 0);
+	}
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 100, &sentinel, NULL), 0);
+	assert_true(run_until(f->event, &completions, 1));
+	assert_null(f->client);
+
+	/* by the time another client's request times out, the freed ones would have answered */
+	assert_int_equal(ch_client_new(f->event, &other), 0);
+	f->client = other;
+	{
+		struct result late = {0};
+
+		assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 300, &late, NULL), 0);
+		assert_true(run_until(f->event, &late.calls, 1));
+		assert_int_equal(late.error, -ETIMEDOUT);
+		result_clear(&late);
+	}
+	assert_int_equal(r[0].calls + r[1].calls + r[2].calls, 1);
+	assert_int_equal(sentinel.calls, 0);
+	for (int i = 0; i < 3; i++)
+		result_clear(&r[i]);
+}
+
+static void test_invalid_args(void **state)
+{
+	struct fixture *f = *state;
+	struct result res = {0};
+	const char *p = "/nonexistent/api.sock";
+
+	assert_int_equal(ch_client_new(NULL, &f->client), -EINVAL);
+	assert_int_equal(start(f, NULL, "GET", "vm.info", NULL, 100, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, "", "GET", "vm.info", NULL, 100, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, p, NULL, "vm.info", NULL, 100, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, p, "POST", "vm.info", NULL, 100, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, p, "PUT\r\nX: y", "vm.info", NULL, 100, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, p, "GET", NULL, NULL, 100, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, p, "GET", "", NULL, 100, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, p, "GET", "vm.info HTTP/1.0\r\n", NULL, 100, &res, NULL),
+			 -EINVAL);
+	assert_int_equal(start(f, p, "GET", "vm.info", NULL, 0, &res, NULL), -EINVAL);
+	assert_int_equal(
+		ch_request_start(f->client, p, "GET", "vm.info", NULL, 100, NULL, &res, NULL),
+		-EINVAL);
+	assert_int_equal(
+		ch_request_start(NULL, p, "GET", "vm.info", NULL, 100, on_reply, &res, NULL),
+		-EINVAL);
+	ch_client_free(NULL);
+	run_for(f->event, 20);
+	assert_int_equal(res.calls, 0);
+}
+
+/* Freeing a client with requests in flight cancels them. */
+static void test_free_with_pending(void **state)
+{
+	struct fixture *f = *state;
+	const char *hang = server_start(f, "hang.sock", SRV_HANG);
+	const char *fast = server_start(f, "fast.sock", SRV_NO_CONTENT);
+	struct result res[4] = {0};
+
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 100, &res[0], NULL), 0);
+	assert_int_equal(start(f, fast, "PUT", "vm.boot", NULL, 100, &res[1], NULL), 0);
+	run_for(f->event, 10);
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 100, &res[2], NULL), 0);
+	assert_int_equal(start(f, "/x/y.sock", "GET", "vm.info", NULL, 100, &res[3], NULL), 0);
+	/* res[1] may have completed already; nothing may complete after the free */
+	int calls_at_free = res[1].calls;
+
+	assert_int_equal(res[0].calls + res[2].calls + res[3].calls, 0);
+	ch_client_free(f->client);
+	f->client = NULL;
+	run_for(f->event, 300);
+	assert_int_equal(res[0].calls + res[2].calls + res[3].calls, 0);
+	assert_int_equal(res[1].calls, calls_at_free);
+	result_clear(&res[1]);
+}
+
+static void test_no_fd_leak(void **state)
+{
+	struct fixture *f = *state;
+	const char *ok = server_start(f, "ok.sock", SRV_JSON);
+	const char *err = server_start(f, "err.sock", SRV_ERROR_500);
+	const char *hang = server_start(f, "hang.sock", SRV_HANG);
+	const char *big = server_start(f, "big.sock", SRV_BIG_STREAM);
+	struct result res[24] = {0};
+	struct ch_request *cancelled = NULL;
+	sd_event *e = NULL;
+	int before, after;
+
+	/* the fixture's loop and client (and curl's global state) already exist */
+	ch_client_free(f->client);
+	f->client = NULL;
+	sd_event_unref(f->event);
+	f->event = NULL;
+
+	before = count_fds();
+	assert_int_equal(sd_event_new(&e), 0);
+	f->event = e;
+	assert_int_equal(ch_client_new(e, &f->client), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(start(f, ok, "GET", "vmm.ping", NULL, 2000, &res[i], NULL), 0);
+		assert_int_equal(start(f, err, "PUT", "vm.create", "{}", 2000, &res[4 + i], NULL),
+				 0);
+		assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 150, &res[8 + i], NULL), 0);
+		assert_int_equal(start(f, big, "GET", "vm.info", NULL, 2000, &res[12 + i], NULL),
+				 0);
+		assert_int_equal(start(f, "/nonexistent/x.sock", "GET", "vmm.ping", NULL, 2000,
+				       &res[16 + i], NULL),
+				 0);
+	}
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 5000, &res[20], &cancelled), 0);
+	assert_true(run_until(e, &completions, 20));
+	ch_request_cancel(cancelled);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(res[i].calls, 1);
+		assert_int_equal(res[i].error, i < 8    ? 0
+					       : i < 12 ? -ETIMEDOUT
+					       : i < 16 ? -EFBIG
+							: -ENOENT);
+		result_clear(&res[i]);
+	}
+	/* a request in flight at free time */
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 5000, &res[21], NULL), 0);
+	run_for(e, 20);
+	ch_client_free(f->client);
+	f->client = NULL;
+	sd_event_unref(e);
+	f->event = NULL;
+	after = count_fds();
+	assert_int_equal(after, before);
+
+	assert_int_equal(sd_event_new(&f->event), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_no_content, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_body, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_array_500, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_found_404, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_text_500, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_empty_500, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_too_long, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_big_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exact_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_as_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reentrant_start_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reentrant_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_fd_leak, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -97,8 +97,8 @@ static void assert_golden(const struct ch_launch *launch, const char *golden)
 	want = load_golden(golden);
 	if (!json_object_equal(got, want))
 		fail_msg("%s differs:\n  got  %s\n  want %s", golden, text,
-			 json_object_to_json_string_ext(want, JSON_C_TO_STRING_PLAIN |
-								      JSON_C_TO_STRING_NOSLASHESCAPE));
+			 json_object_to_json_string_ext(
+				 want, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(got);
 	json_object_put(want);
 	free(text);
@@ -243,8 +243,8 @@ static void test_network_nic_refused(void **state)
 	assert_int_equal(ch_config_json(&l, &text, &err), -EINVAL);
 	assert_null(text);
 	assert_int_equal(err.code, -EINVAL);
-	assert_string_equal(err.msg,
-			    "config.nics[1].network: mvirt networks are not supported yet; use tap");
+	assert_string_equal(
+		err.msg, "config.nics[1].network: mvirt networks are not supported yet; use tap");
 }
 
 /* A tap NIC without a MAC gets none: cloud-hypervisor picks one. */

@@ -1,8 +1,9 @@
 /* Unit tests of store.c, the SQLite state store, against real database files in a fresh
- * temporary directory per test: schema creation and migration, WAL and synchronous commits,
- * exact round trips, upsert/duplicate/delete semantics, ordering, persistence, and refusal of
- * corrupt or too-new files without changing a byte of them. The test reads and prepares files
- * through its own sqlite3 connection; a pass-through VFS counts syncs of the WAL. */
+ * temporary directory per test: schema creation and migration (from nothing and from version 1
+ * files with content), WAL and synchronous commits, exact round trips (the hypervisor process
+ * included), upsert/duplicate/delete semantics, ordering, persistence, and refusal of corrupt
+ * rows and of corrupt or too-new files without changing a byte of them. The test reads and
+ * prepares files through its own sqlite3 connection; a pass-through VFS counts syncs of the WAL. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -242,9 +243,10 @@ static long long raw_int(sqlite3 *db, const char *sql)
  * default), as a newly allocated string. */
 static char *table_layout(sqlite3 *db)
 {
-	return raw_text(db, "SELECT group_concat(name || ':' || type || ':' || \"notnull\" || ':' || "
-			    "ifnull(dflt_value, '-') || ':' || pk, ' ') "
-			    "FROM (SELECT * FROM pragma_table_info('vms') ORDER BY cid)");
+	return raw_text(db,
+			"SELECT group_concat(name || ':' || type || ':' || \"notnull\" || ':' || "
+			"ifnull(dflt_value, '-') || ':' || pk, ' ') "
+			"FROM (SELECT * FROM pragma_table_info('vms') ORDER BY cid)");
 }
 
 /* Whole file contents; *len is 0 and the result NULL when the file does not exist. */
@@ -640,6 +642,148 @@ static void test_round_trip(void **state)
 		vmdef_record_done(&in[i]);
 }
 
+/* The hypervisor process of a VM round-trips exactly (all 64 bits of its start time), and each
+ * of its members is stored on its own: changing one alone changes what is loaded. */
+static void test_process_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record in[3], before, *out = NULL;
+	struct store *s;
+	sqlite3 *db;
+	size_t n;
+
+	/* names chosen so that the order by name is in[0..2] */
+	basic_record(&in[0], 1, "p-max");
+	in[0].state = VM_STATE_RUNNING;
+	in[0].process =
+		(struct vm_process){INT32_MAX, UINT64_MAX, "ffffffff-ffff-4fff-bfff-ffffffffffff"};
+	basic_record(&in[1], 2, "p-top-bit");
+	in[1].state = VM_STATE_PAUSED;
+	in[1].process =
+		(struct vm_process){1, (uint64_t)1 << 63, "00000000-0000-4000-8000-000000000000"};
+	basic_record(&in[2], 3, "p-typical");
+	in[2].state = VM_STATE_RUNNING;
+	in[2].process = (struct vm_process){4242, ((uint64_t)1 << 40) + 12345,
+					    "6f1c2a4e-9b3d-4e8f-a1b2-c3d4e5f60718"};
+
+	s = open_ok(f->path);
+	for (size_t i = 0; i < 3; i++)
+		save_ok(s, &in[i]);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		if (!vmdef_record_equal(&in[i], &out[i]))
+			fail_msg("record %zu (%s) did not round-trip", i, in[i].name);
+	/* Spot checks that do not rely on vmdef_record_equal alone. */
+	assert_int_equal(out[0].process.pid, INT32_MAX);
+	assert_true(out[0].process.starttime == UINT64_MAX);
+	assert_string_equal(out[0].process.boot_id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+	assert_true(out[1].process.starttime == (uint64_t)1 << 63);
+	assert_int_equal(out[2].process.pid, 4242);
+	assert_true(out[2].process.starttime == ((uint64_t)1 << 40) + 12345);
+	assert_string_equal(out[2].process.boot_id, "6f1c2a4e-9b3d-4e8f-a1b2-c3d4e5f60718");
+	free_records(out, n);
+	store_close(s);
+
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "SELECT pid_starttime FROM vms WHERE name = 'p-typical'"),
+			 ((long long)1 << 40) + 12345);
+	sqlite3_close(db);
+
+	/* one member at a time: the store keeps it, and equality tells old from new */
+	s = open_ok(f->path);
+	for (int m = 0; m < 3; m++) {
+		assert_int_equal(vmdef_record_copy(&before, &in[2]), 0);
+		if (m == 0)
+			in[2].process.pid++;
+		else if (m == 1)
+			in[2].process.starttime ^= (uint64_t)1 << 33; /* low 32 bits unchanged */
+		else
+			in[2].process.boot_id[35] = '9';
+		assert_false(vmdef_record_equal(&before, &in[2]));
+		save_ok(s, &in[2]);
+		n = load_ok(s, &out);
+		assert_int_equal(n, 3);
+		if (!vmdef_record_equal(&in[2], &out[2]) || vmdef_record_equal(&before, &out[2]))
+			fail_msg("change %d of the process was not stored", m);
+		assert_true(vmdef_record_equal(&in[0], &out[0]));
+		assert_true(vmdef_record_equal(&in[1], &out[1]));
+		free_records(out, n);
+		vmdef_record_done(&before);
+	}
+	store_close(s);
+
+	/* and from the file */
+	s = open_ok(f->path);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		assert_true(vmdef_record_equal(&in[i], &out[i]));
+	free_records(out, n);
+	store_close(s);
+	for (size_t i = 0; i < 3; i++)
+		vmdef_record_done(&in[i]);
+}
+
+/* A shorter boot_id replaces a longer one whole, an empty one clears it, and a stopped VM's
+ * process is stored as none at all. */
+static void test_process_cleared(void **state)
+{
+	static const char uuid[] = "6f1c2a4e-9b3d-4e8f-a1b2-c3d4e5f60718";
+	struct fixture *f = *state;
+	struct vm_record r, *out = NULL;
+	struct store *s = open_ok(f->path);
+	sqlite3 *db;
+	char *text;
+	size_t n;
+
+	basic_record(&r, 1, "stops");
+	r.state = VM_STATE_RUNNING;
+	r.process = (struct vm_process){777, 99, ""};
+	memcpy(r.process.boot_id, uuid, sizeof(uuid));
+	save_ok(s, &r);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0].process.boot_id, uuid);
+	free_records(out, n);
+
+	memcpy(r.process.boot_id, "b00t", sizeof("b00t"));
+	save_ok(s, &r);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0].process.boot_id, "b00t");
+	free_records(out, n);
+
+	r.process.boot_id[0] = '\0';
+	save_ok(s, &r);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0].process.boot_id, "");
+	assert_int_equal(out[0].process.pid, 777);
+	assert_true(vmdef_record_equal(&r, &out[0]));
+	free_records(out, n);
+
+	r.state = VM_STATE_STOPPED;
+	memset(&r.process, 0, sizeof(r.process));
+	save_ok(s, &r);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0].process.pid, 0);
+	assert_int_equal(out[0].process.starttime, 0);
+	assert_string_equal(out[0].process.boot_id, "");
+	assert_true(vmdef_record_equal(&r, &out[0]));
+	free_records(out, n);
+
+	db = raw_open(f->path);
+	text = raw_text(db, "SELECT typeof(boot_id) || ':' || quote(boot_id) || ':' || pid || ':' "
+			    "|| pid_starttime FROM vms");
+	assert_string_equal(text, "text:'':0:0");
+	free(text);
+	sqlite3_close(db);
+	store_close(s);
+	vmdef_record_done(&r);
+}
+
 static void test_upsert(void **state)
 {
 	struct fixture *f = *state;
@@ -742,6 +886,18 @@ static void test_invalid_records(void **state)
 	r.name = NULL;
 	assert_int_equal(store_vm_save(s, &r, NULL), -EINVAL);
 	r.name = name;
+	r.process.pid = -1;
+	mv_error_clear(&err);
+	assert_int_equal(store_vm_save(s, &r, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "pid"));
+	r.process.pid = 1;
+	memset(r.process.boot_id, 'b', sizeof(r.process.boot_id));
+	mv_error_clear(&err);
+	assert_int_equal(store_vm_save(s, &r, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "boot_id"));
+	r.process.boot_id[sizeof(r.process.boot_id) - 1] = '\0';
+	save_ok(s, &r); /* 36 characters is the most there is room for */
+	assert_int_equal(store_vm_delete(s, r.id, NULL), 0);
 	r.id[0] = '\0';
 	assert_int_equal(store_vm_save(s, &r, NULL), -EINVAL);
 	assert_int_equal(load_ok(s, &out), 0);
@@ -960,7 +1116,8 @@ static void fill_store(const char *path, unsigned n)
 	db = raw_open(path);
 	snprintf(sql, sizeof(sql),
 		 "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %u) "
-		 "INSERT INTO vms (" V1_COLUMNS ") SELECT printf('00000000-0000-4000-8000-%%012d', i), "
+		 "INSERT INTO vms (" V1_COLUMNS
+		 ") SELECT printf('00000000-0000-4000-8000-%%012d', i), "
 		 "printf('vm-%%05d', i), state, state_reason, created_at_us + i, started_at_us, "
 		 "config FROM c, vms WHERE vms.id = '%s'",
 		 n - 1, r.id);
@@ -1075,26 +1232,170 @@ static void test_migrate_v0_with_content(void **state)
 	vmdef_record_done(&r);
 }
 
-/* A failing migration leaves the schema as it was: one transaction. */
+/* A file written at schema version 1, with VMs in it, is migrated at open: every row intact,
+ * the process columns zero/empty, and the table exactly as a new database has it. */
+static void test_migrate_v1_with_content(void **state)
+{
+	static const char basic_json[] =
+		"{\"vcpus\":2,\"memory_mb\":1024,\"kernel\":\"/boot/vmlinuz\","
+		"\"cmdline\":\"console=ttyS0\",\"disks\":[{\"path\":\"/var/lib/mvirt/a.raw\","
+		"\"readonly\":false,\"format\":\"raw\"}],\"nics\":[]}";
+	struct fixture *f = *state;
+	struct vm_record want[4], *out = NULL, dup;
+	struct mv_error err = {0};
+	char fresh_path[PATH_MAX], sql[2048], *fresh, *migrated;
+	struct store *s;
+	sqlite3 *db;
+	size_t n;
+	int len;
+
+	/* what store.c wrote for these records at version 1, in name order */
+	basic_record(&want[0], 1, "alpha");
+	basic_record(&want[1], 2, "beta \xc3\xa9");
+	want[1].state = VM_STATE_RUNNING;
+	want[1].state_reason = xstrdup("started by user");
+	want[1].started_at_us = 1700000000500000;
+	memset(&want[2], 0, sizeof(want[2]));
+	set_id(&want[2], 3);
+	want[2].name = xstrdup("gamma");
+	want[2].state = VM_STATE_CRASHED;
+	want[2].state_reason = xstrdup("it's gone");
+	want[2].created_at_us = INT64_MAX;
+	want[2].config.vcpus = 1;
+	want[2].config.memory_mb = 512;
+	want[2].config.n_nics = 1;
+	want[2].config.nics = calloc(1, sizeof(*want[2].config.nics));
+	assert_non_null(want[2].config.nics);
+	want[2].config.nics[0] =
+		(struct vm_nic){xstrdup("tap0"), NULL, xstrdup("52:54:00:00:00:01")};
+
+	db = raw_open(f->path);
+	raw_exec(db, "PRAGMA journal_mode = WAL");
+	raw_exec(db, vms_v1_sql);
+	len = snprintf(
+		sql, sizeof(sql),
+		"INSERT INTO vms (" V1_COLUMNS ") VALUES "
+		"('%s', 'alpha', 1, NULL, %" PRId64 ", 0, '%s'),"
+		"('%s', 'beta \xc3\xa9', 3, 'started by user', %" PRId64 ", %" PRId64 ", '%s'),"
+		"('%s', 'gamma', 6, 'it''s gone', %" PRId64 ", 0, '{\"vcpus\":1,\"memory_mb\":512,"
+		"\"disks\":[],\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:00:00:01\"}]}');"
+		"PRAGMA user_version = 1",
+		want[0].id, want[0].created_at_us, basic_json, want[1].id, want[1].created_at_us,
+		want[1].started_at_us, basic_json, want[2].id, want[2].created_at_us);
+	assert_true(len > 0 && (size_t)len < sizeof(sql));
+	raw_exec(db, sql);
+	sqlite3_close(db);
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), 1);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		if (!vmdef_record_equal(&want[i], &out[i]))
+			fail_msg("row %zu (%s) changed in the migration", i, want[i].name);
+		assert_int_equal(out[i].process.pid, 0);
+		assert_int_equal(out[i].process.starttime, 0);
+		assert_string_equal(out[i].process.boot_id, "");
+	}
+	assert_string_equal(out[1].state_reason, "started by user");
+	assert_string_equal(out[2].config.nics[0].mac, "52:54:00:00:00:01");
+	free_records(out, n);
+
+	/* the migrated table takes the new columns and keeps its constraints */
+	basic_record(&want[3], 4, "omega");
+	want[3].state = VM_STATE_RUNNING;
+	want[3].process = (struct vm_process){4242, (uint64_t)1 << 40,
+					      "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"};
+	save_ok(s, &want[3]);
+	basic_record(&dup, 5, "alpha");
+	assert_int_equal(store_vm_save(s, &dup, &err), -EEXIST);
+	vmdef_record_done(&dup);
+	store_close(s);
+
+	snprintf(fresh_path, sizeof(fresh_path), "%s/fresh.db", f->dir);
+	store_close(open_ok(fresh_path));
+	db = raw_open(fresh_path);
+	fresh = table_layout(db);
+	sqlite3_close(db);
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	migrated = table_layout(db);
+	assert_string_equal(migrated, fresh);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM vms"), 4);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM vms WHERE pid = 0 AND "
+				     "pid_starttime = 0 AND boot_id = ''"),
+			 3);
+	free(fresh);
+	free(migrated);
+	sqlite3_close(db);
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), STORE_SCHEMA_VERSION);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		assert_true(vmdef_record_equal(&want[i], &out[i]));
+	free_records(out, n);
+	store_close(s);
+	for (size_t i = 0; i < 4; i++)
+		vmdef_record_done(&want[i]);
+}
+
+/* A failing migration leaves the schema as it was: one transaction, whichever step fails. */
 static void test_migration_is_atomic(void **state)
 {
 	struct fixture *f = *state;
 	struct mv_error err = {0};
 	struct store *s = NULL;
+	char want[128], *before, *after;
 	sqlite3 *db;
 
+	/* the first step fails: a foreign table already has the name */
 	db = raw_open(f->path);
 	raw_exec(db, "CREATE TABLE vms(x TEXT); INSERT INTO vms VALUES ('foreign')");
 	sqlite3_close(db);
 
 	assert_int_equal(store_open(f->path, &s, &err), -EIO);
 	assert_null(s);
-	assert_non_null(strstr(err.msg, "migrating the schema from version 0 to 1"));
+	snprintf(want, sizeof(want), "migrating the schema from version 0 to %d",
+		 STORE_SCHEMA_VERSION);
+	if (!strstr(err.msg, want))
+		fail_msg("message lacks \"%s\": %s", want, err.msg);
 
 	db = raw_open(f->path);
 	assert_int_equal(raw_int(db, "PRAGMA user_version"), 0);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_table_info('vms')"), 1);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM vms"), 1);
+	sqlite3_close(db);
+	assert_int_equal(unlink(f->path), 0);
+
+	/* a version 1 file whose table already has the last column that step 2 adds: its first
+	 * ALTERs succeed, the last fails, and all of them are rolled back */
+	db = raw_open(f->path);
+	raw_exec(db, vms_v1_sql);
+	raw_exec(db,
+		 "ALTER TABLE vms ADD COLUMN boot_id TEXT; PRAGMA user_version = 1;"
+		 "INSERT INTO vms (" V1_COLUMNS ") VALUES ('id-1', 'kept', 1, NULL, 1, 0, '{}')");
+	before = table_layout(db);
+	sqlite3_close(db);
+
+	mv_error_clear(&err);
+	assert_int_equal(store_open(f->path, &s, &err), -EIO);
+	assert_null(s);
+	snprintf(want, sizeof(want), "migrating the schema from version 1 to %d",
+		 STORE_SCHEMA_VERSION);
+	if (!strstr(err.msg, want))
+		fail_msg("message lacks \"%s\": %s", want, err.msg);
+	assert_non_null(strstr(err.msg, "boot_id"));
+
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	after = table_layout(db);
+	assert_string_equal(after, before);
+	assert_null(strstr(after, "pid"));
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM vms WHERE name = 'kept'"), 1);
+	free(before);
+	free(after);
 	sqlite3_close(db);
 }
 
@@ -1131,6 +1432,47 @@ static void test_bad_config_row(void **state)
 	free_records(out, n);
 	sqlite3_close(db);
 	store_close(s);
+}
+
+/* A row whose process columns the store cannot have written is reported, not truncated. */
+static void test_bad_process_row(void **state)
+{
+	static const char *const bad[] = {
+		"pid = -1",
+		"pid = 2147483648",
+		"boot_id = '6f1c2a4e-9b3d-4e8f-a1b2-c3d4e5f60718X'",
+		"boot_id = CAST(X'610062' AS TEXT)",
+	};
+	struct fixture *f = *state;
+	struct vm_record r, *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	sqlite3 *db = raw_open(f->path);
+	char sql[256];
+	size_t n = 0;
+
+	basic_record(&r, 1, "proc");
+	save_ok(s, &r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		raw_exec(db, "UPDATE vms SET pid = 1, boot_id = ''");
+		snprintf(sql, sizeof(sql), "UPDATE vms SET %s", bad[i]);
+		raw_exec(db, sql);
+		mv_error_clear(&err);
+		if (store_vm_load_all(s, &out, &n, &err) != -EUCLEAN)
+			fail_msg("%s: loaded", bad[i]);
+		assert_non_null(strstr(err.msg, i < 2 ? "invalid pid" : "invalid boot_id"));
+		assert_non_null(strstr(err.msg, r.id));
+	}
+	raw_exec(db, "UPDATE vms SET pid = 2147483647, "
+		     "boot_id = '6f1c2a4e-9b3d-4e8f-a1b2-c3d4e5f60718'");
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0].process.pid, INT32_MAX);
+	assert_string_equal(out[0].process.boot_id, "6f1c2a4e-9b3d-4e8f-a1b2-c3d4e5f60718");
+	free_records(out, n);
+	sqlite3_close(db);
+	store_close(s);
+	vmdef_record_done(&r);
 }
 
 static double now_ms(void)
@@ -1183,6 +1525,8 @@ int main(void)
 		T(test_open_errors),
 		T(test_commits_are_synced),
 		T(test_round_trip),
+		T(test_process_round_trip),
+		T(test_process_cleared),
 		T(test_upsert),
 		T(test_duplicate_name),
 		T(test_invalid_records),
@@ -1194,8 +1538,10 @@ int main(void)
 		T(test_refuse_newer_schema),
 		T(test_refuse_corrupt_page),
 		T(test_migrate_v0_with_content),
+		T(test_migrate_v1_with_content),
 		T(test_migration_is_atomic),
 		T(test_bad_config_row),
+		T(test_bad_process_row),
 		T(test_load_1000_is_fast),
 	};
 #undef T

@@ -1,8 +1,10 @@
-/* Unit tests of vmdef.c, the plain data model: deep copies (independent of their source),
- * NULL-safe destructors, member-by-member equality (NULL equals ""), and the enum names. */
+/* Unit tests of vmdef.c, the plain data model: deep copies (independent of their source, the
+ * hypervisor process included), NULL-safe destructors, member-by-member equality (NULL equals
+ * ""), and the enum names. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,6 +32,10 @@ static void full_record(struct vm_record *r)
 	r->state_reason = xstrdup("started by user");
 	r->created_at_us = 1700000000123456;
 	r->started_at_us = 1700000100654321;
+	r->process.pid = 4242;
+	r->process.starttime = ((uint64_t)1 << 40) + 12345;
+	memcpy(r->process.boot_id, "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
+	       sizeof(r->process.boot_id));
 	r->config.vcpus = 4;
 	r->config.memory_mb = 4096;
 	r->config.kernel = xstrdup("/boot/vmlinuz");
@@ -75,6 +81,8 @@ static void test_copy_is_deep(void **state)
 	a.config.disks[1].path[1] = 'X';
 	a.config.nics[0].mac[0] = 'X';
 	a.config.disks[0].readonly = true;
+	a.process.boot_id[0] = 'X';
+	a.process.pid = 1;
 	assert_false(vmdef_record_equal(&a, &b));
 	assert_string_equal(b.name, "web-1");
 	assert_string_equal(b.config.disks[1].path, "/d/b.qcow2");
@@ -89,6 +97,9 @@ static void test_copy_is_deep(void **state)
 	assert_int_equal(b.created_at_us, 1700000000123456);
 	assert_int_equal(b.started_at_us, 1700000100654321);
 	assert_int_equal(b.config.disks[1].format, DISK_FORMAT_QCOW2);
+	assert_int_equal(b.process.pid, 4242);
+	assert_true(b.process.starttime == ((uint64_t)1 << 40) + 12345);
+	assert_string_equal(b.process.boot_id, "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9");
 	vmdef_record_done(&b);
 }
 
@@ -108,6 +119,9 @@ static void test_copy_empty(void **state)
 	assert_int_equal(b.config.n_disks, 0);
 	assert_int_equal(b.config.n_nics, 0);
 	assert_string_equal(b.id, "");
+	assert_int_equal(b.process.pid, 0);
+	assert_int_equal(b.process.starttime, 0);
+	assert_string_equal(b.process.boot_id, "");
 	assert_true(vmdef_record_equal(&a, &b));
 	vmdef_record_done(&b);
 
@@ -196,6 +210,26 @@ static void mut_started(struct vm_record *r)
 {
 	r->started_at_us = 0;
 }
+static void mut_pid(struct vm_record *r)
+{
+	r->process.pid = 4243;
+}
+static void mut_starttime_high(struct vm_record *r)
+{
+	r->process.starttime ^= (uint64_t)1 << 40; /* the low 32 bits stay */
+}
+static void mut_starttime_low(struct vm_record *r)
+{
+	r->process.starttime++;
+}
+static void mut_boot_id(struct vm_record *r)
+{
+	r->process.boot_id[35] = 'a';
+}
+static void mut_boot_id_empty(struct vm_record *r)
+{
+	r->process.boot_id[0] = '\0';
+}
 static void mut_vcpus(struct vm_record *r)
 {
 	r->config.vcpus = 5;
@@ -262,37 +296,53 @@ static void mut_nic_mac(struct vm_record *r)
 	r->config.nics[1].mac[16] = '0';
 }
 
-static void test_equal_notices_every_member(void **state)
-{
-	static void (*const mutations[])(struct vm_record *) = {
-		mut_id,          mut_name,          mut_state,       mut_reason,    mut_created,
-		mut_started,     mut_vcpus,         mut_memory,      mut_kernel,    mut_initramfs,
-		mut_cmdline,     mut_firmware,      mut_disk,        mut_user_data, mut_n_disks,
-		mut_disk_path,   mut_disk_readonly, mut_disk_format, mut_n_nics,    mut_nic_tap,
-		mut_nic_network, mut_nic_mac,
-	};
-	struct vm_record base;
+typedef void (*mutation_fn)(struct vm_record *r);
 
-	(void)state;
-	full_record(&base);
-	for (size_t i = 0; i < sizeof(mutations) / sizeof(mutations[0]); i++) {
+/* Applies each of muts to a fresh copy of base: equality must notice every one of them, and
+ * config equality must notice exactly those that touch the config. */
+static void check_mutations(const struct vm_record *base, const mutation_fn *muts, size_t n,
+			    bool touch_config)
+{
+	for (size_t i = 0; i < n; i++) {
 		struct vm_record m;
 		size_t n_disks, n_nics;
 
-		assert_int_equal(vmdef_record_copy(&m, &base), 0);
-		assert_true(vmdef_record_equal(&base, &m));
+		assert_int_equal(vmdef_record_copy(&m, base), 0);
+		assert_true(vmdef_record_equal(base, &m));
 		n_disks = m.config.n_disks;
 		n_nics = m.config.n_nics;
-		mutations[i](&m);
-		if (vmdef_record_equal(&base, &m) || vmdef_record_equal(&m, &base))
-			fail_msg("mutation %zu went unnoticed", i);
-		/* the first six touch the record only, the rest its config */
-		assert_int_equal(vmdef_config_equal(&base.config, &m.config), i < 6);
+		muts[i](&m);
+		if (vmdef_record_equal(base, &m) || vmdef_record_equal(&m, base))
+			fail_msg("%s mutation %zu went unnoticed",
+				 touch_config ? "config" : "record", i);
+		assert_int_equal(vmdef_config_equal(&base->config, &m.config), !touch_config);
 		/* restore the counts so that done() frees what was allocated */
 		m.config.n_disks = n_disks;
 		m.config.n_nics = n_nics;
 		vmdef_record_done(&m);
 	}
+}
+
+static void test_equal_notices_every_member(void **state)
+{
+	static const mutation_fn record_muts[] = {
+		mut_id,      mut_name,           mut_state,
+		mut_reason,  mut_created,        mut_started,
+		mut_pid,     mut_starttime_high, mut_starttime_low,
+		mut_boot_id, mut_boot_id_empty,
+	};
+	static const mutation_fn config_muts[] = {
+		mut_vcpus,   mut_memory,    mut_kernel,        mut_initramfs,
+		mut_cmdline, mut_firmware,  mut_disk,          mut_user_data,
+		mut_n_disks, mut_disk_path, mut_disk_readonly, mut_disk_format,
+		mut_n_nics,  mut_nic_tap,   mut_nic_network,   mut_nic_mac,
+	};
+	struct vm_record base;
+
+	(void)state;
+	full_record(&base);
+	check_mutations(&base, record_muts, sizeof(record_muts) / sizeof(record_muts[0]), false);
+	check_mutations(&base, config_muts, sizeof(config_muts) / sizeof(config_muts[0]), true);
 	vmdef_record_done(&base);
 }
 
@@ -306,6 +356,7 @@ static void test_config_equal(void **state)
 	/* Record-only members do not affect config equality. */
 	b.state = VM_STATE_CRASHED;
 	b.name[0] = 'z';
+	b.process = (struct vm_process){0};
 	assert_true(vmdef_config_equal(&a.config, &b.config));
 	assert_false(vmdef_record_equal(&a, &b));
 	b.config.disks[0].readonly = true;

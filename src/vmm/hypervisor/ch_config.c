@@ -70,8 +70,7 @@ static int config_cpus(const struct vm_config *c, struct json_object **ret, stru
 }
 
 /* {"size": bytes}. The schema's size is an int64, so memory_mb must fit once shifted. */
-static int config_memory(const struct vm_config *c, struct json_object **ret,
-			 struct mv_error *err)
+static int config_memory(const struct vm_config *c, struct json_object **ret, struct mv_error *err)
 {
 	_cleanup_json_ struct json_object *o = NULL;
 	int r;
@@ -90,8 +89,7 @@ static int config_memory(const struct vm_config *c, struct json_object **ret,
 }
 
 /* {"kernel", "initramfs"?, "cmdline"?} for a direct kernel boot, or {"firmware"}. */
-static int config_payload(const struct vm_config *c, struct json_object **ret,
-			  struct mv_error *err)
+static int config_payload(const struct vm_config *c, struct json_object **ret, struct mv_error *err)
 {
 	_cleanup_json_ struct json_object *o = NULL;
 	int r;
@@ -134,8 +132,8 @@ static int config_disk(const struct ch_disk *d, size_t i, struct json_object **r
 		image_type = "Qcow2";
 		break;
 	default:
-		return mv_err(err, -EINVAL, "disk %zu (%s): format %s is not resolved", i,
-			      d->path, disk_format_name(d->format));
+		return mv_err(err, -EINVAL, "disk %zu (%s): format %s is not resolved", i, d->path,
+			      disk_format_name(d->format));
 	}
 	if (!(o = json_object_new_object()))
 		return -ENOMEM;
@@ -153,8 +151,7 @@ static int config_disk(const struct ch_disk *d, size_t i, struct json_object **r
 }
 
 /* [DiskConfig...] in the caller's order, or NULL in *ret when there are no disks. */
-static int config_disks(const struct ch_launch *l, struct json_object **ret,
-			struct mv_error *err)
+static int config_disks(const struct ch_launch *l, struct json_object **ret, struct mv_error *err)
 {
 	_cleanup_json_ struct json_object *arr = NULL;
 	size_t i;
@@ -212,8 +209,7 @@ static int config_net(const struct vm_config *c, struct json_object **ret, struc
 }
 
 /* {"mode": "Socket", "socket": path}: cloud-hypervisor listens there, the daemon connects. */
-static int config_serial(const struct ch_launch *l, struct json_object **ret,
-			 struct mv_error *err)
+static int config_serial(const struct ch_launch *l, struct json_object **ret, struct mv_error *err)
 {
 	_cleanup_json_ struct json_object *o = NULL;
 	int r;
@@ -259,16 +255,14 @@ int ch_config_json(const struct ch_launch *launch, char **ret, struct mv_error *
 		return r;
 	if ((r = config_memory(c, &memory, err)) < 0 || (r = add(root, "memory", memory)) < 0)
 		return r;
-	if ((r = config_payload(c, &payload, err)) < 0 ||
-	    (r = add(root, "payload", payload)) < 0)
+	if ((r = config_payload(c, &payload, err)) < 0 || (r = add(root, "payload", payload)) < 0)
 		return r;
 	if ((r = config_disks(launch, &disks, err)) < 0 ||
 	    (disks && (r = add(root, "disks", disks)) < 0))
 		return r;
 	if ((r = config_net(c, &net, err)) < 0 || (net && (r = add(root, "net", net)) < 0))
 		return r;
-	if ((r = config_serial(launch, &serial, err)) < 0 ||
-	    (r = add(root, "serial", serial)) < 0)
+	if ((r = config_serial(launch, &serial, err)) < 0 || (r = add(root, "serial", serial)) < 0)
 		return r;
 	if ((r = config_console(&console)) < 0 || (r = add(root, "console", console)) < 0)
 		return r;

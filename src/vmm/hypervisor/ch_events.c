@@ -3,8 +3,9 @@
  * (a backslash escapes the next byte inside a string). When the depth returns to zero the
  * collected text is parsed with json-c and, if it is an event, handed to the callback.
  * Invariants: depth > 0 exactly while inside an object; buf holds that object's bytes so far
- * (none while skipping); len <= cap <= CH_EVENT_MAX_OBJECT. Called by the VM supervisor on each
- * read from the event-monitor pipe. */
+ * (none while skipping); len <= cap <= CH_EVENT_MAX_OBJECT; between objects depth, len,
+ * in_string, escape and skipping are all zero. Called by whoever reads cloud-hypervisor's
+ * event-monitor pipe, on each read. */
 #include "ch_events.h"
 
 #include <errno.h>
@@ -104,6 +105,7 @@ static bool parse_event(const char *buf, size_t len, struct ch_event *ev)
 
 	if (!(tok = json_tokener_new()))
 		return false;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, buf, (int)len);
 	if (o && json_tokener_get_error(tok) == json_tokener_success &&
 	    json_tokener_get_parse_end(tok) == len && json_object_is_type(o, json_type_object)) {
@@ -132,8 +134,6 @@ int ch_event_parser_feed(struct ch_event_parser *p, const char *data, size_t len
 			if (c != '{')
 				continue;
 			p->depth = 1;
-			p->in_string = p->escape = p->skipping = false;
-			p->len = 0;
 			if (collect(p, c) < 0)
 				r = -ENOMEM;
 			continue;

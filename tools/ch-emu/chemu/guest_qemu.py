@@ -363,15 +363,17 @@ class QemuGuest:
             self.kill_timer.cancel()
         self._close_channels()
         self.log.info("vm: qemu exited with status %s (reason %s)" % (status, self.shutdown_reason))
-        if self.start_done:
+        booting = self.start_done is not None
+        if booting:
             done, self.start_done = self.start_done, None
             tail = self.stderr_tail.decode("utf-8", "replace").strip().splitlines()
             done(["qemu exited with status %s" % status] + tail[-3:])
-            return
         if self.expect_exit:
             cbs, self.exit_cbs = self.exit_cbs, []
             for cb in cbs:
                 cb()
+            return
+        if booting:
             return
         reason = self.shutdown_reason
         if reason == "guest-shutdown":
@@ -400,8 +402,11 @@ class QemuGuest:
         if self.expect_exit:
             return
         self.expect_exit = True
-        self.qmp.command("quit")
-        self.kill_timer = self.loop.call_later(3.0, self._kill)
+        if self.qmp is not None and self.qmp.ready:
+            self.qmp.command("quit")
+            self.kill_timer = self.loop.call_later(3.0, self._kill)
+        else:
+            self._kill()
 
     def _kill(self):
         if not self.exited and self.proc is not None:

@@ -14,9 +14,10 @@ class EventMonitor:
     def __init__(self, fd, t0):
         self.fd = fd
         self.t0 = t0
+        self.muted = False
 
     def emit(self, source, event, properties=None):
-        if self.fd is None:
+        if self.fd is None or self.muted:
             return
         dt = time.monotonic() - self.t0
         secs = int(dt)

@@ -10,7 +10,7 @@ import shlex
 KNOWN = {
     "guest", "poweroff_after", "reboot_after", "panic_after", "panic_action", "crash_after",
     "crash_signal", "exit_code", "ignore_power_button", "poweroff_delay", "hang", "delay",
-    "fail", "print", "echo", "tick",
+    "fail", "print", "echo", "tick", "lose_exit_events",
 }
 
 
@@ -25,8 +25,17 @@ def split_cmdline(cmdline):
         return (cmdline or "").split()
 
 
+MS_KEYS = ("poweroff_after", "reboot_after", "panic_after", "crash_after", "poweroff_delay", "tick")
+CHOICES = {
+    "guest": ("sim", "real"),
+    "panic_action": ("halt", "reboot", "poweroff"),
+    "crash_signal": ("SEGV", "ABRT", "KILL", "BUS", "ILL", "TERM"),
+}
+
+
 def parse(text):
-    """`chemu.key=value` tokens of text -> dict; other tokens are ignored."""
+    """`chemu.key=value` tokens of text -> dict (other tokens are ignored); raises ScriptError
+    for an unknown key or a malformed value, so a typo fails loudly."""
     out = {}
     for tok in split_cmdline(text):
         if not tok.startswith("chemu."):
@@ -35,6 +44,19 @@ def parse(text):
         if key not in KNOWN:
             raise ScriptError("unknown option chemu.%s" % key)
         out[key] = val
+    sc = Script(out)
+    for k in MS_KEYS:
+        sc.ms(k)
+    sc.delays()
+    for k, allowed in CHOICES.items():
+        v = out.get(k)
+        if v is not None and v.upper().replace("SIG", "", 1) not in [a.upper() for a in allowed]:
+            raise ScriptError("chemu.%s: expected one of %s, got %r" % (k, ", ".join(allowed), v))
+    if out.get("exit_code"):
+        try:
+            int(out["exit_code"])
+        except ValueError:
+            raise ScriptError("chemu.exit_code: expected an integer, got %r" % out["exit_code"])
     return out
 
 

@@ -221,7 +221,7 @@ class Port:
                 self.input_cb(b"\x00")
             return
         if data == b"\n":
-            data = b"\r"
+            pass
         if self.input_cb:
             self.input_cb(data)
 

@@ -142,14 +142,10 @@ class Vmm:
                 reply(400, _json(["Failed to deserialize JSON", str(e)]))
                 return
         self.log.info("api: %s %s" % (req.method, ep))
-        try:
-            s = self.script
-            hang = ep in s.endpoints("hang")
-            fail = ep in s.endpoints("fail")
-            delay = s.delays().get(ep)
-        except script_mod.ScriptError as e:
-            self.log.warn("script: %s" % e)
-            hang, fail, delay = False, False, None
+        s = self.script  # validated when parsed
+        hang = ep in s.endpoints("hang")
+        fail = ep in s.endpoints("fail")
+        delay = s.delays().get(ep)
         if hang:
             self.log.info("api: %s hangs (chemu.hang)" % ep)
             return
@@ -221,6 +217,11 @@ class Vmm:
         if self.config is not None:
             self.fail(reply, ep, "VM is already created")
             return
+        try:
+            cmd_script = script_mod.Script(script_mod.parse(body["payload"].get("cmdline", "")))
+        except script_mod.ScriptError as e:
+            self.fail(reply, ep, "ch-emu: payload.cmdline: %s" % e)
+            return
         cfg = dict(body)
         for sec, d in CH_SECTION_DEFAULTS.items():
             if cfg.get(sec) is None:
@@ -229,13 +230,7 @@ class Vmm:
             for k, v in d.items():
                 cfg[sec].setdefault(k, v)
         self.config = self.schema.fill_defaults(cfg, self.schema.component("VmConfig"))
-        try:
-            self.cmd_script = script_mod.Script(
-                script_mod.parse(self.config["payload"].get("cmdline", ""))
-            )
-        except script_mod.ScriptError as e:
-            self.log.warn("script: %s (cmdline script ignored)" % e)
-            self.cmd_script = script_mod.Script()
+        self.cmd_script = cmd_script
         try:
             self.ports = create_ports(self.loop, self.config, self.log)
         except PortError as e:
@@ -533,6 +528,9 @@ class Vmm:
             finish()
 
     def _vmm_shutdown(self, cb):
+        if self.script.flag("lose_exit_events"):
+            self.events.muted = True  # the real event thread is not joined at exit
+
         def deleted():
             self.events.emit("vmm", "shutdown")
             cb()
@@ -542,11 +540,7 @@ class Vmm:
     def _arm_crash(self):
         if self.crash_timer is not None:
             return
-        try:
-            ms = self.script.ms("crash_after")
-        except script_mod.ScriptError as e:
-            self.log.warn("script: %s" % e)
-            return
+        ms = self.script.ms("crash_after")
         if ms is not None:
             self.crash_timer = self.loop.call_later(ms / 1000.0, self._crash)
 

@@ -1,0 +1,73 @@
+/* Shared between vm.c (registry, persistence) and vm_run.c (lifecycle). Nothing else
+ * includes this. */
+#pragma once
+
+#include "ch_client.h"
+#include "ch_events.h"
+#include "console.h"
+#include "proc.h"
+#include "vm.h"
+
+/* Stop escalation: power button (guest's own power-off), then vmm.shutdown, SIGTERM, SIGKILL. */
+enum vm_stop_phase {
+	STOP_PHASE_BUTTON,
+	STOP_PHASE_SHUTDOWN,
+	STOP_PHASE_TERM,
+	STOP_PHASE_KILL,
+};
+
+struct vm_op {
+	enum vm_op_kind kind;
+	struct vm_op_args args;
+	vm_done_fn fn;
+	void *userdata;
+	struct ch_request *req; /* the REST call in flight */
+	sd_event_source *timer; /* a deadline of the current step */
+	int step;               /* start: which REST call; stop: enum vm_stop_phase */
+	bool failing;           /* start failed: waiting for the process to be gone */
+	struct mv_error err;    /* the failure to report */
+};
+
+struct vm {
+	struct vm_record rec; /* first: what the API shows and the store keeps */
+	struct vm_manager *m;
+
+	/* runtime, only while the hypervisor process exists */
+	struct proc *proc;
+	struct console *console;
+	sd_event_source *events_watch;
+	int events_fd;
+	struct ch_event_parser events;
+	bool guest_shutdown;         /* a "vm shutdown" event was seen: the guest powered off */
+	bool guest_panic;            /* a "guest panic" event was seen */
+	struct ch_request *info_req; /* vm.info / vmm.shutdown after re-adoption */
+	char *rundir;                /* <runtime-dir>/vms/<id> */
+	char *api_socket;            /* <rundir>/api.sock */
+	struct vm_op *op;            /* the operation in progress, or NULL */
+};
+
+struct vm_manager {
+	sd_event *event;
+	struct store *store;
+	struct ch_client *ch;
+	char *hypervisor;
+	char *runtime_dir;
+	char *state_dir;
+	struct vm **vms; /* sorted by name */
+	size_t n_vms, n_alloc;
+};
+
+/* Writes vm->rec to the store; on failure logs (the in-memory state stays authoritative for
+ * this run) and returns < 0. */
+int vm_save(struct vm *vm);
+/* Sets state and reason (copied) and saves. */
+void vm_set_state(struct vm *vm, enum vm_state state, const char *reason_fmt, ...) _printf_(3, 4);
+struct vm *vm_find_ref(struct vm_manager *m, const char *ref);
+
+/* <state-dir>/vms/<id>, created 0700 on demand. */
+int vm_state_path(struct vm *vm, const char *file, char **ret);
+
+/* vm_run.c: re-adopt the VM's process at load (vm->rec.process.pid != 0). */
+void vm_run_adopt(struct vm *vm);
+/* vm_run.c: release runtime watchers (not the process). */
+void vm_run_detach(struct vm *vm);

@@ -1,0 +1,910 @@
+/* VM lifecycle: one cloud-hypervisor process per running VM, driven through its REST API.
+ *
+ * Start: prepare <runtime-dir>/vms/<id> (0700, stale leftovers removed), bind the API socket
+ * (passed to the hypervisor as fd 3: no connect race), spawn, vm.create with the full VmConfig,
+ * vm.boot, and vm.info must say Running before the VM is RUNNING. Any failure kills the
+ * process, and the caller hears about it only once the process is gone and the runtime
+ * directory removed.
+ * Stop: vm.power-button, wait for the guest, then vmm.shutdown, SIGTERM, SIGKILL; StopVm
+ * returns once the process is gone.
+ * The process's exit (pidfd, process supervisor) is the truth about a VM that ends on its own;
+ * the event monitor stream is a hint (guest power-off vs. crash, guest panic).
+ *
+ * Every REST call is asynchronous with a timeout (ch_client.c), so a hung hypervisor blocks
+ * neither the loop nor other VMs. */
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "ch_config.h"
+#include "log.h"
+#include "storage.h"
+#include "sysinfo.h"
+#include "vm_internal.h"
+
+#define CH_CREATE_TIMEOUT_MS 10000
+#define CH_BOOT_TIMEOUT_MS 30000
+#define CH_CALL_TIMEOUT_MS 5000
+#define STOP_STEP_USEC (5 * 1000000ULL) /* vmm.shutdown, then SIGTERM, each get this long */
+#define LOG_ROTATE_BYTES (1024 * 1024)
+
+enum start_step {
+	START_CREATE,
+	START_BOOT,
+	START_INFO,
+};
+
+const char *vm_op_kind_name(enum vm_op_kind kind)
+{
+	switch (kind) {
+	case VM_OP_START:
+		return "start";
+	case VM_OP_STOP:
+		return "stop";
+	case VM_OP_KILL:
+		return "kill";
+	case VM_OP_REBOOT:
+		return "reboot";
+	case VM_OP_PAUSE:
+		return "pause";
+	case VM_OP_RESUME:
+		return "resume";
+	}
+	return "operation";
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void op_cancel_io(struct vm_op *op)
+{
+	if (op->req)
+		ch_request_cancel(op->req);
+	op->req = NULL;
+	op->timer = sd_event_source_disable_unref(op->timer);
+}
+
+/* Ends the operation in progress and tells its caller. err NULL = success. */
+static void op_finish(struct vm *vm, const struct mv_error *err)
+{
+	struct vm_op *op = vm->op;
+	struct mv_error ok = {0};
+
+	if (!op)
+		return;
+	vm->op = NULL;
+	op_cancel_io(op);
+	if (err && err->code != 0)
+		log_info("vm %s: %s failed: %s", vm->rec.name, vm_op_kind_name(op->kind), err->msg);
+	op->fn(op->userdata, &vm->rec, err ? err : &ok);
+	free(op);
+}
+
+/* Fills err from a failed REST reply: HTTP errors carry cloud-hypervisor's own text. */
+static int reply_error(struct vm *vm, const char *what, const struct ch_reply *reply,
+		       struct mv_error *err)
+{
+	if (reply->error == -ETIMEDOUT)
+		return mv_err(err, -ETIMEDOUT,
+			      "vm '%s': %s: cloud-hypervisor did not answer in time", vm->rec.name,
+			      what);
+	if (reply->error < 0)
+		return mv_err(err, -EIO, "vm '%s': %s: cannot reach cloud-hypervisor: %s",
+			      vm->rec.name, what, reply->message);
+	return mv_err(err, -ENOEXEC, "vm '%s': %s: cloud-hypervisor: %s", vm->rec.name, what,
+		      reply->message);
+}
+
+static int ch_call(struct vm *vm, const char *method, const char *endpoint, const char *body,
+		   uint64_t timeout_ms, ch_reply_fn fn, struct ch_request **ret)
+{
+	return ch_request_start(vm->m->ch, vm->api_socket, method, endpoint, body, timeout_ms, fn,
+				vm, ret);
+}
+
+/* ---- runtime directory, log, events ---- */
+
+static int rundir_path(struct vm *vm)
+{
+	if (vm->rundir)
+		return 0;
+	if (asprintf(&vm->rundir, "%s/vms/%s", vm->m->runtime_dir, vm->rec.id) < 0) {
+		vm->rundir = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(&vm->api_socket, "%s/api.sock", vm->rundir) < 0) {
+		vm->api_socket = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static char *rundir_file(struct vm *vm, const char *name)
+{
+	char *p;
+
+	return asprintf(&p, "%s/%s", vm->rundir, name) < 0 ? NULL : p;
+}
+
+/* The files a hypervisor leaves in the runtime directory; nothing else is ever there. */
+static const char *const rundir_files[] = {"api.sock", "serial.sock", "events.json"};
+
+static void rundir_remove(struct vm *vm)
+{
+	if (!vm->rundir)
+		return;
+	for (size_t i = 0; i < ELEMENTSOF(rundir_files); i++) {
+		_cleanup_free_ char *p = rundir_file(vm, rundir_files[i]);
+		if (p)
+			(void)unlink(p);
+	}
+	(void)rmdir(vm->rundir);
+}
+
+/* Creates the runtime directory afresh: a killed hypervisor's stale sockets never stop a VM
+ * from starting again. */
+static int rundir_prepare(struct vm *vm, struct mv_error *err)
+{
+	_cleanup_free_ char *parent = NULL;
+	int r;
+
+	r = rundir_path(vm);
+	if (r < 0)
+		return r;
+	if (asprintf(&parent, "%s/vms", vm->m->runtime_dir) < 0) {
+		parent = NULL;
+		return -ENOMEM;
+	}
+	if (mkdir(parent, 0700) < 0 && errno != EEXIST)
+		return mv_err(err, -errno, "cannot create %s: %m", parent);
+	rundir_remove(vm);
+	if (mkdir(vm->rundir, 0700) < 0)
+		return mv_err(err, -errno, "cannot create %s: %m", vm->rundir);
+	return 0;
+}
+
+static int bind_api_socket(struct vm *vm, struct mv_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -1;
+
+	if (strlen(vm->api_socket) >= sizeof(sa.sun_path))
+		return mv_err(err, -ENAMETOOLONG, "%s: path too long for a socket", vm->api_socket);
+	memcpy(sa.sun_path, vm->api_socket, strlen(vm->api_socket) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(vm->api_socket, 0600) < 0 || listen(fd, 16) < 0)
+		return mv_err(err, -errno, "cannot bind %s: %m", vm->api_socket);
+	return TAKE_FD(fd);
+}
+
+/* The hypervisor's stdout/stderr: <state-dir>/vms/<id>/hypervisor.log, kept across starts and
+ * rotated once it exceeds LOG_ROTATE_BYTES. */
+static int open_hv_log(struct vm *vm, char **ret_path)
+{
+	_cleanup_free_ char *path = NULL, *old = NULL;
+	struct stat st;
+	int r, fd;
+
+	r = vm_state_path(vm, "hypervisor.log", &path);
+	if (r < 0)
+		return r;
+	if (stat(path, &st) == 0 && st.st_size > LOG_ROTATE_BYTES &&
+	    asprintf(&old, "%s.1", path) >= 0)
+		(void)rename(path, old);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	*ret_path = TAKE_PTR(path);
+	return fd;
+}
+
+static void handle_event(void *userdata, const struct ch_event *ev)
+{
+	struct vm *vm = userdata;
+
+	log_debug("vm %s: event %s/%s", vm->rec.name, ev->source, ev->event);
+	if (streq(ev->source, "vm") && streq(ev->event, "shutdown")) {
+		vm->guest_shutdown = true;
+	} else if (streq(ev->source, "guest") && streq(ev->event, "panic")) {
+		/* As libvirt's default on_crash=destroy: a panicked guest is of no use. */
+		log_warning("vm %s: guest kernel panic; stopping its hypervisor", vm->rec.name);
+		vm->guest_panic = true;
+		if (vm->proc)
+			(void)proc_signal(vm->proc, SIGKILL);
+	} else if (streq(ev->source, "vm") && streq(ev->event, "rebooted")) {
+		log_info("vm %s: rebooted", vm->rec.name);
+	}
+}
+
+static void events_read(struct vm *vm)
+{
+	char buf[8192];
+	ssize_t n;
+
+	if (vm->events_fd < 0)
+		return;
+	while ((n = read(vm->events_fd, buf, sizeof(buf))) > 0)
+		(void)ch_event_parser_feed(&vm->events, buf, (size_t)n, handle_event, vm);
+}
+
+static int on_events(sd_event_source *s, const struct inotify_event *ev, void *userdata)
+{
+	(void)s;
+	(void)ev;
+	events_read(userdata);
+	return 0;
+}
+
+/* Follows <rundir>/events.json (the --event-monitor file), from its start or its end. */
+static int events_open(struct vm *vm, bool create)
+{
+	_cleanup_free_ char *path = rundir_file(vm, "events.json");
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	if (create) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return -errno;
+		close(fd);
+	}
+	vm->events_fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+	if (vm->events_fd < 0)
+		return -errno;
+	if (!create)
+		(void)lseek(vm->events_fd, 0, SEEK_END);
+	ch_event_parser_init(&vm->events);
+	r = sd_event_add_inotify(vm->m->event, &vm->events_watch, path, IN_MODIFY, on_events, vm);
+	if (r < 0)
+		return r;
+	return 0;
+}
+
+static void console_open(struct vm *vm)
+{
+	_cleanup_free_ char *sock = rundir_file(vm, "serial.sock");
+	_cleanup_free_ char *log = NULL;
+
+	if (vm->console || !sock || vm_state_path(vm, "console.log", &log) < 0)
+		return;
+	if (console_new(vm->m->event, sock, log, &vm->console) < 0)
+		log_warning("vm %s: cannot follow the serial console", vm->rec.name);
+}
+
+/* Releases everything runtime but the process itself. */
+void vm_run_detach(struct vm *vm)
+{
+	if (vm->op) {
+		op_cancel_io(vm->op);
+		free(vm->op);
+		vm->op = NULL;
+	}
+	if (vm->info_req)
+		ch_request_cancel(vm->info_req);
+	vm->info_req = NULL;
+	proc_free(vm->proc);
+	vm->proc = NULL;
+	console_free(vm->console);
+	vm->console = NULL;
+	vm->events_watch = sd_event_source_disable_unref(vm->events_watch);
+	if (vm->events_fd >= 0)
+		close(vm->events_fd);
+	vm->events_fd = -1;
+	ch_event_parser_done(&vm->events);
+	free(vm->rundir);
+	free(vm->api_socket);
+	vm->rundir = vm->api_socket = NULL;
+}
+
+/* The process is gone: drop its runtime and remember that it has none. */
+static void runtime_clear(struct vm *vm)
+{
+	struct vm_op *op = TAKE_PTR(vm->op);
+
+	events_read(vm); /* the last events may explain the exit */
+	rundir_path(vm);
+	rundir_remove(vm);
+	vm_run_detach(vm);
+	vm->op = op;
+	memset(&vm->rec.process, 0, sizeof(vm->rec.process));
+	vm->guest_shutdown = false;
+}
+
+/* ---- process exit ---- */
+
+static void on_proc_exit(void *userdata, const struct proc_exit *exit)
+{
+	struct vm *vm = userdata;
+	struct vm_op *op = vm->op;
+	bool guest_off = vm->guest_shutdown;
+	bool panic = vm->guest_panic;
+	struct mv_error err = {0};
+	char how[128];
+
+	proc_exit_describe(exit, how, sizeof(how));
+	if (exit->known && exit->signal == 0 && exit->code == 0)
+		guest_off = true;
+	log_debug("vm %s: cloud-hypervisor %s", vm->rec.name, how);
+	runtime_clear(vm);
+	vm->guest_panic = false;
+
+	if (!op) {
+		if (panic)
+			vm_set_state(vm, VM_STATE_CRASHED, "guest kernel panic");
+		else if (guest_off)
+			vm_set_state(vm, VM_STATE_STOPPED, "guest powered off");
+		else
+			vm_set_state(vm, VM_STATE_CRASHED, "cloud-hypervisor %s", how);
+		return;
+	}
+	switch (op->kind) {
+	case VM_OP_START:
+		if (!op->failing)
+			mv_err(&op->err, -EIO,
+			       "vm '%s': cloud-hypervisor %s while starting the VM (see %s/vms/%s/"
+			       "hypervisor.log)",
+			       vm->rec.name, how, vm->m->state_dir, vm->rec.id);
+		vm_set_state(vm, VM_STATE_STOPPED, "start failed: %s", op->err.msg);
+		op_finish(vm, &op->err);
+		break;
+	case VM_OP_STOP:
+		if (op->step == STOP_PHASE_BUTTON && guest_off)
+			vm_set_state(vm, VM_STATE_STOPPED, "guest powered off (stop requested)");
+		else
+			vm_set_state(vm, VM_STATE_STOPPED, "stopped (cloud-hypervisor %s)", how);
+		op_finish(vm, NULL);
+		break;
+	case VM_OP_KILL:
+		vm_set_state(vm, VM_STATE_STOPPED, "killed");
+		op_finish(vm, NULL);
+		break;
+	default:
+		if (guest_off)
+			vm_set_state(vm, VM_STATE_STOPPED, "guest powered off");
+		else
+			vm_set_state(vm, VM_STATE_CRASHED, "cloud-hypervisor %s", how);
+		mv_err(&err, -EIO, "vm '%s': cloud-hypervisor %s during %s", vm->rec.name, how,
+		       vm_op_kind_name(op->kind));
+		op_finish(vm, &err);
+	}
+}
+
+/* ---- start ---- */
+
+static void start_fail(struct vm *vm, const struct mv_error *err)
+{
+	struct vm_op *op = vm->op;
+
+	op_cancel_io(op);
+	if (!op->failing) {
+		op->failing = true;
+		op->err = *err;
+	}
+	if (vm->proc)
+		(void)proc_signal(vm->proc, SIGKILL); /* on_proc_exit finishes the op */
+}
+
+static void start_step(struct vm *vm);
+
+static void on_start_reply(void *userdata, const struct ch_reply *reply)
+{
+	static const char *const what[] = {"vm.create", "vm.boot", "vm.info"};
+	struct vm *vm = userdata;
+	struct vm_op *op = vm->op;
+	struct mv_error err = {0};
+
+	op->req = NULL;
+	if (!ch_reply_ok(reply)) {
+		reply_error(vm, what[op->step], reply, &err);
+		start_fail(vm, &err);
+		return;
+	}
+	if (op->step == START_INFO) {
+		struct json_object *info = json_tokener_parse(reply->body), *state = NULL;
+		const char *s = info && json_object_object_get_ex(info, "state", &state)
+					? json_object_get_string(state)
+					: NULL;
+
+		if (!s || !streq(s, "Running")) {
+			mv_err(&err, -EIO,
+			       "vm '%s': cloud-hypervisor reports state %s after vm.boot",
+			       vm->rec.name, s ? s : "(none)");
+			json_object_put(info);
+			start_fail(vm, &err);
+			return;
+		}
+		json_object_put(info);
+		vm->rec.started_at_us = now_us();
+		vm_set_state(vm, VM_STATE_RUNNING, "started");
+		op_finish(vm, NULL);
+		return;
+	}
+	if (op->step == START_CREATE)
+		console_open(vm); /* the serial socket exists from vm.create on */
+	op->step++;
+	start_step(vm);
+}
+
+static void start_step(struct vm *vm)
+{
+	struct vm_op *op = vm->op;
+	struct mv_error err = {0};
+	int r;
+
+	switch (op->step) {
+	case START_BOOT:
+		r = ch_call(vm, "PUT", "vm.boot", NULL, CH_BOOT_TIMEOUT_MS, on_start_reply,
+			    &op->req);
+		break;
+	case START_INFO:
+		r = ch_call(vm, "GET", "vm.info", NULL, CH_CALL_TIMEOUT_MS, on_start_reply,
+			    &op->req);
+		break;
+	default:
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		mv_err(&err, r, "vm '%s': cannot talk to cloud-hypervisor: %s", vm->rec.name,
+		       strerror(-r));
+		start_fail(vm, &err);
+	}
+}
+
+/* The disks to hand to cloud-hypervisor, formats resolved from image headers where the
+ * config leaves them open. */
+static int launch_disks(struct vm *vm, struct ch_disk **ret, size_t *ret_n, struct mv_error *err)
+{
+	const struct vm_config *c = &vm->rec.config;
+	struct ch_disk *d = calloc(c->n_disks + 1, sizeof(*d));
+	size_t n = 0;
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	if (!isempty(c->disk)) {
+		d[n].path = c->disk;
+		r = storage_detect_format(c->disk, &d[n].format, err);
+		if (r < 0)
+			goto fail;
+		n++;
+	}
+	for (size_t i = 0; i < c->n_disks; i++, n++) {
+		d[n].path = c->disks[i].path;
+		d[n].readonly = c->disks[i].readonly;
+		d[n].format = c->disks[i].format;
+		if (d[n].format == DISK_FORMAT_UNSPECIFIED) {
+			r = storage_detect_format(d[n].path, &d[n].format, err);
+			if (r < 0)
+				goto fail;
+		}
+	}
+	*ret = d;
+	*ret_n = n;
+	return 0;
+fail:
+	free(d);
+	return r;
+}
+
+/* Everything up to the spawn, synchronously: on failure nothing is left behind and the caller
+ * gets the error at once. */
+static int start_launch(struct vm *vm, struct mv_error *err)
+{
+	struct vm_manager *m = vm->m;
+	_cleanup_free_ struct ch_disk *disks = NULL;
+	_cleanup_free_ char *json = NULL, *serial = NULL, *events_arg = NULL, *log_path = NULL;
+	_cleanup_close_ int api_fd = -1, log_fd = -1;
+	struct ch_launch launch = {.config = &vm->rec.config};
+	struct sysinfo_host host;
+	struct host_limits limits = {0};
+	const struct proc_id *id;
+	int r;
+
+	if (access(m->hypervisor, X_OK) < 0)
+		return mv_err(
+			err, -ENOMEDIUM,
+			"cannot start vm '%s': cloud-hypervisor not found at %s (%m); install "
+			"it, or run mvirt-vmm with --hypervisor PATH (config file: hypervisor = "
+			"PATH)",
+			vm->rec.name, m->hypervisor);
+	if (!isempty(vm->rec.config.user_data))
+		return mv_err(err, -EOPNOTSUPP,
+			      "cannot start vm '%s': config.user_data needs cloud-init seed disks, "
+			      "which this mvirt-vmm cannot build yet",
+			      vm->rec.name);
+	/* Files may have gone since the VM was created. */
+	if (sysinfo_host_read(&host) >= 0)
+		limits = (struct host_limits){.cpus = host.cpus, .memory_mb = host.memory_mb};
+	r = validate_vm_config(&vm->rec.config, &limits, err);
+	if (r < 0)
+		return mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name), -ENOMEDIUM;
+	r = launch_disks(vm, &disks, &launch.n_disks, err);
+	if (r < 0)
+		return mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name), -ENOMEDIUM;
+	launch.disks = disks;
+
+	r = rundir_prepare(vm, err);
+	if (r < 0)
+		return r;
+	serial = rundir_file(vm, "serial.sock");
+	if (!serial || asprintf(&events_arg, "path=%s/events.json", vm->rundir) < 0) {
+		events_arg = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	launch.serial_socket = serial;
+	r = ch_config_json(&launch, &json, err);
+	if (r < 0) {
+		mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name);
+		goto fail;
+	}
+	api_fd = bind_api_socket(vm, err);
+	if (api_fd < 0) {
+		r = api_fd;
+		goto fail;
+	}
+	r = events_open(vm, true);
+	if (r < 0) {
+		mv_err(err, r, "vm '%s': cannot follow the event monitor: %s", vm->rec.name,
+		       strerror(-r));
+		goto fail;
+	}
+	log_fd = open_hv_log(vm, &log_path);
+	if (log_fd < 0) {
+		r = mv_err(err, log_fd, "vm '%s': cannot open its hypervisor log: %s", vm->rec.name,
+			   strerror(-log_fd));
+		goto fail;
+	}
+
+	char *argv[] = {m->hypervisor,  (char *)"--api-socket",
+			(char *)"fd=3", (char *)"--event-monitor",
+			events_arg,     NULL};
+	struct proc_spec spec = {
+		.path = m->hypervisor,
+		.argv = argv,
+		.pass_fds = &api_fd,
+		.n_pass_fds = 1,
+		.log_fd = log_fd,
+	};
+	r = proc_spawn(m->event, &spec, on_proc_exit, vm, &vm->proc, err);
+	if (r < 0)
+		goto fail;
+	id = proc_get_id(vm->proc);
+	vm->rec.process.pid = id->pid;
+	vm->rec.process.starttime = id->starttime;
+	memcpy(vm->rec.process.boot_id, id->boot_id, sizeof(vm->rec.process.boot_id));
+	vm_set_state(vm, VM_STATE_STARTING, "starting");
+	log_debug("vm %s: cloud-hypervisor pid %d", vm->rec.name, (int)id->pid);
+
+	r = ch_call(vm, "PUT", "vm.create", json, CH_CREATE_TIMEOUT_MS, on_start_reply,
+		    &vm->op->req);
+	if (r < 0) {
+		/* The process exists: the op finishes once it is gone. */
+		mv_err(&vm->op->err, r, "vm '%s': cannot talk to cloud-hypervisor: %s",
+		       vm->rec.name, strerror(-r));
+		start_fail(vm, &vm->op->err);
+	}
+	return 0;
+fail:
+	runtime_clear(vm);
+	return r;
+}
+
+/* ---- stop ---- */
+
+static void stop_escalate(struct vm *vm);
+
+static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct vm *vm = userdata;
+
+	(void)s;
+	(void)usec;
+	vm->op->timer = sd_event_source_disable_unref(vm->op->timer);
+	if (vm->op->req)
+		ch_request_cancel(vm->op->req);
+	vm->op->req = NULL;
+	log_info("vm %s: still running after %s; escalating", vm->rec.name,
+		 vm->op->step == STOP_PHASE_BUTTON     ? "the power button"
+		 : vm->op->step == STOP_PHASE_SHUTDOWN ? "vmm.shutdown"
+						       : "SIGTERM");
+	stop_escalate(vm);
+	return 0;
+}
+
+static void stop_arm(struct vm *vm, uint64_t usec)
+{
+	vm->op->timer = sd_event_source_disable_unref(vm->op->timer);
+	if (sd_event_add_time_relative(vm->m->event, &vm->op->timer, CLOCK_MONOTONIC, usec, 0,
+				       on_stop_timer, vm) < 0)
+		stop_escalate(vm); /* cannot wait: go on at once */
+}
+
+static void on_stop_reply(void *userdata, const struct ch_reply *reply)
+{
+	struct vm *vm = userdata;
+
+	vm->op->req = NULL;
+	if (!ch_reply_ok(reply)) {
+		/* e.g. "VM is not running": the guest cannot act on a button. */
+		log_debug("vm %s: stop step %d: %s", vm->rec.name, vm->op->step, reply->message);
+		vm->op->timer = sd_event_source_disable_unref(vm->op->timer);
+		stop_escalate(vm);
+	}
+	/* Success: wait for the process to exit or the timer to fire. */
+}
+
+/* Moves to the next, harsher stop step. */
+static void stop_escalate(struct vm *vm)
+{
+	struct vm_op *op = vm->op;
+
+	op->step++;
+	switch (op->step) {
+	case STOP_PHASE_SHUTDOWN:
+		stop_arm(vm, STOP_STEP_USEC);
+		if (ch_call(vm, "PUT", "vmm.shutdown", NULL, CH_CALL_TIMEOUT_MS, on_stop_reply,
+			    &op->req) < 0)
+			op->req = NULL;
+		break;
+	case STOP_PHASE_TERM:
+		(void)proc_signal(vm->proc, SIGTERM);
+		stop_arm(vm, STOP_STEP_USEC);
+		break;
+	default:
+		op->step = STOP_PHASE_KILL;
+		op->timer = sd_event_source_disable_unref(op->timer);
+		(void)proc_signal(vm->proc, SIGKILL); /* no timer: the pidfd will fire */
+	}
+}
+
+static void stop_begin(struct vm *vm)
+{
+	struct vm_op *op = vm->op;
+	bool button =
+		!op->args.force && op->args.timeout_s > 0 && vm->rec.state == VM_STATE_RUNNING;
+
+	vm_set_state(vm, VM_STATE_STOPPING, "stop requested");
+	if (!button) {
+		op->step = STOP_PHASE_BUTTON; /* escalate goes to vmm.shutdown */
+		stop_escalate(vm);
+		return;
+	}
+	op->step = STOP_PHASE_BUTTON;
+	stop_arm(vm, (uint64_t)op->args.timeout_s * 1000000ULL);
+	if (ch_call(vm, "PUT", "vm.power-button", NULL, CH_CALL_TIMEOUT_MS, on_stop_reply,
+		    &op->req) < 0) {
+		op->req = NULL;
+		op->timer = sd_event_source_disable_unref(op->timer);
+		stop_escalate(vm);
+	}
+}
+
+/* ---- reboot, pause, resume ---- */
+
+static void on_simple_reply(void *userdata, const struct ch_reply *reply)
+{
+	struct vm *vm = userdata;
+	struct vm_op *op = vm->op;
+	struct mv_error err = {0};
+
+	op->req = NULL;
+	if (!ch_reply_ok(reply)) {
+		reply_error(vm, vm_op_kind_name(op->kind), reply, &err);
+		op_finish(vm, &err);
+		return;
+	}
+	switch (op->kind) {
+	case VM_OP_PAUSE:
+		vm_set_state(vm, VM_STATE_PAUSED, "paused");
+		break;
+	case VM_OP_RESUME:
+		vm_set_state(vm, VM_STATE_RUNNING, "resumed");
+		break;
+	default:
+		vm_set_state(vm, VM_STATE_RUNNING, "rebooted");
+	}
+	op_finish(vm, NULL);
+}
+
+/* ---- entry points ---- */
+
+static int check_state(struct vm *vm, enum vm_op_kind kind, struct mv_error *err)
+{
+	enum vm_state s = vm->rec.state;
+	bool ok;
+
+	switch (kind) {
+	case VM_OP_START:
+		ok = (s == VM_STATE_STOPPED || s == VM_STATE_CRASHED) && !vm->proc;
+		break;
+	case VM_OP_STOP:
+	case VM_OP_REBOOT:
+		ok = (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED) && vm->proc;
+		break;
+	case VM_OP_KILL:
+		ok = vm->proc != NULL;
+		break;
+	case VM_OP_PAUSE:
+		ok = s == VM_STATE_RUNNING && vm->proc;
+		break;
+	case VM_OP_RESUME:
+		ok = s == VM_STATE_PAUSED && vm->proc;
+		break;
+	default:
+		ok = false;
+	}
+	if (!ok)
+		return mv_err(err, -EBUSY, "vm '%s' is %s: cannot %s it", vm->rec.name,
+			      vm_state_name(s), vm_op_kind_name(kind));
+	return 0;
+}
+
+int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
+		  const struct vm_op_args *args, vm_done_fn fn, void *userdata,
+		  struct mv_error *err)
+{
+	const struct vm_record *found;
+	struct vm_op *op;
+	struct vm *vm;
+	int r;
+
+	r = vm_manager_lookup(m, ref, "vm", &found, err);
+	if (r < 0)
+		return r;
+	vm = vm_find_ref(m, ref);
+	if (vm->op && kind != VM_OP_KILL)
+		return mv_err(err, -EBUSY, "vm '%s': %s is in progress; try again when it is done",
+			      vm->rec.name, vm_op_kind_name(vm->op->kind));
+	if (vm->op && vm->op->kind == VM_OP_KILL)
+		return mv_err(err, -EBUSY, "vm '%s': kill is already in progress", vm->rec.name);
+	r = check_state(vm, kind, err);
+	if (r < 0)
+		return r;
+
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	op->kind = kind;
+	if (args)
+		op->args = *args;
+	op->fn = fn;
+	op->userdata = userdata;
+
+	if (kind == VM_OP_KILL && vm->op) {
+		struct vm_op *old = vm->op;
+		struct mv_error e = {0};
+
+		mv_err(&e, -ECANCELED, "vm '%s': %s interrupted by kill", vm->rec.name,
+		       vm_op_kind_name(old->kind));
+		op_finish(vm, &e);
+	}
+	vm->op = op;
+	switch (kind) {
+	case VM_OP_START:
+		r = start_launch(vm, err);
+		if (r < 0) {
+			vm->op = NULL;
+			free(op);
+			return r;
+		}
+		break;
+	case VM_OP_STOP:
+		stop_begin(vm);
+		break;
+	case VM_OP_KILL:
+		op->step = STOP_PHASE_KILL;
+		r = proc_signal(vm->proc, SIGKILL);
+		if (r < 0 && r != -ESRCH)
+			log_warning_errno(r, "vm %s: cannot send SIGKILL: %s", vm->rec.name,
+					  strerror(-r));
+		break;
+	case VM_OP_REBOOT:
+	case VM_OP_PAUSE:
+	case VM_OP_RESUME:
+		r = ch_call(vm, "PUT",
+			    kind == VM_OP_REBOOT  ? "vm.reboot"
+			    : kind == VM_OP_PAUSE ? "vm.pause"
+						  : "vm.resume",
+			    NULL, CH_CALL_TIMEOUT_MS, on_simple_reply, &op->req);
+		if (r < 0) {
+			vm->op = NULL;
+			free(op);
+			return mv_err(err, r, "vm '%s': cannot talk to cloud-hypervisor: %s",
+				      vm->rec.name, strerror(-r));
+		}
+		break;
+	}
+	return 0;
+}
+
+void vm_manager_abort_ops(struct vm_manager *m)
+{
+	for (size_t i = 0; i < m->n_vms; i++) {
+		struct vm *vm = m->vms[i];
+		struct mv_error err = {0};
+
+		if (!vm->op)
+			continue;
+		mv_err(&err, -ESHUTDOWN,
+		       "vm '%s': mvirt-vmm is shutting down; the %s did not finish and the VM is "
+		       "left as it is",
+		       vm->rec.name, vm_op_kind_name(vm->op->kind));
+		op_finish(vm, &err);
+	}
+}
+
+/* ---- re-adoption after a daemon restart ---- */
+
+static void on_adopt_info(void *userdata, const struct ch_reply *reply)
+{
+	struct vm *vm = userdata;
+	struct json_object *info = NULL, *state = NULL;
+	const char *s = NULL;
+
+	vm->info_req = NULL;
+	if (!ch_reply_ok(reply)) {
+		/* Leave it be: a hypervisor that does not answer now is not killed for it. */
+		log_warning("vm %s: re-adopted pid %d, but vm.info failed: %s", vm->rec.name,
+			    (int)vm->rec.process.pid, reply->message);
+		return;
+	}
+	info = json_tokener_parse(reply->body);
+	if (info && json_object_object_get_ex(info, "state", &state))
+		s = json_object_get_string(state);
+	if (s && streq(s, "Running") && vm->rec.state != VM_STATE_RUNNING)
+		vm_set_state(vm, VM_STATE_RUNNING, "running (re-adopted after a daemon restart)");
+	else if (s && streq(s, "Paused") && vm->rec.state != VM_STATE_PAUSED)
+		vm_set_state(vm, VM_STATE_PAUSED, "paused (re-adopted after a daemon restart)");
+	else if (s && !streq(s, "Running") && !streq(s, "Paused") && !vm->op) {
+		/* Created or Shutdown: a start or stop the last daemon did not finish. Finish
+		 * the stop: the process ends and on_proc_exit records it. */
+		log_info("vm %s: hypervisor in state %s after a daemon restart; shutting it down",
+			 vm->rec.name, s);
+		(void)ch_call(vm, "PUT", "vmm.shutdown", NULL, CH_CALL_TIMEOUT_MS, on_adopt_info,
+			      &vm->info_req);
+	}
+	json_object_put(info);
+}
+
+void vm_run_adopt(struct vm *vm)
+{
+	struct proc_id id = {.pid = vm->rec.process.pid, .starttime = vm->rec.process.starttime};
+	int r;
+
+	memcpy(id.boot_id, vm->rec.process.boot_id, sizeof(id.boot_id));
+	if (rundir_path(vm) < 0)
+		return;
+	r = proc_adopt(vm->m->event, &id, on_proc_exit, vm, &vm->proc);
+	if (r == -ESRCH) {
+		runtime_clear(vm);
+		vm_set_state(vm, VM_STATE_STOPPED, "exited while mvirt-vmm was down");
+		return;
+	}
+	if (r < 0) {
+		log_warning_errno(r, "vm %s: cannot watch pid %d: %s; leaving it running unwatched",
+				  vm->rec.name, (int)id.pid, strerror(-r));
+		return;
+	}
+	log_info("vm %s: re-adopted cloud-hypervisor pid %d", vm->rec.name, (int)id.pid);
+	if (events_open(vm, false) < 0)
+		log_warning("vm %s: cannot follow its event monitor", vm->rec.name);
+	console_open(vm);
+	if (ch_call(vm, "GET", "vm.info", NULL, CH_CALL_TIMEOUT_MS, on_adopt_info, &vm->info_req) <
+	    0)
+		vm->info_req = NULL;
+}
