@@ -73,7 +73,7 @@ static CURLcode curl_init_result;
 
 static void curl_init_once(void)
 {
-	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+	curl_init_result = curl_global_init(CURL_GLOBAL_NOTHING);
 }
 
 static void watch_free(struct ch_watch *w)

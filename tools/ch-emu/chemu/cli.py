@@ -35,7 +35,10 @@ BOOL_FLAGS = {"--landlock", "--no-shutdown"}
 
 
 def clap_error(msg):
-    sys.stderr.write("error: %s\n\n%s\nFor more information, try '--help'.\n" % (msg, "Usage: cloud-hypervisor [OPTIONS]\n"))
+    sys.stderr.write(
+        "error: %s\n\nUsage: cloud-hypervisor [OPTIONS]\n\nFor more information, try '--help'.\n"
+        % msg
+    )
     sys.exit(2)
 
 
@@ -58,11 +61,15 @@ def parse_args(argv):
         if name in VALUE_FLAGS:
             if not eq:
                 if i >= len(argv):
-                    clap_error("a value is required for '%s <%s>' but none was supplied" % (name, name[2:]))
+                    clap_error(
+                        "a value is required for '%s <%s>' but none was supplied" % (name, name[2:])
+                    )
                 val = argv[i]
                 i += 1
             if name in opts:
-                clap_error("the argument '%s <%s>' cannot be used multiple times" % (name, name[2:]))
+                clap_error(
+                    "the argument '%s <%s>' cannot be used multiple times" % (name, name[2:])
+                )
             opts[name] = val
         elif name in BOOL_FLAGS and not eq:
             opts[name] = True
@@ -71,7 +78,8 @@ def parse_args(argv):
     sec = opts.get("--seccomp", "true")
     if sec not in ("true", "false", "log"):
         clap_error(
-            "invalid value '%s' for '--seccomp <seccomp>'\n  [possible values: true, false, log]" % sec
+            "invalid value '%s' for '--seccomp <seccomp>'\n"
+            "  [possible values: true, false, log]" % sec
         )
     return opts
 

@@ -60,7 +60,9 @@ class Port:
         if m == "File":
             path = self.cfg.get("file")
             if not path:
-                raise PortError("Error creating console device", "Path missing when using file console mode")
+                raise PortError(
+                    "Error creating console device", "Path missing when using file console mode"
+                )
             self._open_file(path)
         elif m == "Socket":
             if self.kind != "serial":
@@ -140,7 +142,8 @@ class Port:
     # ---- File
     def _open_file(self, path):
         try:
-            self.file_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            self.file_fd = os.open(path, flags, 0o644)
         except OSError as e:
             raise PortError("Error creating console device", os_error_text(e))
 
@@ -221,7 +224,7 @@ class Port:
                 self.input_cb(b"\x00")
             return
         if data == b"\n":
-            pass
+            data = b"\r"
         if self.input_cb:
             self.input_cb(data)
 

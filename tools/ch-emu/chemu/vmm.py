@@ -286,7 +286,9 @@ class Vmm:
 
         def paused(err):
             if err:
-                self.fail(reply, ep, "Cannot pause VM", "Failed to pause migratable component", *err)
+                self.fail(
+                    reply, ep, "Cannot pause VM", "Failed to pause migratable component", *err
+                )
                 return
             self.state = "Paused"
             self.events.emit("vm", "paused")
@@ -311,7 +313,9 @@ class Vmm:
 
         def resumed(err):
             if err:
-                self.fail(reply, ep, "Cannot resume VM", "Failed to resume migratable component", *err)
+                self.fail(
+                    reply, ep, "Cannot resume VM", "Failed to resume migratable component", *err
+                )
                 return
             self.state = "Running"
             self.events.emit("vm", "resumed")
@@ -361,7 +365,8 @@ class Vmm:
             self.fail(reply, ep, "VM is not created")
             return
         mem = self.config["memory"]
-        actual = int(mem.get("size", 0)) + sum(int(z.get("size", 0)) for z in mem.get("zones") or [])
+        zones = mem.get("zones") or []
+        actual = int(mem.get("size", 0)) + sum(int(z.get("size", 0)) for z in zones)
         info = {
             "config": self.config,
             "state": self.state if self.guest is not None else "Created",
@@ -436,7 +441,9 @@ class Vmm:
             g = QemuGuest(self, s, self.boot_count, self.config, kk)
         else:
             if self._guest_mode() == "real":
-                self.log.warn("vm: real guest requested but %r is no PVH ELF or bzImage; simulating" % kernel)
+                self.log.warn(
+                    "vm: real guest requested but %r is no PVH ELF or bzImage; simulating" % kernel
+                )
             g = SimGuest(self, s, self.boot_count, self.config["payload"].get("cmdline", ""))
         self.guest = g
         self.state = "Running"
