@@ -1,13 +1,12 @@
 /* See proc.h.
  *
- * Spawning in a multi-threaded daemon (gRPC has threads): everything the child needs is
- * prepared before fork(); between fork and exec the child only calls async-signal-safe
- * functions. An exec failure travels back through a close-on-exec pipe: EOF means exec
- * succeeded, an int means it failed with that errno. */
+ * Spawning in a multi-threaded daemon (gRPC has threads) uses posix_spawn, which does only
+ * async-signal-safe work between clone and exec and reports exec failures itself. */
 #include "proc.h"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -107,60 +106,19 @@ static int proc_watch(struct proc *p, sd_event *event)
 	return sd_event_add_io(event, &p->source, p->pidfd, EPOLLIN, on_pidfd, p);
 }
 
-/* Child side: async-signal-safe only. Never returns. */
-static _Noreturn void child_exec(const struct proc_spec *spec, int devnull, int errpipe)
-{
-	int high[16], ep;
-	sigset_t none;
-	int e;
-
-	setsid();
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
-
-	/* Move the error pipe and the fds to pass out of the way of 0..2+n first. */
-	ep = fcntl(errpipe, F_DUPFD_CLOEXEC, 256);
-	if (ep < 0)
-		ep = errpipe;
-	errpipe = ep;
-	for (size_t i = 0; i < spec->n_pass_fds; i++) {
-		high[i] = fcntl(spec->pass_fds[i], F_DUPFD_CLOEXEC, 64);
-		if (high[i] < 0)
-			goto fail;
-	}
-	if (dup2(devnull, 0) < 0)
-		goto fail;
-	if (dup2(spec->log_fd >= 0 ? spec->log_fd : devnull, 1) < 0 ||
-	    dup2(spec->log_fd >= 0 ? spec->log_fd : devnull, 2) < 0)
-		goto fail;
-	for (size_t i = 0; i < spec->n_pass_fds; i++)
-		if (dup2(high[i], 3 + (int)i) < 0) /* dup2 clears FD_CLOEXEC on the copy */
-			goto fail;
-	/* Everything else goes, except the error pipe, which is close-on-exec. */
-	if (errpipe > 3 + (int)spec->n_pass_fds)
-		close_range(3 + (unsigned)spec->n_pass_fds, (unsigned)errpipe - 1, 0);
-	close_range((unsigned)errpipe + 1, ~0U, 0);
-	execv(spec->path, spec->argv);
-fail:
-	e = errno;
-	(void)!write(errpipe, &e, sizeof(e));
-	_exit(127);
-}
-
 int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, void *userdata,
 	       struct proc **ret, struct mv_error *err)
 {
 	_cleanup_close_ int devnull = -1;
-	int pipefd[2] = {-1, -1};
+	int tmp[16], n_tmp = 0;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	struct proc *p = NULL;
 	pid_t pid;
-	ssize_t n;
-	int e = 0, r;
+	int r;
 
-	if (spec->n_pass_fds > 16)
+	if (spec->n_pass_fds > ELEMENTSOF(tmp))
 		return mv_err(err, -E2BIG, "too many fds to pass");
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -172,57 +130,71 @@ int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, v
 	r = proc_boot_id(p->id.boot_id);
 	if (r < 0) {
 		mv_err(err, r, "cannot read the boot id: %s", strerror(-r));
-		goto fail;
+		goto fail_nofa;
 	}
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
-		r = mv_err(err, -errno, "cannot prepare to spawn %s: %m", spec->path);
-		goto fail;
+	if (devnull < 0) {
+		r = mv_err(err, -errno, "cannot open /dev/null: %m");
+		goto fail_nofa;
+	}
+	/* Copies above every target number, so that placing fd i at 3 + i never overwrites
+	 * one still to be placed; they are close-on-exec and closed in the child anyway. */
+	for (size_t i = 0; i < spec->n_pass_fds; i++, n_tmp++) {
+		tmp[i] = fcntl(spec->pass_fds[i], F_DUPFD_CLOEXEC, 3 + (int)spec->n_pass_fds);
+		if (tmp[i] < 0) {
+			r = mv_err(err, -errno, "cannot prepare fds for %s: %m", spec->path);
+			goto fail_nofa;
+		}
 	}
 
-	pid = fork();
-	if (pid < 0) {
-		r = mv_err(err, -errno, "cannot fork: %m");
-		goto fail;
+	/* posix_spawn: vfork-like (no copy of the daemon's address space), async-signal-safe
+	 * in the child, and an exec failure comes back as its return value. */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	/* Own session: the hypervisor outlives the daemon and gets none of its signals. */
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+						POSIX_SPAWN_SETSIGDEF);
+	posix_spawn_file_actions_adddup2(&fa, devnull, 0);
+	posix_spawn_file_actions_adddup2(&fa, spec->log_fd >= 0 ? spec->log_fd : devnull, 1);
+	posix_spawn_file_actions_adddup2(&fa, spec->log_fd >= 0 ? spec->log_fd : devnull, 2);
+	for (size_t i = 0; i < spec->n_pass_fds; i++)
+		posix_spawn_file_actions_adddup2(&fa, tmp[i], 3 + (int)i);
+	/* Nothing else crosses over, whatever the daemon has open. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3 + (int)spec->n_pass_fds);
+
+	r = -posix_spawn(&pid, spec->path, &fa, &attr, spec->argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (r < 0) {
+		mv_err(err, r, "cannot execute %s: %s", spec->path, strerror(-r));
+		goto fail_nofa;
 	}
-	if (pid == 0) {
-		close(pipefd[0]);
-		child_exec(spec, devnull, pipefd[1]);
-	}
-	close(pipefd[1]);
-	pipefd[1] = -1;
 	p->id.pid = pid;
 	p->pidfd = pidfd_open_(pid);
-
-	do
-		n = read(pipefd[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	if (n == sizeof(e) || p->pidfd < 0) {
-		if (p->pidfd < 0)
-			e = errno;
-		(void)kill(pid, SIGKILL);
-		(void)waitpid(pid, NULL, 0);
-		r = mv_err(err, -e, "cannot execute %s: %s", spec->path, strerror(e));
-		goto fail;
-	}
-	r = proc_starttime(pid, &p->id.starttime);
+	if (p->pidfd < 0)
+		r = -errno;
+	if (r >= 0)
+		r = proc_starttime(pid, &p->id.starttime);
 	if (r >= 0)
 		r = proc_watch(p, event);
 	if (r < 0) {
 		(void)kill(pid, SIGKILL);
 		(void)waitpid(pid, NULL, 0);
 		mv_err(err, r, "cannot watch process %d: %s", (int)pid, strerror(-r));
-		goto fail;
+		goto fail_nofa;
 	}
-	close(pipefd[0]);
+	for (int i = 0; i < n_tmp; i++)
+		close(tmp[i]);
 	*ret = p;
 	return 0;
-fail:
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
-	if (p && p->pidfd >= 0)
+fail_nofa:
+	for (int i = 0; i < n_tmp; i++)
+		close(tmp[i]);
+	if (p->pidfd >= 0)
 		close(p->pidfd);
 	free(p);
 	return r;

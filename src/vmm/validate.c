@@ -361,7 +361,9 @@ int validate_vm_config(const struct vm_config *c, const struct host_limits *host
 		if (r < 0)
 			return r;
 	} else if (!has_kernel)
-		return mv_err(err, -EINVAL, "config: set kernel or firmware");
+		return mv_err(
+			err, -EINVAL,
+			"config.kernel: required (or set config.firmware to boot a disk through firmware)");
 
 	r = check_disks(c, err);
 	if (r < 0)

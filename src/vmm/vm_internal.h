@@ -25,6 +25,9 @@ struct vm_op {
 	sd_event_source *timer; /* a deadline of the current step */
 	int step;               /* start: which REST call; stop: enum vm_stop_phase */
 	bool failing;           /* start failed: waiting for the process to be gone */
+	uint64_t t_begin_us;    /* CLOCK_MONOTONIC at the request */
+	uint64_t t_call_us;     /* ... when the REST call in flight was sent */
+	uint64_t hv_wait_us;    /* time spent waiting for the hypervisor's answers */
 	struct mv_error err;    /* the failure to report */
 };
 

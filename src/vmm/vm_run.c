@@ -68,6 +68,14 @@ static int64_t now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static void op_cancel_io(struct vm_op *op)
 {
 	if (op->req)
@@ -88,6 +96,11 @@ static void op_finish(struct vm *vm, const struct mv_error *err)
 	op_cancel_io(op);
 	if (err && err->code != 0)
 		log_info("vm %s: %s failed: %s", vm->rec.name, vm_op_kind_name(op->kind), err->msg);
+	else
+		log_debug("vm %s: %s took %.3f ms, %.3f ms of it waiting for cloud-hypervisor",
+			  vm->rec.name, vm_op_kind_name(op->kind),
+			  (double)(mono_us() - op->t_begin_us) / 1000.0,
+			  (double)op->hv_wait_us / 1000.0);
 	op->fn(op->userdata, &vm->rec, err ? err : &ok);
 	free(op);
 }
@@ -107,9 +120,20 @@ static int reply_error(struct vm *vm, const char *what, const struct ch_reply *r
 		      reply->message);
 }
 
+/* Called first thing in every reply callback of an operation: accounts the wait. */
+static void op_replied(struct vm_op *op)
+{
+	op->req = NULL;
+	if (op->t_call_us)
+		op->hv_wait_us += mono_us() - op->t_call_us;
+	op->t_call_us = 0;
+}
+
 static int ch_call(struct vm *vm, const char *method, const char *endpoint, const char *body,
 		   uint64_t timeout_ms, ch_reply_fn fn, struct ch_request **ret)
 {
+	if (vm->op)
+		vm->op->t_call_us = mono_us();
 	return ch_request_start(vm->m->ch, vm->api_socket, method, endpoint, body, timeout_ms, fn,
 				vm, ret);
 }
@@ -407,7 +431,7 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 	struct vm_op *op = vm->op;
 	struct mv_error err = {0};
 
-	op->req = NULL;
+	op_replied(vm->op);
 	if (!ch_reply_ok(reply)) {
 		reply_error(vm, what[op->step], reply, &err);
 		start_fail(vm, &err);
@@ -638,7 +662,7 @@ static void on_stop_reply(void *userdata, const struct ch_reply *reply)
 {
 	struct vm *vm = userdata;
 
-	vm->op->req = NULL;
+	op_replied(vm->op);
 	if (!ch_reply_ok(reply)) {
 		/* e.g. "VM is not running": the guest cannot act on a button. */
 		log_debug("vm %s: stop step %d: %s", vm->rec.name, vm->op->step, reply->message);
@@ -702,7 +726,7 @@ static void on_simple_reply(void *userdata, const struct ch_reply *reply)
 	struct vm_op *op = vm->op;
 	struct mv_error err = {0};
 
-	op->req = NULL;
+	op_replied(vm->op);
 	if (!ch_reply_ok(reply)) {
 		reply_error(vm, vm_op_kind_name(op->kind), reply, &err);
 		op_finish(vm, &err);
@@ -780,6 +804,7 @@ int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 	if (!op)
 		return -ENOMEM;
 	op->kind = kind;
+	op->t_begin_us = mono_us();
 	if (args)
 		op->args = *args;
 	op->fn = fn;

@@ -869,3 +869,15 @@ def test_real_guest_file_poweroff_and_shutdown(emu, tmp_path, tinyguest):
     e.proc.send_signal(signal.SIGTERM)
     assert e.wait(30) == 0
     wait_for(lambda: not _alive(qemu[0]), 10, "qemu gone after SIGTERM")
+
+
+def test_real_guest_dies_with_chemu(emu, tmp_path, tinyguest):
+    e = emu(env={"CH_EMU_GUEST": "real"})
+    cfg = vm_config(tmp_path)
+    cfg["payload"] = {"kernel": str(tinyguest), "cmdline": "tg.tick=0"}
+    e.call("PUT", "vm.create", cfg)
+    assert e.call("PUT", "vm.boot", timeout=30) == (204, None)
+    qemu = wait_for(lambda: _children(e.proc.pid), 5, "qemu child")
+    e.proc.kill()  # no cleanup possible: PR_SET_PDEATHSIG must take QEMU down
+    e.proc.wait()
+    wait_for(lambda: not _alive(qemu[0]), 10, "qemu gone after SIGKILL of ch-emu")

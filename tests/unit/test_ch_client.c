@@ -247,6 +247,7 @@ struct result {
 	/* re-entrancy hooks, run inside the callback */
 	struct fixture *f;
 	struct ch_request *cancel_other;
+	struct ch_request *self; /* cancelled from its own callback: a no-op */
 	bool free_client;
 	const char *start_path;
 	struct result *start_result;
@@ -288,6 +289,8 @@ static void on_reply(void *userdata, const struct ch_reply *reply)
 	res->done_usec = now_usec();
 	res->order = ++completions;
 
+	if (res->self)
+		ch_request_cancel(res->self);
 	if (res->cancel_other)
 		ch_request_cancel(res->cancel_other);
 	if (res->start_path)
@@ -709,7 +712,7 @@ static void test_reentrant_start_cancel(void **state)
 	first.cancel_other = rv;
 	first.start_path = fast;
 	first.start_result = &chained;
-	assert_int_equal(start(f, fast, "GET", "vmm.ping", NULL, 2000, &first, NULL), 0);
+	assert_int_equal(start(f, fast, "GET", "vmm.ping", NULL, 2000, &first, &first.self), 0);
 
 	assert_true(run_until(f->event, &chained.calls, 1));
 	assert_int_equal(first.calls, 1);
@@ -765,7 +768,10 @@ static void test_invalid_args(void **state)
 	struct result res = {0};
 	const char *p = "/nonexistent/api.sock";
 
-	assert_int_equal(ch_client_new(NULL, &f->client), -EINVAL);
+	struct ch_client *none = NULL;
+
+	assert_int_equal(ch_client_new(NULL, &none), -EINVAL);
+	assert_null(none);
 	assert_int_equal(start(f, NULL, "GET", "vm.info", NULL, 100, &res, NULL), -EINVAL);
 	assert_int_equal(start(f, "", "GET", "vm.info", NULL, 100, &res, NULL), -EINVAL);
 	assert_int_equal(start(f, p, NULL, "vm.info", NULL, 100, &res, NULL), -EINVAL);
@@ -776,6 +782,8 @@ static void test_invalid_args(void **state)
 	assert_int_equal(start(f, p, "GET", "vm.info HTTP/1.0\r\n", NULL, 100, &res, NULL),
 			 -EINVAL);
 	assert_int_equal(start(f, p, "GET", "vm.info", NULL, 0, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, p, "GET", "vm.info", "{}", 100, &res, NULL), -EINVAL);
+	assert_int_equal(start(f, p, "GET", "vm.info?x=1", NULL, 100, &res, NULL), -EINVAL);
 	assert_int_equal(
 		ch_request_start(f->client, p, "GET", "vm.info", NULL, 100, NULL, &res, NULL),
 		-EINVAL);

@@ -427,7 +427,8 @@ static const struct config_case config_cases[] = {
 	 "config.firmware: ", "is a directory"},
 	{"firmware missing", true, NULL, S_FIRMWARE, "@nope.fd",
 	 "config.firmware: ", "no such file"},
-	{"no boot source", true, NULL, S_FIRMWARE, "", "config: ", "set kernel or firmware"},
+	{"no boot source", true, NULL, S_FIRMWARE, "",
+	 "config.kernel: ", "required (or set config.firmware"},
 
 	{"disk relative", false, NULL, S_DISK, "root.img",
 	 "config.disk: ", "must be an absolute path"},

@@ -534,20 +534,21 @@ static int request_setup(struct ch_request *r, const char *method, uint64_t time
 	CURL *e = r->easy;
 	long timeout = timeout_ms > LONG_MAX ? LONG_MAX : (long)timeout_ms;
 	bool put = streq(method, "PUT");
-	struct curl_slist *h;
-
-	h = curl_slist_append(NULL, "Accept: application/json");
-	if (h)
-		r->headers = h;
 	/* An empty value removes the header: no 100-continue round trip, and no curl default
 	 * "Content-Type: application/x-www-form-urlencoded" on a bodiless PUT. */
-	if (h)
-		h = curl_slist_append(r->headers, "Expect:");
-	if (h && (r->body || put))
-		h = curl_slist_append(r->headers,
-				      r->body ? "Content-Type: application/json" : "Content-Type:");
-	if (!h)
-		return -ENOMEM;
+	const char *lines[] = {
+		"Accept: application/json",
+		"Expect:",
+		r->body ? "Content-Type: application/json" : "Content-Type:",
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+		struct curl_slist *h = curl_slist_append(r->headers, lines[i]);
+
+		if (!h)
+			return -ENOMEM;
+		r->headers = h;
+	}
 
 	if (curl_easy_setopt(e, CURLOPT_PRIVATE, r) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK ||
@@ -584,10 +585,6 @@ static int request_setup(struct ch_request *r, const char *method, uint64_t time
 	return 0;
 }
 
-/* Returns -EINVAL for a NULL argument, a method other than "GET"/"PUT", an endpoint with
- * characters outside [A-Za-z0-9._~/-], a timeout of 0 or an empty socket path; -ENOMEM. A
- * socket path too long for sockaddr_un is reported through fn (-ENAMETOOLONG), like every
- * other socket error. */
 int ch_request_start(struct ch_client *c, const char *socket_path, const char *method,
 		     const char *endpoint, const char *body, uint64_t timeout_ms, ch_reply_fn fn,
 		     void *userdata, struct ch_request **ret)
@@ -598,7 +595,7 @@ int ch_request_start(struct ch_client *c, const char *socket_path, const char *m
 
 	if (!c || isempty(socket_path) || !method || !fn || timeout_ms == 0)
 		return -EINVAL;
-	if (!streq(method, "GET") && !streq(method, "PUT"))
+	if (!streq(method, "PUT") && !(streq(method, "GET") && !body))
 		return -EINVAL;
 	if (!endpoint_valid(endpoint))
 		return -EINVAL;

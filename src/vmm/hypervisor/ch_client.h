@@ -30,16 +30,21 @@ static inline bool ch_reply_ok(const struct ch_reply *r)
 typedef void (*ch_reply_fn)(void *userdata, const struct ch_reply *reply);
 
 int ch_client_new(sd_event *event, struct ch_client **ret);
-/* Cancels every request still running (their callbacks are not called). NULL-safe. */
+/* Cancels every request still running (their callbacks are not called). NULL-safe. May be
+ * called from a reply callback (the client is then released when the callback returns). */
 void ch_client_free(struct ch_client *c);
 
 /* Starts `method http://localhost/api/v1/<endpoint>` on the Unix socket socket_path with an
  * optional JSON body. fn runs on the loop exactly once (unless the request is cancelled), never
  * from inside this call. Response bodies are capped at 1 MiB (larger: error -EFBIG). On
- * success, *ret (if non-NULL) is a handle valid until fn runs. */
+ * success, *ret (if non-NULL) is a handle valid until fn runs. fn may start and cancel
+ * requests. method is "PUT" or "GET" (GET without body); endpoint is [A-Za-z0-9._~/-]+;
+ * timeout_ms > 0; else -EINVAL. Socket errors, a path too long for a Unix socket
+ * (-ENAMETOOLONG) included, arrive through fn. */
 int ch_request_start(struct ch_client *c, const char *socket_path, const char *method,
 		     const char *endpoint, const char *body, uint64_t timeout_ms, ch_reply_fn fn,
 		     void *userdata, struct ch_request **ret);
 
-/* Aborts a running request; its callback is not called. */
+/* Aborts a running request; its callback is not called. NULL-safe; a no-op from inside the
+ * request's own callback. */
 void ch_request_cancel(struct ch_request *r);

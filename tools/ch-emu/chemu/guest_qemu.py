@@ -15,6 +15,7 @@ vmm.guest_failed(msg) (QEMU died on its own).
 """
 
 import ctypes
+import functools
 import json
 import os
 import shlex
@@ -70,9 +71,12 @@ def _elf_has_pvh_note(f, head):
     return False
 
 
-def _child_setup():
-    # Runs in the forked child before exec: die with the parent, own process group.
+def _child_setup(parent):
+    # Runs in the forked child before exec: die with the parent (and do not outlive a parent
+    # that died before prctl), own process group so terminal signals reach only ch-emu.
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
     os.setpgid(0, 0)
 
 
@@ -294,7 +298,7 @@ class QemuGuest:
                 stdout=err_w,
                 stderr=err_w,
                 pass_fds=tuple(fds.values()),
-                preexec_fn=_child_setup,
+                preexec_fn=functools.partial(_child_setup, os.getpid()),
             )
         except OSError as e:
             for s in list(ours.values()) + list(theirs.values()):
