@@ -36,42 +36,65 @@ build() {
 demo() {
 	deps
 	build
-	local dir=$build/demo
+	local dir=$build/demo guest=$build/test-guest
+	local mvirt=$build/src/cli/mvirt hv=/usr/bin/cloud-hypervisor
 	mkdir -p "$dir"
-	scripts/fetch-guest-kernel "$dir"
+	say "preparing a test guest (Debian's cloud kernel + a busybox initramfs) in $guest"
+	scripts/make-test-guest "$guest"
 	if [ ! -f "$dir/disk.raw" ]; then
-		truncate -s 256M "$dir/disk.raw.tmp" && mkfs.ext4 -q -F "$dir/disk.raw.tmp" && mv "$dir/disk.raw.tmp" "$dir/disk.raw"
+		truncate -s 64M "$dir/disk.raw.tmp" && mkfs.ext4 -q -F "$dir/disk.raw.tmp" && mv "$dir/disk.raw.tmp" "$dir/disk.raw"
 	fi
-	if ! "$build/src/cli/mvirt" version >/dev/null 2>&1; then
-		say "starting mvirt-vmm (log: $dir/mvirt-vmm.log)"
-		setsid "$build/src/vmm/mvirt-vmm" >"$dir/mvirt-vmm.log" 2>&1 </dev/null &
+	if ! "$mvirt" version >/dev/null 2>&1; then
+		if [ ! -x "$hv" ]; then
+			say "cloud-hypervisor is not installed (Debian does not package it): using tools/ch-emu,"
+			say "its emulator, which boots the guest in QEMU with software emulation (slower)"
+			hv=$top/tools/ch-emu/ch-emu
+			export CH_EMU_GUEST=real
+		fi
+		say "starting mvirt-vmm --hypervisor $hv (log: $dir/mvirt-vmm.log)"
+		setsid "$build/src/vmm/mvirt-vmm" --hypervisor "$hv" >"$dir/mvirt-vmm.log" 2>&1 </dev/null &
 		echo $! >"$dir/mvirt-vmm.pid"
 		for _ in $(seq 100); do
-			"$build/src/cli/mvirt" version >/dev/null 2>&1 && break
+			"$mvirt" version >/dev/null 2>&1 && break
 			sleep 0.1
 		done
 	fi
-	"$build/src/cli/mvirt" version
-	if ! "$build/src/cli/mvirt" show demo >/dev/null 2>&1; then
-		say "mvirt create demo --vcpus 1 --memory 256 --kernel $dir/vmlinuz --disk $dir/disk.raw"
-		"$build/src/cli/mvirt" create demo --vcpus 1 --memory 256 --kernel "$dir/vmlinuz" --disk "$dir/disk.raw" >/dev/null
+	"$mvirt" version
+	if ! "$mvirt" show demo >/dev/null 2>&1; then
+		say "mvirt create demo --vcpus 1 --memory 256 --kernel ... --initramfs ... --disk $dir/disk.raw"
+		"$mvirt" create demo --vcpus 1 --memory 256 --kernel "$guest/vmlinuz" \
+			--initramfs "$guest/initramfs.gz" --cmdline "console=ttyS0 panic=-1 quiet" \
+			--disk "$dir/disk.raw" >/dev/null
+	fi
+	if [ "$("$mvirt" -o json show demo | grep -o '"state": *"[A-Z_]*"' | grep -o 'VM_STATE_[A-Z]*')" != VM_STATE_RUNNING ]; then
+		say "mvirt start demo"
+		"$mvirt" start demo
 	fi
 	say "mvirt list"
-	"$build/src/cli/mvirt" list
-	say "mvirt show demo"
-	"$build/src/cli/mvirt" show demo
+	"$mvirt" list
+	local id log
+	id=$("$mvirt" -o json show demo | grep -o '"id": *"[0-9a-f-]*"' | head -1 | grep -o '[0-9a-f-]\{36\}')
+	log=/var/lib/mvirt/vms/$id/console.log
+	say "waiting for the guest's console ($log)"
+	for _ in $(seq 600); do
+		grep -q MVIRT-GUEST-READY "$log" 2>/dev/null && break
+		sleep 0.1
+	done
+	tail -n 15 "$log" 2>/dev/null || true
 	cat >&2 <<MSG
 
 mvirt-vmm is running (pid $(cat "$dir/mvirt-vmm.pid" 2>/dev/null || echo '?')), serving
-unix:/run/mvirt/mvirt.sock and 127.0.0.1:50051. Try:
-  $build/src/cli/mvirt --help
-  $build/src/cli/mvirt -o json show demo
-Stop it with: ./dev.sh stop
+unix:/run/mvirt/mvirt.sock and 127.0.0.1:50051, with VM "demo" running. Try:
+  $mvirt show demo
+  $mvirt -o json list
+  $mvirt stop demo          # ACPI power button: the guest powers itself off
+Stop it all with: ./dev.sh stop   (stops the demo VM, then the daemon)
 MSG
 }
 
 stop() {
 	local pidfile=$build/demo/mvirt-vmm.pid
+	"$build/src/cli/mvirt" stop demo 2>/dev/null || true
 	if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
 		say "stopped mvirt-vmm"
 	fi

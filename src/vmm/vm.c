@@ -45,7 +45,7 @@ static void vm_free(struct vm *vm)
 {
 	if (!vm)
 		return;
-	vm_run_detach(vm);
+	vm_run_detach(vm, "mvirt-vmm is shutting down");
 	vmdef_record_done(&vm->rec);
 	free(vm);
 }
@@ -75,7 +75,77 @@ int vm_save(struct vm *vm)
 	return r;
 }
 
-void vm_set_state(struct vm *vm, enum vm_state state, const char *reason_fmt, ...)
+const char *vm_event_type_name(enum vm_event_type type)
+{
+	static const char *const names[] = {
+		[VM_EVENT_CREATED] = "created",
+		[VM_EVENT_STARTED] = "started",
+		[VM_EVENT_STOPPED] = "stopped",
+		[VM_EVENT_CRASHED] = "crashed",
+		[VM_EVENT_PAUSED] = "paused",
+		[VM_EVENT_RESUMED] = "resumed",
+		[VM_EVENT_REBOOTED] = "rebooted",
+		[VM_EVENT_DELETED] = "deleted",
+		[VM_EVENT_CONFIG_CHANGED] = "config-changed",
+		[VM_EVENT_STATE_CHANGED] = "state-changed",
+	};
+
+	return (size_t)type < ELEMENTSOF(names) && names[type] ? names[type] : "unknown";
+}
+
+int vm_manager_watch(struct vm_manager *m, vm_event_fn fn, void *userdata, struct vm_watch **ret)
+{
+	struct vm_watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->m = m;
+	w->fn = fn;
+	w->userdata = userdata;
+	w->next = m->watches;
+	if (m->watches)
+		m->watches->prev = w;
+	m->watches = w;
+	*ret = w;
+	return 0;
+}
+
+void vm_watch_free(struct vm_watch *w)
+{
+	struct vm_manager *m;
+
+	if (!w)
+		return;
+	m = w->m;
+	if (m->dispatch_next == w)
+		m->dispatch_next = w->next;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		m->watches = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	free(w);
+}
+
+void vm_emit(struct vm *vm, enum vm_event_type type)
+{
+	struct vm_manager *m = vm->m;
+	struct timespec ts;
+	struct vm_event ev = {.type = type, .vm = &vm->rec, .sequence = ++m->event_sequence};
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ev.time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	/* Each watch may remove itself or the next one. */
+	for (struct vm_watch *w = m->watches; w; w = m->dispatch_next) {
+		m->dispatch_next = w->next;
+		w->fn(w->userdata, &ev);
+	}
+	m->dispatch_next = NULL;
+}
+
+void vm_set_state(struct vm *vm, enum vm_state state, enum vm_event_type type,
+		  const char *reason_fmt, ...)
 {
 	char *reason = NULL;
 	va_list ap;
@@ -93,6 +163,45 @@ void vm_set_state(struct vm *vm, enum vm_state state, const char *reason_fmt, ..
 			 strempty(vm->rec.state_reason));
 	vm->rec.state = state;
 	(void)vm_save(vm);
+	vm_emit(vm, type);
+}
+
+int vm_manager_console(struct vm_manager *m, const char *ref, struct console **ret,
+		       const struct vm_record **ret_rec, struct mv_error *err)
+{
+	const struct vm_record *rec;
+	struct vm *vm;
+	int r;
+
+	r = vm_manager_lookup(m, ref, "vm", &rec, err);
+	if (r < 0)
+		return r;
+	vm = vm_find_ref(m, ref);
+	if (!vm->console || vm->rec.state == VM_STATE_STOPPED || vm->rec.state == VM_STATE_CRASHED)
+		return mv_err(err, -EBUSY, "vm '%s' is %s: its console is available while it runs",
+			      vm->rec.name, vm_state_name(vm->rec.state));
+	*ret = vm->console;
+	if (ret_rec)
+		*ret_rec = &vm->rec;
+	return 0;
+}
+
+int vm_manager_console_log(struct vm_manager *m, const char *ref, char **ret_path,
+			   const struct vm_record **ret_rec, struct mv_error *err)
+{
+	const struct vm_record *rec;
+	int r;
+
+	r = vm_manager_lookup(m, ref, "vm", &rec, err);
+	if (r < 0)
+		return r;
+	r = vm_state_path(vm_find_ref(m, ref), "console.log", ret_path);
+	if (r < 0)
+		return mv_err(err, r, "vm '%s': cannot reach its console log: %s", rec->name,
+			      strerror(-r));
+	if (ret_rec)
+		*ret_rec = rec;
+	return 0;
 }
 
 int vm_state_path(struct vm *vm, const char *file, char **ret)
@@ -360,6 +469,7 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 	r = insert_at(m, (size_t)(-pos - 1), vm);
 	if (r < 0)
 		goto fail; /* cannot happen: the slot is reserved */
+	vm_emit(vm, VM_EVENT_CREATED);
 	*ret = rec;
 	return 0;
 fail:
@@ -410,6 +520,7 @@ int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *r
 	/* Its logs go with it; a failure here leaves files, never a half-deleted VM. */
 	if (asprintf(&dir, "%s/vms/%s", m->state_dir, vm->rec.id) >= 0)
 		remove_dir(dir);
+	vm_emit(vm, VM_EVENT_DELETED);
 	if (ret_old) {
 		*ret_old = vm->rec;
 		memset(&vm->rec, 0, sizeof(vm->rec));

@@ -63,6 +63,49 @@ const struct vm_record *vm_manager_at(const struct vm_manager *m, size_t i);
 /* Sums of vcpus and memory over all VMs. */
 void vm_manager_totals(const struct vm_manager *m, uint32_t *ret_vcpus, uint64_t *ret_memory_mb);
 
+/* ---- events ---- */
+
+enum vm_event_type {
+	VM_EVENT_CREATED = 1, /* values match mvirt.VmEventType */
+	VM_EVENT_STARTED = 2,
+	VM_EVENT_STOPPED = 3,
+	VM_EVENT_CRASHED = 4,
+	VM_EVENT_PAUSED = 5,
+	VM_EVENT_RESUMED = 6,
+	VM_EVENT_REBOOTED = 7,
+	VM_EVENT_DELETED = 8,
+	VM_EVENT_CONFIG_CHANGED = 9,
+	VM_EVENT_STATE_CHANGED = 10, /* STARTING, STOPPING, re-adoption */
+};
+
+struct vm_event {
+	enum vm_event_type type;
+	const struct vm_record *vm; /* the VM after the event (for DELETED: as it was) */
+	int64_t time_us;            /* CLOCK_REALTIME */
+	uint64_t sequence;          /* +1 per event, over all VMs */
+};
+
+typedef void (*vm_event_fn)(void *userdata, const struct vm_event *ev);
+struct vm_watch;
+
+/* Calls fn for every event from now on, synchronously on the loop, in order. fn must not
+ * block; it may free its own watch (or others). */
+int vm_manager_watch(struct vm_manager *m, vm_event_fn fn, void *userdata, struct vm_watch **ret);
+void vm_watch_free(struct vm_watch *w);
+
+const char *vm_event_type_name(enum vm_event_type type);
+
+/* ---- console ---- */
+
+struct console;
+
+/* The serial console of a running VM: -EBUSY (FAILED_PRECONDITION) when it does not run. */
+int vm_manager_console(struct vm_manager *m, const char *ref, struct console **ret,
+		       const struct vm_record **ret_rec, struct mv_error *err);
+/* The console log path of any VM (it may not exist yet). */
+int vm_manager_console_log(struct vm_manager *m, const char *ref, char **ret_path,
+			   const struct vm_record **ret_rec, struct mv_error *err);
+
 /* ---- lifecycle (vm_run.c) ---- */
 
 /* Called once when an operation ends: err->code == 0 and rec = the VM on success; on failure

@@ -49,8 +49,18 @@ struct vm {
 	struct vm_op *op;            /* the operation in progress, or NULL */
 };
 
+struct vm_watch {
+	struct vm_manager *m;
+	vm_event_fn fn;
+	void *userdata;
+	struct vm_watch *prev, *next;
+};
+
 struct vm_manager {
 	sd_event *event;
+	struct vm_watch *watches;
+	struct vm_watch *dispatch_next; /* next watch of an event delivery in progress */
+	uint64_t event_sequence;
 	struct store *store;
 	struct ch_client *ch;
 	char *hypervisor;
@@ -63,8 +73,11 @@ struct vm_manager {
 /* Writes vm->rec to the store; on failure logs (the in-memory state stays authoritative for
  * this run) and returns < 0. */
 int vm_save(struct vm *vm);
-/* Sets state and reason (copied) and saves. */
-void vm_set_state(struct vm *vm, enum vm_state state, const char *reason_fmt, ...) _printf_(3, 4);
+/* Sets state and reason (copied), saves, and tells the watchers (event type). */
+void vm_set_state(struct vm *vm, enum vm_state state, enum vm_event_type type,
+		  const char *reason_fmt, ...) _printf_(4, 5);
+/* Tells the watchers about an event on vm. */
+void vm_emit(struct vm *vm, enum vm_event_type type);
 struct vm *vm_find_ref(struct vm_manager *m, const char *ref);
 
 /* <state-dir>/vms/<id>, created 0700 on demand. */
@@ -72,5 +85,5 @@ int vm_state_path(struct vm *vm, const char *file, char **ret);
 
 /* vm_run.c: re-adopt the VM's process at load (vm->rec.process.pid != 0). */
 void vm_run_adopt(struct vm *vm);
-/* vm_run.c: release runtime watchers (not the process). */
-void vm_run_detach(struct vm *vm);
+/* vm_run.c: release runtime watchers (not the process); console viewers get reason. */
+void vm_run_detach(struct vm *vm, const char *reason);

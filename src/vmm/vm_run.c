@@ -249,7 +249,11 @@ static void handle_event(void *userdata, const struct ch_event *ev)
 		if (vm->proc)
 			(void)proc_signal(vm->proc, SIGKILL);
 	} else if (streq(ev->source, "vm") && streq(ev->event, "rebooted")) {
-		log_info("vm %s: rebooted", vm->rec.name);
+		/* A reboot the guest did by itself; RebootVm reports its own. */
+		if (!vm->op || vm->op->kind != VM_OP_REBOOT) {
+			log_info("vm %s: the guest rebooted", vm->rec.name);
+			vm_emit(vm, VM_EVENT_REBOOTED);
+		}
 	}
 }
 
@@ -309,8 +313,8 @@ static void console_open(struct vm *vm)
 		log_warning("vm %s: cannot follow the serial console", vm->rec.name);
 }
 
-/* Releases everything runtime but the process itself. */
-void vm_run_detach(struct vm *vm)
+/* Releases everything runtime but the process itself; console viewers are told why. */
+void vm_run_detach(struct vm *vm, const char *reason)
 {
 	if (vm->op) {
 		op_cancel_io(vm->op);
@@ -322,7 +326,7 @@ void vm_run_detach(struct vm *vm)
 	vm->info_req = NULL;
 	proc_free(vm->proc);
 	vm->proc = NULL;
-	console_free(vm->console);
+	console_free(vm->console, reason);
 	vm->console = NULL;
 	vm->events_watch = sd_event_source_disable_unref(vm->events_watch);
 	if (vm->events_fd >= 0)
@@ -335,17 +339,17 @@ void vm_run_detach(struct vm *vm)
 }
 
 /* The process is gone: drop its runtime and remember that it has none. */
-static void runtime_clear(struct vm *vm)
+static void runtime_clear(struct vm *vm, const char *reason)
 {
 	struct vm_op *op = TAKE_PTR(vm->op);
 
-	events_read(vm); /* the last events may explain the exit */
 	rundir_path(vm);
 	rundir_remove(vm);
-	vm_run_detach(vm);
+	vm_run_detach(vm, reason);
 	vm->op = op;
 	memset(&vm->rec.process, 0, sizeof(vm->rec.process));
 	vm->guest_shutdown = false;
+	vm->guest_panic = false;
 }
 
 /* ---- process exit ---- */
@@ -354,57 +358,53 @@ static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 {
 	struct vm *vm = userdata;
 	struct vm_op *op = vm->op;
-	bool guest_off = vm->guest_shutdown;
-	bool panic = vm->guest_panic;
+	enum vm_op_kind kind = op ? op->kind : VM_OP_START;
+	enum vm_state state = VM_STATE_STOPPED;
+	enum vm_event_type type = VM_EVENT_STOPPED;
 	struct mv_error err = {0};
-	char how[128];
+	char how[128], reason[MV_ERROR_MAX + 64], closing[sizeof(reason) + 64];
+	bool guest_off, panic;
 
+	events_read(vm); /* the last events may explain the exit */
+	guest_off = vm->guest_shutdown || (exit->known && exit->signal == 0 && exit->code == 0);
+	panic = vm->guest_panic;
 	proc_exit_describe(exit, how, sizeof(how));
-	if (exit->known && exit->signal == 0 && exit->code == 0)
-		guest_off = true;
 	log_debug("vm %s: cloud-hypervisor %s", vm->rec.name, how);
-	runtime_clear(vm);
-	vm->guest_panic = false;
 
-	if (!op) {
-		if (panic)
-			vm_set_state(vm, VM_STATE_CRASHED, "guest kernel panic");
-		else if (guest_off)
-			vm_set_state(vm, VM_STATE_STOPPED, "guest powered off");
-		else
-			vm_set_state(vm, VM_STATE_CRASHED, "cloud-hypervisor %s", how);
-		return;
-	}
-	switch (op->kind) {
-	case VM_OP_START:
+	if (op && kind == VM_OP_START) {
 		if (!op->failing)
 			mv_err(&op->err, -EIO,
 			       "vm '%s': cloud-hypervisor %s while starting the VM (see %s/vms/%s/"
 			       "hypervisor.log)",
 			       vm->rec.name, how, vm->m->state_dir, vm->rec.id);
-		vm_set_state(vm, VM_STATE_STOPPED, "start failed: %s", op->err.msg);
-		op_finish(vm, &op->err);
-		break;
-	case VM_OP_STOP:
+		snprintf(reason, sizeof(reason), "start failed: %s", op->err.msg);
+	} else if (op && kind == VM_OP_STOP) {
 		if (op->step == STOP_PHASE_BUTTON && guest_off)
-			vm_set_state(vm, VM_STATE_STOPPED, "guest powered off (stop requested)");
+			snprintf(reason, sizeof(reason), "guest powered off (stop requested)");
 		else
-			vm_set_state(vm, VM_STATE_STOPPED, "stopped (cloud-hypervisor %s)", how);
-		op_finish(vm, NULL);
-		break;
-	case VM_OP_KILL:
-		vm_set_state(vm, VM_STATE_STOPPED, "killed");
-		op_finish(vm, NULL);
-		break;
-	default:
-		if (guest_off)
-			vm_set_state(vm, VM_STATE_STOPPED, "guest powered off");
-		else
-			vm_set_state(vm, VM_STATE_CRASHED, "cloud-hypervisor %s", how);
-		mv_err(&err, -EIO, "vm '%s': cloud-hypervisor %s during %s", vm->rec.name, how,
-		       vm_op_kind_name(op->kind));
-		op_finish(vm, &err);
+			snprintf(reason, sizeof(reason), "stopped (cloud-hypervisor %s)", how);
+	} else if (op && kind == VM_OP_KILL) {
+		snprintf(reason, sizeof(reason), "killed");
+	} else if (panic) {
+		state = VM_STATE_CRASHED;
+		snprintf(reason, sizeof(reason), "guest kernel panic");
+	} else if (guest_off) {
+		snprintf(reason, sizeof(reason), "guest powered off");
+	} else {
+		state = VM_STATE_CRASHED;
+		snprintf(reason, sizeof(reason), "cloud-hypervisor %s", how);
 	}
+	if (state == VM_STATE_CRASHED)
+		type = VM_EVENT_CRASHED;
+	if (op && kind != VM_OP_START && kind != VM_OP_STOP && kind != VM_OP_KILL)
+		mv_err(&err, -EIO, "vm '%s': cloud-hypervisor %s during %s", vm->rec.name, how,
+		       vm_op_kind_name(kind));
+
+	snprintf(closing, sizeof(closing), "vm %s: %s", vm_state_name(state), reason);
+	runtime_clear(vm, closing);
+	vm_set_state(vm, state, type, "%s", reason);
+	if (op)
+		op_finish(vm, kind == VM_OP_START ? &op->err : &err);
 }
 
 /* ---- start ---- */
@@ -453,7 +453,7 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 		}
 		json_object_put(info);
 		vm->rec.started_at_us = now_us();
-		vm_set_state(vm, VM_STATE_RUNNING, "started");
+		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_STARTED, "started");
 		op_finish(vm, NULL);
 		return;
 	}
@@ -611,7 +611,7 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 	vm->rec.process.pid = id->pid;
 	vm->rec.process.starttime = id->starttime;
 	memcpy(vm->rec.process.boot_id, id->boot_id, sizeof(vm->rec.process.boot_id));
-	vm_set_state(vm, VM_STATE_STARTING, "starting");
+	vm_set_state(vm, VM_STATE_STARTING, VM_EVENT_STATE_CHANGED, "starting");
 	log_debug("vm %s: cloud-hypervisor pid %d", vm->rec.name, (int)id->pid);
 
 	r = ch_call(vm, "PUT", "vm.create", json, CH_CREATE_TIMEOUT_MS, on_start_reply,
@@ -624,7 +624,7 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 	}
 	return 0;
 fail:
-	runtime_clear(vm);
+	runtime_clear(vm, "start failed");
 	return r;
 }
 
@@ -702,7 +702,7 @@ static void stop_begin(struct vm *vm)
 	bool button =
 		!op->args.force && op->args.timeout_s > 0 && vm->rec.state == VM_STATE_RUNNING;
 
-	vm_set_state(vm, VM_STATE_STOPPING, "stop requested");
+	vm_set_state(vm, VM_STATE_STOPPING, VM_EVENT_STATE_CHANGED, "stop requested");
 	if (!button) {
 		op->step = STOP_PHASE_BUTTON; /* escalate goes to vmm.shutdown */
 		stop_escalate(vm);
@@ -734,13 +734,13 @@ static void on_simple_reply(void *userdata, const struct ch_reply *reply)
 	}
 	switch (op->kind) {
 	case VM_OP_PAUSE:
-		vm_set_state(vm, VM_STATE_PAUSED, "paused");
+		vm_set_state(vm, VM_STATE_PAUSED, VM_EVENT_PAUSED, "paused");
 		break;
 	case VM_OP_RESUME:
-		vm_set_state(vm, VM_STATE_RUNNING, "resumed");
+		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_RESUMED, "resumed");
 		break;
 	default:
-		vm_set_state(vm, VM_STATE_RUNNING, "rebooted");
+		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_REBOOTED, "rebooted");
 	}
 	op_finish(vm, NULL);
 }
@@ -892,9 +892,11 @@ static void on_adopt_info(void *userdata, const struct ch_reply *reply)
 	if (info && json_object_object_get_ex(info, "state", &state))
 		s = json_object_get_string(state);
 	if (s && streq(s, "Running") && vm->rec.state != VM_STATE_RUNNING)
-		vm_set_state(vm, VM_STATE_RUNNING, "running (re-adopted after a daemon restart)");
+		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_STATE_CHANGED,
+			     "running (re-adopted after a daemon restart)");
 	else if (s && streq(s, "Paused") && vm->rec.state != VM_STATE_PAUSED)
-		vm_set_state(vm, VM_STATE_PAUSED, "paused (re-adopted after a daemon restart)");
+		vm_set_state(vm, VM_STATE_PAUSED, VM_EVENT_STATE_CHANGED,
+			     "paused (re-adopted after a daemon restart)");
 	else if (s && !streq(s, "Running") && !streq(s, "Paused") && !vm->op) {
 		/* Created or Shutdown: a start or stop the last daemon did not finish. Finish
 		 * the stop: the process ends and on_proc_exit records it. */
@@ -916,8 +918,9 @@ void vm_run_adopt(struct vm *vm)
 		return;
 	r = proc_adopt(vm->m->event, &id, on_proc_exit, vm, &vm->proc);
 	if (r == -ESRCH) {
-		runtime_clear(vm);
-		vm_set_state(vm, VM_STATE_STOPPED, "exited while mvirt-vmm was down");
+		runtime_clear(vm, "exited while mvirt-vmm was down");
+		vm_set_state(vm, VM_STATE_STOPPED, VM_EVENT_STOPPED,
+			     "exited while mvirt-vmm was down");
 		return;
 	}
 	if (r < 0) {

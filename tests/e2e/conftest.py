@@ -3,15 +3,31 @@
 Fixtures (test_cli.py relies on these names and attributes):
     build_dir    pathlib.Path of the meson build dir (env MVIRT_BUILD_DIR, default <repo>/build)
     daemon       a started daemon (function scope), see class Daemon
-    make_daemon  factory: make_daemon(state_dir=None, port=None, extra_args=(), start=True)
+    make_daemon  factory: make_daemon(state_dir=None, port=None, extra_args=(), start=True,
+                 env=None, fd_check=False); env: extra environment of the daemon (and so of
+                 the hypervisors it spawns, e.g. CH_EMU_SCRIPT, CH_EMU_FD_REPORT)
     vm_files     {"kernel", "initramfs", "disk", "disk2"[, "qcow2"]}: paths (str) of small files
+    hypervisor   (session) the hypervisor binary for VM tests: $MVIRT_TEST_CH (a real
+                 cloud-hypervisor) if set, else tools/ch-emu/ch-emu (the emulator)
+    emulated     (session) True when `hypervisor` is ch-emu (simulated guests, chemu.* scripts)
+    make_ch_daemon  factory: make_daemon with --hypervisor <hypervisor> and fd_check=True;
+                 same arguments as make_daemon
+    ch_daemon    a started make_ch_daemon() daemon
 
 A daemon is ready when it sends READY=1 to the NOTIFY_SOCKET this file gives it (never a fixed
 sleep). Every daemon started here is stopped at teardown (SIGTERM, then SIGKILL), its log is
 printed when the test failed, and the teardown fails if an mvirt-vmm process of the test is
 left. Directories are short mkdtemp() paths under /tmp: unix socket paths must stay < 108 bytes.
+
+Every daemon gets MVIRT_E2E_MARK=<its base dir> in its environment, which the hypervisors it
+spawns (and their QEMUs) inherit: the teardown fails, and kills them, if any such process is
+still alive (zombies excepted: PID 1 reaps orphans late). With fd_check, a daemon still running
+at teardown with no VM process left must hold no fd it did not hold right after READY, beyond
+gRPC connections that go away once the test's clients are closed and sd-event's per-clock
+timerfds: nothing under the runtime or state dir's vms/, no pidfd, no extra socket.
 """
 
+import collections
 import os
 import shutil
 import signal
@@ -28,6 +44,10 @@ import mvirt_proto
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
+CH_EMU = REPO / "tools" / "ch-emu" / "ch-emu"
+MARK_ENV = "MVIRT_E2E_MARK"
+FD_SETTLE_TIMEOUT = 5.0  # for the test's gRPC connections to be closed by the daemon
+TIMERFD_SLACK = 5  # sd-event creates one timerfd per clock type, lazily
 
 
 def pytest_configure(config):
@@ -78,8 +98,12 @@ class Daemon:
 
     state_dir may be shared with another Daemon (to test the single-daemon lock)."""
 
-    def __init__(self, binary: Path, base: Path, state_dir=None, port=None, extra_args=()):
+    def __init__(self, binary: Path, base: Path, state_dir=None, port=None, extra_args=(), env=None,
+                 fd_check=False):
         self.binary = Path(binary)
+        self.env = dict(env or {})  # extra environment, applied at every start
+        self.fd_check = fd_check
+        self.fd_baseline = {}  # the daemon's fds right after READY (see open_fds)
         self.base = base
         self.state_dir = Path(state_dir) if state_dir else base / "state"
         self.runtime_dir = base / "run"
@@ -131,14 +155,17 @@ class Daemon:
         env["NOTIFY_SOCKET"] = self.notify_path
         for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
             env.pop(k, None)
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        env.update(self.env)
+        env[MARK_ENV] = str(self.base)
         try:
             with open(self.log_path, "ab") as log:
                 log.write(("=== " + " ".join(argv) + "\n").encode())
                 log.flush()
                 offset = log.tell()
+                # The daemon dies with this process even if pytest is killed (setpriv execs it).
                 self.proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, close_fds=True
+                    ["setpriv", "--pdeathsig", "KILL", *argv],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, close_fds=True,
                 )
             self.pids.append(self.proc.pid)
             deadline = time.monotonic() + READY_TIMEOUT
@@ -157,13 +184,15 @@ class Daemon:
                 if time.monotonic() > deadline:
                     self.proc.kill()
                     self.proc.wait()
-                    raise DaemonStartError(None, "no READY=1 within %ds\n" % READY_TIMEOUT + self._log_since(offset))
+                    msg = "no READY=1 within %ds\n" % READY_TIMEOUT
+                    raise DaemonStartError(None, msg + self._log_since(offset))
         finally:
             notify.close()
             try:
                 os.unlink(self.notify_path)
             except FileNotFoundError:
                 pass
+        self.fd_baseline = self.open_fds()
         return self
 
     def _log_since(self, offset: int) -> str:
@@ -173,6 +202,63 @@ class Daemon:
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def open_fds(self) -> dict:
+        """{fd: readlink target} of the running daemon ({} if it is not running)."""
+        if not self.running():
+            return {}
+        return _open_fds(self.proc.pid)
+
+    def hypervisor_pids(self) -> list:
+        """Live (non-zombie) processes spawned under this daemon's environment mark: its
+        hypervisors and their children, whether or not the daemon still runs."""
+        return sorted(set(_marked_processes(str(self.base))) - set(self.pids))
+
+    def fd_leaks(self) -> list:
+        """What the running daemon holds now beyond its fds at READY (see the module doc)."""
+        now = self.open_fds()
+        vms_dirs = (str(self.runtime_dir / "vms") + "/", str(self.state_dir / "vms") + "/")
+        problems = [f"fd {fd} -> {t}" for fd, t in sorted(now.items())
+                    if t.startswith(vms_dirs) or t == "anon_inode:[pidfd]"]
+        base_kinds = collections.Counter(_fd_kind(t) for t in self.fd_baseline.values())
+        kinds = collections.Counter(_fd_kind(t) for t in now.values())
+        for kind, n in sorted(kinds.items()):
+            allowed = base_kinds[kind] + (TIMERFD_SLACK if kind == "anon_inode:[timerfd]" else 0)
+            if n > allowed:
+                problems.append(f"{n} fds of kind {kind}, {base_kinds[kind]} at READY")
+        base_files = {t for t in self.fd_baseline.values() if _fd_kind(t) == "file"}
+        problems += [f"fd {fd} -> {t} (not open at READY)" for fd, t in sorted(now.items())
+                     if _fd_kind(t) == "file" and t not in base_files
+                     and not t.startswith(vms_dirs)]
+        return problems
+
+    def check_fds(self) -> str:
+        """The fd check of the teardown: '' when fine (or not applicable: the daemon is not
+        running, or a VM still has a process), else what leaked."""
+        if not self.running():
+            return ""
+        try:
+            vms = self.call("ListVms").vms
+        except grpc.RpcError as e:
+            return f"ListVms failed before the fd check: {e.code()}: {e.details()}"
+        if any(v.pid for v in vms):
+            return ""  # the leftover process check reports those
+        self._close_channels()
+        deadline = time.monotonic() + FD_SETTLE_TIMEOUT
+        while True:
+            problems = self.fd_leaks()
+            if not problems or time.monotonic() > deadline or not self.running():
+                break
+            time.sleep(0.05)
+        if not problems:
+            return ""
+        return (f"mvirt-vmm pid {self.proc.pid} leaked fds (all VMs stopped):\n  "
+                + "\n  ".join(problems) + "\nat READY: " + repr(self.fd_baseline)
+                + "\nnow: " + repr(self.open_fds()))
 
     def _close_channels(self):
         for ch in self._channels.values():
@@ -227,6 +313,50 @@ class Daemon:
             self.proc.wait()
 
 
+def _open_fds(pid: int) -> dict:
+    out = {}
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for name in names:
+        try:
+            out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            pass
+    return out
+
+
+def _fd_kind(target: str) -> str:
+    if target.startswith("socket:"):
+        return "socket"
+    if target.startswith("pipe:"):
+        return "pipe"
+    if target.startswith("anon_inode:"):
+        return target
+    return "file"
+
+
+def _marked_processes(mark: str):
+    """pids of live (non-zombie) processes whose environment has MARK_ENV=mark."""
+    needle = f"{MARK_ENV}={mark}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in (b"Z", b"X"):
+            found.append(int(entry))
+    return found
+
+
 def _leftover_processes(binary: Path, marker: str):
     """pids of live mvirt-vmm processes whose command line mentions marker."""
     found = []
@@ -265,12 +395,14 @@ def vmm_binary(build_dir) -> Path:
 
 @pytest.fixture
 def make_daemon(request, vmm_binary):
-    """make_daemon(state_dir=None, port=None, extra_args=(), start=True) -> Daemon.
-    extra_args are passed on every start; start() takes more for one run."""
+    """make_daemon(state_dir=None, port=None, extra_args=(), start=True, env=None,
+    fd_check=False) -> Daemon. extra_args are passed on every start; start() takes more for one
+    run. env (also Daemon.env) is added to the daemon's environment at every start."""
     created = []
 
-    def factory(state_dir=None, port=None, extra_args=(), start=True):
-        d = Daemon(vmm_binary, make_tmpdir(), state_dir=state_dir, port=port, extra_args=extra_args)
+    def factory(state_dir=None, port=None, extra_args=(), start=True, env=None, fd_check=False):
+        d = Daemon(vmm_binary, make_tmpdir(), state_dir=state_dir, port=port, extra_args=extra_args,
+                   env=env, fd_check=fd_check)
         created.append(d)
         if start:
             d.start()
@@ -278,6 +410,15 @@ def make_daemon(request, vmm_binary):
 
     yield factory
 
+    fd_problems = []
+    for d in created:
+        if d.fd_check:
+            try:
+                msg = d.check_fds()
+            except Exception as e:  # a broken daemon must not hide the process checks
+                msg = f"fd check failed: {e!r}"
+            if msg:
+                fd_problems.append(msg)
     for d in created:
         d._kill()
     failed = _test_failed(request)
@@ -290,7 +431,11 @@ def make_daemon(request, vmm_binary):
     for d in created:
         left.update(_leftover_processes(vmm_binary, str(d.base)))
         left.update(live.intersection(d.pids))
-    for pid in left:
+    hv_left = {}
+    for d in created:
+        for pid in d.hypervisor_pids():
+            hv_left[pid] = _cmdline(pid)
+    for pid in left | set(hv_left):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -298,11 +443,49 @@ def make_daemon(request, vmm_binary):
     for d in created:
         shutil.rmtree(d.base, ignore_errors=True)
     assert not left, f"mvirt-vmm processes left after the test: {sorted(left)}"
+    assert not hv_left, f"hypervisor processes left after the test (killed now): {hv_left}"
+    assert not fd_problems, "\n".join(fd_problems)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
 
 
 @pytest.fixture
 def daemon(make_daemon) -> Daemon:
     return make_daemon()
+
+
+@pytest.fixture(scope="session")
+def hypervisor() -> Path:
+    hv = os.environ.get("MVIRT_TEST_CH")
+    return Path(hv) if hv else CH_EMU
+
+
+@pytest.fixture(scope="session")
+def emulated(hypervisor) -> bool:
+    return hypervisor == CH_EMU
+
+
+@pytest.fixture
+def make_ch_daemon(make_daemon, hypervisor):
+    """make_daemon with --hypervisor <hypervisor> (before extra_args) and the fd check."""
+
+    def factory(state_dir=None, port=None, extra_args=(), start=True, env=None):
+        return make_daemon(state_dir=state_dir, port=port,
+                           extra_args=("--hypervisor", str(hypervisor), *extra_args),
+                           start=start, env=env, fd_check=True)
+
+    return factory
+
+
+@pytest.fixture
+def ch_daemon(make_ch_daemon) -> Daemon:
+    return make_ch_daemon()
 
 
 @pytest.fixture

@@ -243,10 +243,12 @@ BAD_CONFIGS = {
     "disks-format-9": (lambda c, f: (setattr(c, "disk", ""), c.disks.add(path=f["disk"], format=9)),
                        r"config\.disks\[0\]\.format"),
     "disk-twice": (lambda c, f: c.disks.add(path=f["disk"]), r"config\.disk"),
-    "kernel-and-firmware": (lambda c, f: setattr(c, "firmware", f["initramfs"]), r"config\.(kernel|firmware)"),
+    "kernel-and-firmware": (lambda c, f: setattr(c, "firmware", f["initramfs"]),
+                            r"config\.(kernel|firmware)"),
     "neither-kernel-nor-firmware": (lambda c, f: setattr(c, "kernel", ""), r"config\.(kernel|firmware)"),
     "initramfs-without-kernel": (lambda c, f: (setattr(c, "kernel", ""), setattr(c, "firmware", f["kernel"]),
-                                               setattr(c, "initramfs", f["initramfs"])), r"config\.initramfs"),
+                                               setattr(c, "initramfs", f["initramfs"])),
+                                 r"config\.initramfs"),
     "cmdline-without-kernel": (lambda c, f: (setattr(c, "kernel", ""), setattr(c, "firmware", f["kernel"]),
                                              setattr(c, "cmdline", "console=ttyS0")), r"config\.cmdline"),
     "nic-bad-mac": (lambda c, f: c.nics.add(tap="tap0", mac="zz:54:00:12:34:56"), r"config\.nics\[0\]\.mac"),
@@ -345,7 +347,9 @@ def test_system_info_host(make_daemon):
 def test_system_info_hypervisor_version(make_daemon):
     d = make_daemon(start=False)
     fake = d.base / "fake-ch"
-    fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'cloud-hypervisor v54.0.0' && exit 0\nexit 1\n")
+    fake.write_text("#!/bin/sh\n"
+                    "[ \"$1\" = --version ] && echo 'cloud-hypervisor v54.0.0' && exit 0\n"
+                    "exit 1\n")
     fake.chmod(0o755)
     d.start(["--hypervisor", str(fake)])
     info = d.call("GetSystemInfo")

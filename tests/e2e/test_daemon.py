@@ -209,7 +209,8 @@ def run_as(d, groups, addr, what):
     script.chmod(0o644)
     grp_arg = "--clear-groups" if not groups else "--groups=" + ",".join(str(g) for g in groups)
     res = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", grp_arg, "/usr/bin/python3", str(script), addr, what],
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", grp_arg,
+         "/usr/bin/python3", str(script), addr, what],
         capture_output=True, text=True, timeout=60, cwd="/",
         env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"},
     )

@@ -15,6 +15,7 @@ from mvirt_proto import RequestQueue
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
+# Exactly what a user would type for grpcurl -d (paths substituted at run time).
 CREATE_JSON = '{"name":"test-vm","config":{"vcpus":2,"memory_mb":1024,"kernel":"/path/to/vmlinux","disk":"/path/to/disk.raw"}}'
 
 

@@ -12,7 +12,7 @@ struct ch_client;
 struct ch_request;
 
 struct ch_reply {
-	int error;      /* 0, or -errno: -ETIMEDOUT, -ECONNREFUSED/-ENOENT (socket), -EIO ... */
+	int error;        /* 0, or -errno: -ETIMEDOUT, -ECONNREFUSED/-ENOENT (socket), -EIO ... */
 	long http_status; /* 0 when no HTTP answer was received */
 	const char *body; /* NUL-terminated response body ("" if none); valid during the callback */
 	/* A human-readable message for failures: cloud-hypervisor's JSON error array joined with
