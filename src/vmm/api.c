@@ -71,6 +71,7 @@ struct api_call {
 	bool status_sent;   /* SEND_STATUS is in a started batch */
 	bool closed;        /* RECV_CLOSE_ON_SERVER completed */
 	bool held;          /* api_call_hold(): not freed before the handler answers */
+	bool md_wanted;     /* api_call_begin_stream(): send initial metadata now */
 	grpc_status_code status;
 	unsigned pending; /* outstanding batches, t_close included */
 
@@ -282,7 +283,7 @@ static void call_pump(struct api_call *c)
 	if (c->sending || c->closed || c->status_sent)
 		return;
 	memset(ops, 0, sizeof(ops));
-	if (!c->md_sent && (c->q_head || c->status_queued)) {
+	if (!c->md_sent && (c->q_head || c->status_queued || c->md_wanted)) {
 		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
 		c->md_sent = true;
 	}
@@ -328,6 +329,12 @@ static void call_end(struct api_call *c, grpc_status_code status, const char *de
 		if (c->closed && c->pending == 0)
 			push_tag(c->srv, &c->t_release);
 	}
+}
+
+void api_call_begin_stream(struct api_call *call)
+{
+	call->md_wanted = true;
+	call_pump(call);
 }
 
 void api_call_hold(struct api_call *call)
@@ -576,8 +583,8 @@ static void on_tag(struct api_server *srv, struct api_tag *tag)
 		c->pending--;
 		c->closed = true;
 		queue_clear(c);
-		if (c->method && c->method->kind != API_METHOD_UNARY && c->method->on_cancel &&
-		    (c->cancelled || !c->status_queued))
+		/* Streams: the call is over, whoever ended it; the handler lets go of it. */
+		if (c->method && c->method->kind != API_METHOD_UNARY && c->method->on_cancel)
 			c->method->on_cancel(c);
 		break;
 	}

@@ -12,8 +12,9 @@
  *
  * A call is owned by this module. A handler finishes a unary call with api_call_reply() or
  * api_call_fail*() exactly once, now or later (the call stays valid until then). Streaming
- * handlers send with api_call_send() and end with api_call_finish(); when the client goes away
- * first, the method's on_cancel hook runs and the handler must drop its pointer. */
+ * handlers send with api_call_send() and end with api_call_finish(); once a stream is over
+ * (ended by the handler, by the daemon's shutdown, or by the client going away) the method's
+ * on_cancel hook runs, and the handler must drop every pointer to the call there. */
 #pragma once
 
 #include <grpc/grpc.h>
@@ -41,8 +42,8 @@ struct api_method {
 	 * bidi-stream methods once per message and once more with req == NULL at the client's
 	 * half-close. req is freed after the call returns. */
 	void (*handle)(struct api_call *call, const ProtobufCMessage *req);
-	/* Streams only: the client cancelled or the connection died; the call is about to be
-	 * freed. Drop every reference to it. May be NULL. */
+	/* Streams only: the call is over (finished, cancelled, connection lost) and about to be
+	 * freed. Called exactly once. Drop every reference to it. May be NULL. */
 	void (*on_cancel)(struct api_call *call);
 };
 
@@ -68,6 +69,10 @@ const char *api_call_method(struct api_call *call);
 /* Per-call state of a streaming handler. */
 void api_call_set_data(struct api_call *call, void *data);
 void *api_call_get_data(struct api_call *call);
+
+/* Streams: sends the response headers now, so that a client can tell its stream is
+ * established (e.g. a watcher subscribed) before any message flows. */
+void api_call_begin_stream(struct api_call *call);
 
 /* The handler answers later (after asynchronous work): the call stays valid until it is
  * answered, even if the client goes away meanwhile (answers to a gone client are dropped). */

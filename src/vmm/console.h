@@ -17,7 +17,7 @@
 #include <systemd/sd-event.h>
 
 #define CONSOLE_RING_SIZE (64 * 1024)
-#define CONSOLE_LOG_MAX (2 * 1024 * 1024)
+#define CONSOLE_LOG_MAX (1024 * 1024)
 
 struct console;
 struct console_viewer;
