@@ -59,7 +59,9 @@ int api_convert_config_from_pb(const Mvirt__VmConfig *pb, struct vm_config *ret)
 	    str_from_pb(pb->initramfs, &c.initramfs) < 0 ||
 	    str_from_pb(pb->cmdline, &c.cmdline) < 0 ||
 	    str_from_pb(pb->firmware, &c.firmware) < 0 || str_from_pb(pb->disk, &c.disk) < 0 ||
-	    str_from_pb(pb->user_data, &c.user_data) < 0)
+	    str_from_pb(pb->user_data, &c.user_data) < 0 ||
+	    str_from_pb(pb->meta_data, &c.meta_data) < 0 ||
+	    str_from_pb(pb->network_config, &c.network_config) < 0)
 		goto fail;
 	if (pb->n_disks > 0) {
 		c.disks = calloc(pb->n_disks, sizeof(*c.disks));
@@ -71,7 +73,8 @@ int api_convert_config_from_pb(const Mvirt__VmConfig *pb, struct vm_config *ret)
 
 			c.disks[i].readonly = d->readonly;
 			c.disks[i].format = (enum disk_format)d->format;
-			if (str_from_pb(d->path, &c.disks[i].path) < 0)
+			if (str_from_pb(d->path, &c.disks[i].path) < 0 ||
+			    str_from_pb(d->volume, &c.disks[i].volume) < 0)
 				goto fail;
 		}
 	}
@@ -125,7 +128,8 @@ static Mvirt__Disk *disk_to_pb(const struct vm_disk *d)
 	*pb = (Mvirt__Disk)MVIRT__DISK__INIT;
 	pb->readonly = d->readonly;
 	pb->format = (Mvirt__DiskFormat)d->format;
-	if (str_to_pb(d->path, &pb->path) < 0) {
+	if (str_to_pb(d->path, &pb->path) < 0 || str_to_pb(d->volume, &pb->volume) < 0) {
+		str_pb_free(&pb->path);
 		free(pb);
 		return NULL;
 	}
@@ -137,6 +141,7 @@ static void disk_pb_free(Mvirt__Disk *pb)
 	if (!pb)
 		return;
 	str_pb_free(&pb->path);
+	str_pb_free(&pb->volume);
 	free(pb);
 }
 
@@ -178,6 +183,8 @@ static void config_pb_free(Mvirt__VmConfig *pb)
 	str_pb_free(&pb->firmware);
 	str_pb_free(&pb->disk);
 	str_pb_free(&pb->user_data);
+	str_pb_free(&pb->meta_data);
+	str_pb_free(&pb->network_config);
 	for (size_t i = 0; i < pb->n_disks; i++)
 		disk_pb_free(pb->disks[i]);
 	free(pb->disks);
@@ -199,7 +206,9 @@ static Mvirt__VmConfig *config_to_pb(const struct vm_config *c)
 	pb->memory_mb = c->memory_mb;
 	if (str_to_pb(c->kernel, &pb->kernel) < 0 || str_to_pb(c->initramfs, &pb->initramfs) < 0 ||
 	    str_to_pb(c->cmdline, &pb->cmdline) < 0 || str_to_pb(c->firmware, &pb->firmware) < 0 ||
-	    str_to_pb(c->disk, &pb->disk) < 0 || str_to_pb(c->user_data, &pb->user_data) < 0)
+	    str_to_pb(c->disk, &pb->disk) < 0 || str_to_pb(c->user_data, &pb->user_data) < 0 ||
+	    str_to_pb(c->meta_data, &pb->meta_data) < 0 ||
+	    str_to_pb(c->network_config, &pb->network_config) < 0)
 		goto fail;
 	if (c->n_disks > 0) {
 		/* calloc: a partly built array holds NULLs, which config_pb_free() skips */

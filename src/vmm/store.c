@@ -383,7 +383,7 @@ static struct json_object *disk_to_json(const struct vm_disk *d)
 
 	if (!o)
 		return NULL;
-	if (json_add_str(o, "path", d->path) < 0 ||
+	if (json_add_str(o, "path", d->path) < 0 || json_add_str(o, "volume", d->volume) < 0 ||
 	    json_add(o, "readonly", json_object_new_boolean(d->readonly)) < 0 ||
 	    (d->format != DISK_FORMAT_UNSPECIFIED &&
 	     json_add(o, "format", json_object_new_string(disk_format_name(d->format))) < 0)) {
@@ -443,7 +443,9 @@ static int config_to_json(const struct vm_config *c, struct json_object **ret)
 	    json_add_str(o, "firmware", c->firmware) < 0 || json_add_str(o, "disk", c->disk) < 0 ||
 	    json_add(o, "disks", disks_to_json(c)) < 0 ||
 	    json_add(o, "nics", nics_to_json(c)) < 0 ||
-	    json_add_str(o, "user_data", c->user_data) < 0)
+	    json_add_str(o, "user_data", c->user_data) < 0 ||
+	    json_add_str(o, "meta_data", c->meta_data) < 0 ||
+	    json_add_str(o, "network_config", c->network_config) < 0)
 		return -ENOMEM;
 	*ret = TAKE_PTR(o);
 	return 0;
@@ -511,6 +513,7 @@ static int disk_from_json(struct json_object *o, struct vm_disk *d)
 	if (!json_object_is_type(o, json_type_object))
 		return -EBADMSG;
 	if ((r = json_get_str(o, "path", &d->path)) < 0 ||
+	    (r = json_get_str(o, "volume", &d->volume)) < 0 ||
 	    (r = json_get_bool(o, "readonly", &d->readonly)) < 0 ||
 	    (r = json_get_str(o, "format", &format)) < 0)
 		return r;
@@ -559,6 +562,8 @@ static int config_from_json(struct json_object *o, struct vm_config *c, const ch
 	GET("firmware", json_get_str(o, "firmware", &c->firmware));
 	GET("disk", json_get_str(o, "disk", &c->disk));
 	GET("user_data", json_get_str(o, "user_data", &c->user_data));
+	GET("meta_data", json_get_str(o, "meta_data", &c->meta_data));
+	GET("network_config", json_get_str(o, "network_config", &c->network_config));
 	disks = json_get_array(o, "disks", &bad);
 	GET("disks", bad ? -EBADMSG : 0);
 	nics = json_get_array(o, "nics", &bad);

@@ -224,9 +224,21 @@ static int check_disks(const struct vm_config *c, struct mv_error *err)
 		char field[FIELD_MAX];
 		struct stat st;
 
+		if (!isempty(d->volume)) {
+			/* Resolved and checked by the VM manager, which knows the volumes. */
+			if (!isempty(d->path))
+				return mv_err(err, -EINVAL,
+					      "config.disks[%zu]: set path or volume, not both", i);
+			snprintf(field, sizeof(field), "config.disks[%zu].volume", i);
+			r = validate_vm_name(d->volume, field, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		snprintf(field, sizeof(field), "config.disks[%zu].path", i);
 		if (isempty(d->path))
-			return mv_err(err, -EINVAL, "%s: required", field);
+			return mv_err(err, -EINVAL,
+				      "%s: required (or set config.disks[%zu].volume)", field, i);
 		r = check_path(d->path, field, PATH_DISK, &st, err);
 		if (r < 0)
 			return r;
@@ -379,5 +391,15 @@ int validate_vm_config(const struct vm_config *c, const struct host_limits *host
 			return mv_err(err, -EINVAL, "config.user_data: is %zu bytes, at most %d",
 				      len, VM_USER_DATA_MAX);
 	}
+	if (!isempty(c->meta_data) && (len = strlen(c->meta_data)) > VM_META_DATA_MAX)
+		return mv_err(err, -EINVAL, "config.meta_data: is %zu bytes, at most %d", len,
+			      VM_META_DATA_MAX);
+	if (!isempty(c->network_config) && (len = strlen(c->network_config)) > VM_META_DATA_MAX)
+		return mv_err(err, -EINVAL, "config.network_config: is %zu bytes, at most %d", len,
+			      VM_META_DATA_MAX);
+	if ((!isempty(c->meta_data) || !isempty(c->network_config)) && isempty(c->user_data))
+		return mv_err(err, -EINVAL,
+			      "config.user_data: required when config.meta_data or "
+			      "config.network_config is set");
 	return 0;
 }

@@ -11,6 +11,7 @@
 #define VM_MIN_MEMORY_MB 64
 #define VM_CMDLINE_MAX 4096
 #define VM_USER_DATA_MAX (1024 * 1024)
+#define VM_META_DATA_MAX (64 * 1024)
 #define VM_MAX_DISKS 16
 #define VM_MAX_NICS 16
 

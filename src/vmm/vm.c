@@ -375,7 +375,7 @@ static int64_t now_us(void)
 static int complete_config(struct vm_config *c, struct mv_error *err)
 {
 	for (size_t i = 0; i < c->n_disks; i++) {
-		if (c->disks[i].format != DISK_FORMAT_UNSPECIFIED)
+		if (c->disks[i].format != DISK_FORMAT_UNSPECIFIED || !isempty(c->disks[i].volume))
 			continue;
 		int r = storage_detect_format(c->disks[i].path, &c->disks[i].format, err);
 		if (r < 0)

@@ -507,6 +507,13 @@ static int launch_disks(struct vm *vm, struct ch_disk **ret, size_t *ret_n, stru
 		n++;
 	}
 	for (size_t i = 0; i < c->n_disks; i++, n++) {
+		if (!isempty(c->disks[i].volume)) {
+			r = mv_err(err, -ENOMEDIUM,
+				   "config.disks[%zu].volume: volumes cannot be "
+				   "attached yet",
+				   i);
+			goto fail;
+		}
 		d[n].path = c->disks[i].path;
 		d[n].readonly = c->disks[i].readonly;
 		d[n].format = c->disks[i].format;

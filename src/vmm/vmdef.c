@@ -59,8 +59,10 @@ void vmdef_config_done(struct vm_config *c)
 	free(c->cmdline);
 	free(c->firmware);
 	free(c->disk);
-	for (size_t i = 0; i < c->n_disks; i++)
+	for (size_t i = 0; i < c->n_disks; i++) {
 		free(c->disks[i].path);
+		free(c->disks[i].volume);
+	}
 	free(c->disks);
 	for (size_t i = 0; i < c->n_nics; i++) {
 		free(c->nics[i].tap);
@@ -69,6 +71,8 @@ void vmdef_config_done(struct vm_config *c)
 	}
 	free(c->nics);
 	free(c->user_data);
+	free(c->meta_data);
+	free(c->network_config);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -106,7 +110,9 @@ int vmdef_config_copy(struct vm_config *dst, const struct vm_config *src)
 
 	if (dup_str(&c.kernel, src->kernel) < 0 || dup_str(&c.initramfs, src->initramfs) < 0 ||
 	    dup_str(&c.cmdline, src->cmdline) < 0 || dup_str(&c.firmware, src->firmware) < 0 ||
-	    dup_str(&c.disk, src->disk) < 0 || dup_str(&c.user_data, src->user_data) < 0)
+	    dup_str(&c.disk, src->disk) < 0 || dup_str(&c.user_data, src->user_data) < 0 ||
+	    dup_str(&c.meta_data, src->meta_data) < 0 ||
+	    dup_str(&c.network_config, src->network_config) < 0)
 		goto fail;
 	if (src->n_disks > 0) {
 		c.disks = calloc(src->n_disks, sizeof(*c.disks));
@@ -116,7 +122,8 @@ int vmdef_config_copy(struct vm_config *dst, const struct vm_config *src)
 		for (size_t i = 0; i < src->n_disks; i++) {
 			c.disks[i].readonly = src->disks[i].readonly;
 			c.disks[i].format = src->disks[i].format;
-			if (dup_str(&c.disks[i].path, src->disks[i].path) < 0)
+			if (dup_str(&c.disks[i].path, src->disks[i].path) < 0 ||
+			    dup_str(&c.disks[i].volume, src->disks[i].volume) < 0)
 				goto fail;
 		}
 	}
@@ -170,11 +177,14 @@ bool vmdef_config_equal(const struct vm_config *a, const struct vm_config *b)
 	    !str_equal(a->kernel, b->kernel) || !str_equal(a->initramfs, b->initramfs) ||
 	    !str_equal(a->cmdline, b->cmdline) || !str_equal(a->firmware, b->firmware) ||
 	    !str_equal(a->disk, b->disk) || !str_equal(a->user_data, b->user_data) ||
-	    a->n_disks != b->n_disks || a->n_nics != b->n_nics)
+	    !str_equal(a->meta_data, b->meta_data) ||
+	    !str_equal(a->network_config, b->network_config) || a->n_disks != b->n_disks ||
+	    a->n_nics != b->n_nics)
 		return false;
 	for (size_t i = 0; i < a->n_disks; i++)
 		if (!str_equal(a->disks[i].path, b->disks[i].path) ||
 		    a->disks[i].readonly != b->disks[i].readonly ||
+		    !str_equal(a->disks[i].volume, b->disks[i].volume) ||
 		    a->disks[i].format != b->disks[i].format)
 			return false;
 	for (size_t i = 0; i < a->n_nics; i++)

@@ -29,9 +29,10 @@ enum disk_format {
 };
 
 struct vm_disk {
-	char *path;
+	char *path; /* exactly one of path and volume */
 	bool readonly;
 	enum disk_format format;
+	char *volume; /* a storage-manager volume, by name */
 };
 
 struct vm_nic {
@@ -52,7 +53,9 @@ struct vm_config {
 	size_t n_disks;
 	struct vm_nic *nics;
 	size_t n_nics;
-	char *user_data;
+	char *user_data; /* cloud-init NoCloud seed: user-data, meta-data, network-config */
+	char *meta_data;
+	char *network_config;
 };
 
 /* The hypervisor process of a running VM, as identified across daemon restarts: pid plus
