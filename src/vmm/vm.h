@@ -27,6 +27,7 @@ struct vm_manager_config {
 	const char *hypervisor;  /* cloud-hypervisor binary */
 	const char *runtime_dir; /* per-VM sockets: <runtime_dir>/vms/<id>/ */
 	const char *state_dir;   /* per-VM logs: <state_dir>/vms/<id>/ */
+	struct storage *storage; /* volumes named by VM disks; NULL: none can be used */
 };
 
 int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret);
