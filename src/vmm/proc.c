@@ -5,6 +5,7 @@
 #include "proc.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -225,6 +226,12 @@ int proc_adopt(sd_event *event, const struct proc_id *id, proc_exit_fn fn, void 
 	 * the same process, whatever happens to the pid later. */
 	r = proc_starttime(id->pid, &st);
 	if (r < 0 || st != id->starttime) {
+		r = -ESRCH;
+		goto fail;
+	}
+	/* A zombie (exited, not yet reaped by PID 1) still has its start time: it is gone all
+	 * the same. The pidfd is readable once the process has exited. */
+	if (poll(&(struct pollfd){.fd = p->pidfd, .events = POLLIN}, 1, 0) > 0) {
 		r = -ESRCH;
 		goto fail;
 	}
