@@ -163,23 +163,26 @@ void cli_done(struct cli *cli)
 	cli->server = NULL;
 }
 
-int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
-	     ProtobufCMessage **ret_resp)
+/* Resolves the server and creates the client at the first call. Returns an exit status. */
+static int cli_connect(struct cli *cli)
 {
-	struct client_status st;
 	int r;
 
 	if (!cli->server && (r = resolve_server(cli)) != CLI_EXIT_OK)
 		return r;
 	if (!cli->client && (r = client_new(cli->server, &cli->client)) < 0)
 		return cli_error("cannot create a client for %s: %s", cli->server, strerror(-r));
-	r = client_call(cli->client, &mvirt__vm_service__descriptor, method, req, ret_resp, &st);
-	if (r >= 0)
+	return CLI_EXIT_OK;
+}
+
+int cli_report_status(const struct cli *cli, const char *method, const struct client_status *st)
+{
+	if (st->code == GRPC_STATUS_OK && !st->unreachable)
 		return CLI_EXIT_OK;
-	if (st.unreachable) {
+	if (st->unreachable) {
 		cli_error("cannot reach mvirt-vmm at %s: %s", cli->server,
-			  st.message[0] ? st.message : client_status_code_name(st.code));
-		if (strstr(st.message, strerror(EACCES)))
+			  st->message[0] ? st->message : client_status_code_name(st->code));
+		if (strstr(st->message, strerror(EACCES)))
 			fputs("The daemon's socket is open to root and to its access group only.\n",
 			      stderr);
 		else
@@ -188,9 +191,52 @@ int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
 			      stderr);
 		return CLI_EXIT_UNREACHABLE;
 	}
-	if (st.message[0])
-		return cli_error("%s", st.message);
-	return cli_error("%s failed (%s)", method, client_status_code_name(st.code));
+	if (st->message[0])
+		return cli_error("%s", st->message);
+	return cli_error("%s failed (%s)", method, client_status_code_name(st->code));
+}
+
+int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
+	     ProtobufCMessage **ret_resp)
+{
+	return cli_call_service(cli, &mvirt__vm_service__descriptor, method, req, ret_resp);
+}
+
+int cli_call_service(struct cli *cli, const ProtobufCServiceDescriptor *service, const char *method,
+		     const ProtobufCMessage *req, ProtobufCMessage **ret_resp)
+{
+	struct client_status st;
+	int r;
+
+	if ((r = cli_connect(cli)) != CLI_EXIT_OK)
+		return r;
+	r = client_call(cli->client, service, method, req, ret_resp, &st);
+	if (r >= 0)
+		return CLI_EXIT_OK;
+	if (st.code == GRPC_STATUS_OK)
+		st.code = GRPC_STATUS_INTERNAL;
+	return cli_report_status(cli, method, &st);
+}
+
+int cli_stream_open(struct cli *cli, const char *method, struct client_stream **ret)
+{
+	return cli_stream_open_service(cli, &mvirt__vm_service__descriptor, method, ret);
+}
+
+int cli_stream_open_service(struct cli *cli, const ProtobufCServiceDescriptor *service,
+			    const char *method, struct client_stream **ret)
+{
+	struct client_status st;
+	int r;
+
+	if ((r = cli_connect(cli)) != CLI_EXIT_OK)
+		return r;
+	r = client_stream_open(cli->client, service, method, ret, &st);
+	if (r >= 0)
+		return CLI_EXIT_OK;
+	if (st.code == GRPC_STATUS_OK)
+		st.code = GRPC_STATUS_INTERNAL;
+	return cli_report_status(cli, method, &st);
 }
 
 int cli_print_result(const struct cli *cli, const ProtobufCMessage *msg,

@@ -27,6 +27,8 @@ enum cli_output {
 };
 
 struct client;
+struct client_status;
+struct client_stream;
 struct cli;
 
 struct cmd_entry {
@@ -62,6 +64,10 @@ extern const struct cmd_entry cmd_kill_entry;
 extern const struct cmd_entry cmd_reboot_entry;
 extern const struct cmd_entry cmd_pause_entry;
 extern const struct cmd_entry cmd_resume_entry;
+extern const struct cmd_entry cmd_console_entry;
+extern const struct cmd_entry cmd_logs_entry;
+extern const struct cmd_entry cmd_events_entry;
+extern const struct cmd_entry cmd_volume_entry;
 extern const struct cmd_entry cmd_version_entry;
 extern const struct cmd_entry cmd_sysinfo_entry;
 extern const struct cmd_entry cmd_help_entry;
@@ -85,6 +91,19 @@ void cli_print_cmd_usage(const struct cmd_entry *e, FILE *f);
  * CLI_EXIT_UNREACHABLE or CLI_EXIT_USAGE (a malformed address). */
 int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
 	     ProtobufCMessage **ret_resp);
+/* Like cli_call and cli_stream_open, for a method of another service (mvirt.VolumeService). */
+int cli_call_service(struct cli *cli, const ProtobufCServiceDescriptor *service, const char *method,
+		     const ProtobufCMessage *req, ProtobufCMessage **ret_resp);
+int cli_stream_open_service(struct cli *cli, const ProtobufCServiceDescriptor *service,
+			    const char *method, struct client_stream **ret);
+/* Opens a stream of method (see client_stream_open) on the server cli_call would use, stored in
+ * *ret (free it with client_stream_free before cli_done). Returns CLI_EXIT_OK, or prints the
+ * error and returns an exit status as cli_call does. */
+int cli_stream_open(struct cli *cli, const char *method, struct client_stream **ret);
+/* The exit status for the final status st of a call of method: CLI_EXIT_OK for OK, else prints
+ * the daemon's message (or why the daemon is unreachable, with a hint) and returns
+ * CLI_EXIT_FAILURE or CLI_EXIT_UNREACHABLE. */
+int cli_report_status(const struct cli *cli, const char *method, const struct client_status *st);
 
 /* Print "mvirt: <message>" to stderr and return CLI_EXIT_FAILURE. */
 int cli_error(const char *fmt, ...) _printf_(1, 2);

@@ -115,6 +115,19 @@ int output_json(const ProtobufCMessage *msg)
 	return 0;
 }
 
+int output_json_line(const ProtobufCMessage *msg)
+{
+	struct json_object *obj = NULL;
+	int r;
+
+	if ((r = pbjson_from_message(msg, &obj)) < 0)
+		return r;
+	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+	return 0;
+}
+
 void output_format_mib(uint64_t mib, char *buf, size_t size)
 {
 	if (mib < 1024)
@@ -139,20 +152,47 @@ void output_format_time(const Google__Protobuf__Timestamp *ts, char *buf, size_t
 		snprintf(buf, size, "@%" PRId64, ts->seconds);
 }
 
-void output_format_state(Mvirt__VmState state, char *buf, size_t size)
+void output_format_time_ms(const Google__Protobuf__Timestamp *ts, char *buf, size_t size)
 {
-	const ProtobufCEnumValue *v =
-		protobuf_c_enum_descriptor_get_value(&mvirt__vm_state__descriptor, (int)state);
-	const char *prefix = "VM_STATE_";
-	size_t i;
+	char date[32];
+	struct tm tm;
+	time_t t;
+
+	if (!ts) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	t = (time_t)ts->seconds;
+	if (!localtime_r(&t, &tm) || strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, size, "@%" PRId64, ts->seconds);
+	else
+		snprintf(buf, size, "%s.%03d", date,
+			 ts->nanos >= 0 && ts->nanos < 1000000000 ? ts->nanos / 1000000 : 0);
+}
+
+/* The name of value in desc without prefix, lowercased, '_' turned into sep. */
+static void format_enum(const ProtobufCEnumDescriptor *desc, int value, const char *prefix,
+			char sep, char *buf, size_t size)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(desc, value);
 
 	if (!v || strncmp(v->name, prefix, strlen(prefix)) != 0) {
-		snprintf(buf, size, "%d", (int)state);
+		snprintf(buf, size, "%d", value);
 		return;
 	}
 	snprintf(buf, size, "%s", v->name + strlen(prefix));
-	for (i = 0; buf[i]; i++)
-		buf[i] = (char)tolower((unsigned char)buf[i]);
+	for (size_t i = 0; buf[i]; i++)
+		buf[i] = buf[i] == '_' ? sep : (char)tolower((unsigned char)buf[i]);
+}
+
+void output_format_state(Mvirt__VmState state, char *buf, size_t size)
+{
+	format_enum(&mvirt__vm_state__descriptor, (int)state, "VM_STATE_", '_', buf, size);
+}
+
+void output_format_event_type(Mvirt__VmEventType type, char *buf, size_t size)
+{
+	format_enum(&mvirt__vm_event_type__descriptor, (int)type, "VM_EVENT_TYPE_", '-', buf, size);
 }
 
 const char *output_dash(const char *s)

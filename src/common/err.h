@@ -19,7 +19,8 @@ struct mv_error {
  * already set is kept, so a low-level cause is not overwritten by a generic one. */
 int mv_err(struct mv_error *err, int code, const char *fmt, ...) _printf_(3, 4);
 
-/* Like mv_err, but prefixes an existing message (e.g. "vm 'a': " + cause). */
+/* Prefixes the message already in err (e.g. "vm 'a': " + cause). Returns err->code, or 0 when
+ * err is NULL: callers return their own code, e.g. `return mv_err_prefix(err, ...), r;`. */
 int mv_err_prefix(struct mv_error *err, const char *fmt, ...) _printf_(2, 3);
 
 void mv_error_clear(struct mv_error *err);

@@ -36,6 +36,8 @@ static const struct setting settings[] = {
 	 "cloud-hypervisor binary"},
 	{"group", 0, SETTING_STRING, offsetof(struct daemon_config, group), "NAME",
 	 "group whose members may use the API besides root (\"\": root only)"},
+	{"pool", 0, SETTING_LIST, offsetof(struct daemon_config, pools), "NAME:PATH",
+	 "a storage pool for volumes (repeatable; \"default\" is STATE-DIR/volumes)"},
 };
 
 static void usage(void)
@@ -309,6 +311,14 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 	    (r = check_absolute("runtime-dir", cfg->runtime_dir, err)) < 0 ||
 	    (r = check_absolute("hypervisor", cfg->hypervisor, err)) < 0)
 		return r;
+	for (size_t i = 0; cfg->pools && cfg->pools[i]; i++) {
+		const char *colon = strchr(cfg->pools[i], ':');
+
+		if (!colon || colon == cfg->pools[i] || colon[1] != '/')
+			return mv_err(err, -EINVAL,
+				      "--pool: '%s' is not NAME:PATH with an absolute PATH",
+				      cfg->pools[i]);
+	}
 	return CONFIG_RUN;
 }
 
@@ -321,6 +331,7 @@ void config_done(struct daemon_config *cfg)
 	free(cfg->runtime_dir);
 	free(cfg->hypervisor);
 	free(cfg->group);
+	strv_free(cfg->pools);
 	free(cfg->config_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -14,7 +14,8 @@ struct daemon_config {
 	char *state_dir;
 	char *runtime_dir;
 	char *hypervisor;
-	char *group; /* access group name; "" = root only */
+	char *group;  /* access group name; "" = root only */
+	char **pools; /* storage pools "NAME:PATH", NULL-terminated (or NULL) */
 	char *config_file;
 	int verbose; /* 0 info, 1+ debug */
 };

@@ -13,10 +13,13 @@
 #include <systemd/sd-daemon.h>
 
 #include "api.h"
+#include "api_console.h"
+#include "api_volume.h"
 #include "api_vm.h"
 #include "listener.h"
 #include "log.h"
 #include "reflection.h"
+#include "storage.h"
 #include "store.h"
 #include "vm.h"
 
@@ -141,9 +144,50 @@ static gid_t resolve_group(const char *name)
 	return g->gr_gid;
 }
 
+/* The pools: "default" at <state-dir>/volumes unless configured, then the configured ones
+ * ("NAME:PATH", checked by config_parse). */
+static int open_storage(struct daemon *d, struct mv_error *err)
+{
+	_cleanup_free_ struct storage_pool_config *pools = NULL;
+	_cleanup_free_ char *default_path = NULL;
+	char **specs = d->cfg->pools, **copies = NULL;
+	size_t n = 0, n_cfg = 0;
+	bool have_default = false;
+	int r = -ENOMEM;
+
+	while (specs && specs[n_cfg])
+		n_cfg++;
+	if (!(pools = calloc(n_cfg + 1, sizeof(*pools))) ||
+	    !(copies = calloc(n_cfg + 1, sizeof(*copies))) ||
+	    asprintf(&default_path, "%s/volumes", d->cfg->state_dir) < 0)
+		goto out;
+	for (; n < n_cfg; n++) {
+		char *colon;
+
+		if (!(copies[n] = strdup(specs[n])))
+			goto out;
+		colon = strchr(copies[n], ':');
+		*colon = '\0';
+		pools[n] = (struct storage_pool_config){.name = copies[n], .path = colon + 1};
+		have_default = have_default || streq(copies[n], STORAGE_DEFAULT_POOL);
+	}
+	if (!have_default)
+		pools[n++] = (struct storage_pool_config){.name = STORAGE_DEFAULT_POOL,
+							  .path = default_path};
+	r = storage_new(d->event, d->store, pools, n, &d->storage, err);
+out:
+	for (size_t i = 0; copies && copies[i]; i++)
+		free(copies[i]);
+	free(copies);
+	if (r == -ENOMEM)
+		mv_err(err, r, "storage: out of memory");
+	return r;
+}
+
 static int daemon_start(struct daemon *d)
 {
-	static const struct api_method *const tables[] = {api_vm_methods, reflection_methods, NULL};
+	static const struct api_method *const tables[] = {
+		api_vm_methods, api_console_methods, api_volume_methods, reflection_methods, NULL};
 	struct mv_error err = {0};
 	_cleanup_free_ char *db = NULL;
 	sigset_t mask;
@@ -170,11 +214,14 @@ static int daemon_start(struct daemon *d)
 		return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
 	if (sd_event_default(&d->event) < 0)
 		return log_oom();
+	if ((r = open_storage(d, &err)) < 0)
+		return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
 	r = vm_manager_new(&(struct vm_manager_config){.event = d->event,
 						       .store = d->store,
 						       .hypervisor = d->cfg->hypervisor,
 						       .runtime_dir = d->cfg->runtime_dir,
-						       .state_dir = d->cfg->state_dir},
+						       .state_dir = d->cfg->state_dir,
+						       .storage = d->storage},
 			   &d->vms);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up the VM manager: %s", strerror(-r));
@@ -230,6 +277,7 @@ static void daemon_done(struct daemon *d)
 	free(d->listeners);
 	api_server_free(d->api);
 	vm_manager_free(d->vms);
+	storage_free(d->storage);
 	store_close(d->store);
 	reflection_done();
 	free(d->hv_version);

@@ -16,6 +16,7 @@ struct daemon {
 	sd_event *event;
 	struct store *store;
 	struct vm_manager *vms;
+	struct storage *storage;
 	struct api_server *api;
 	struct listener **listeners;
 	size_t n_listeners;

@@ -1,11 +1,11 @@
-/* The state store: VM records in one SQLite file (contract in store.h).
+/* The state store: VM records and storage volumes in one SQLite file (contract in store.h).
  *
  * Owns the sqlite3 connection, its cached statements and the JSON form of a vm_config (built and
  * parsed here only). Invariants: nothing is written to the file before it has passed the
  * read-only checks (user_version, quick_check), and checkpoint-on-close is off until then, so a
  * refused file (and its WAL) is left byte-identical; once store_open returned 0 the schema is
  * STORE_SCHEMA_VERSION, the journal is WAL and every commit is synced (synchronous=FULL).
- * Called by the VM manager from the daemon's event loop; never logs. */
+ * Called by the VM manager and the storage manager from the daemon's event loop; never logs. */
 #include "store.h"
 
 #include <errno.h>
@@ -32,6 +32,9 @@ struct store {
 	sqlite3_stmt *delete;
 	sqlite3_stmt *load_all;
 	sqlite3_stmt *find_name;
+	sqlite3_stmt *volume_save;
+	sqlite3_stmt *volume_delete;
+	sqlite3_stmt *volume_load_all;
 	json_tokener *tok;
 };
 
@@ -53,6 +56,13 @@ static const struct migration {
 	{2, "ALTER TABLE vms ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;"
 	    "ALTER TABLE vms ADD COLUMN pid_starttime INTEGER NOT NULL DEFAULT 0;"
 	    "ALTER TABLE vms ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''"},
+	/* Storage volumes (storage.c). A backing volume cannot be deleted before its overlays. */
+	{3, "CREATE TABLE volumes ("
+	    " name TEXT PRIMARY KEY NOT NULL,"
+	    " pool TEXT NOT NULL,"
+	    " format INTEGER NOT NULL,"
+	    " created_at_us INTEGER NOT NULL,"
+	    " backing TEXT REFERENCES volumes(name))"},
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration per version");
 
@@ -69,6 +79,13 @@ static const char sql_save[] =
 static const char sql_delete[] = "DELETE FROM vms WHERE id = ?1";
 static const char sql_load_all[] = "SELECT " VM_COLUMNS " FROM vms ORDER BY name";
 static const char sql_find_name[] = "SELECT id FROM vms WHERE name = ?1";
+static const char sql_volume_save[] =
+	"INSERT INTO volumes (name, pool, format, created_at_us, backing) VALUES (?1, ?2, ?3, ?4, ?5)"
+	" ON CONFLICT(name) DO UPDATE SET pool = excluded.pool, format = excluded.format,"
+	" created_at_us = excluded.created_at_us, backing = excluded.backing";
+static const char sql_volume_delete[] = "DELETE FROM volumes WHERE name = ?1";
+static const char sql_volume_load_all[] =
+	"SELECT name, pool, format, created_at_us, backing FROM volumes ORDER BY name";
 
 static int sqlite_errno(int rc)
 {
@@ -256,6 +273,9 @@ static int store_prepare(struct store *s, struct mv_error *err)
 		{&s->delete, sql_delete},
 		{&s->load_all, sql_load_all},
 		{&s->find_name, sql_find_name},
+		{&s->volume_save, sql_volume_save},
+		{&s->volume_delete, sql_volume_delete},
+		{&s->volume_load_all, sql_volume_load_all},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(stmts); i++) {
@@ -330,6 +350,9 @@ void store_close(struct store *s)
 	sqlite3_finalize(s->delete);
 	sqlite3_finalize(s->load_all);
 	sqlite3_finalize(s->find_name);
+	sqlite3_finalize(s->volume_save);
+	sqlite3_finalize(s->volume_delete);
+	sqlite3_finalize(s->volume_load_all);
 	if (s->tok)
 		json_tokener_free(s->tok);
 	sqlite3_close(s->db);
@@ -699,7 +722,7 @@ int store_vm_save(struct store *s, const struct vm_record *vm, struct mv_error *
 	if (rc == SQLITE_CONSTRAINT_UNIQUE)
 		return name_conflict(s, vm->name, err);
 	if (r < 0)
-		return mv_err_prefix(err, "vm '%s': ", vm->name);
+		return mv_err_prefix(err, "vm '%s': ", vm->name), r;
 	return 0;
 }
 
@@ -720,7 +743,7 @@ int store_vm_delete(struct store *s, const char *id, struct mv_error *err)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (r < 0 && r != -ENOENT)
-		return mv_err_prefix(err, "vm %s: ", id);
+		return mv_err_prefix(err, "vm %s: ", id), r;
 	return r;
 }
 
@@ -834,6 +857,134 @@ int store_vm_load_all(struct store *s, struct vm_record **ret, size_t *ret_n, st
 		return r;
 	}
 	*ret = vms;
+	*ret_n = n;
+	return 0;
+}
+
+/* --- volume rows ---------------------------------------------------------------------------- */
+
+void store_volume_record_done(struct volume_record *v)
+{
+	if (!v)
+		return;
+	free(v->name);
+	free(v->pool);
+	free(v->backing);
+	memset(v, 0, sizeof(*v));
+}
+
+int store_volume_save(struct store *s, const struct volume_record *v, struct mv_error *err)
+{
+	sqlite3_stmt *st = s->volume_save;
+	int rc, r = 0;
+
+	if (isempty(v->name) || isempty(v->pool))
+		return mv_err(err, -EINVAL, "volume has no name or pool");
+	if (v->format != DISK_FORMAT_RAW && v->format != DISK_FORMAT_QCOW2)
+		return mv_err(err, -EINVAL, "volume '%s': invalid format %d", v->name,
+			      (int)v->format);
+	rc = sqlite3_bind_text(st, 1, v->name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, v->pool, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(st, 3, (int)v->format);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, v->created_at_us);
+	if (rc == SQLITE_OK)
+		rc = v->backing ? sqlite3_bind_text(st, 5, v->backing, -1, SQLITE_STATIC)
+				: sqlite3_bind_null(st, 5);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		r = mv_err(err, -EINVAL, "volume '%s': backing volume '%s' does not exist", v->name,
+			   strempty(v->backing));
+	else if (rc != SQLITE_DONE)
+		r = store_fail(s, rc, err, "saving volume");
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (r < 0 && rc != SQLITE_CONSTRAINT_FOREIGNKEY)
+		mv_err_prefix(err, "volume '%s': ", v->name);
+	return r;
+}
+
+int store_volume_delete(struct store *s, const char *name, struct mv_error *err)
+{
+	sqlite3_stmt *st = s->volume_delete;
+	int rc, r = 0;
+
+	if (!name)
+		return mv_err(err, -EINVAL, "no volume name given");
+	rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		r = mv_err(err, -EBUSY, "volume '%s' is the backing volume of other volumes", name);
+	else if (rc != SQLITE_DONE)
+		r = store_fail(s, rc, err, "deleting volume");
+	else if (sqlite3_changes(s->db) == 0)
+		r = mv_err(err, -ENOENT, "volume '%s' does not exist", name);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (r < 0 && r != -ENOENT && r != -EBUSY)
+		mv_err_prefix(err, "volume '%s': ", name);
+	return r;
+}
+
+static int row_to_volume(struct store *s, sqlite3_stmt *st, struct volume_record *v,
+			 struct mv_error *err)
+{
+	int64_t format;
+
+	if (column_strdup(st, 0, &v->name) < 0 || column_strdup(st, 1, &v->pool) < 0 ||
+	    column_strdup(st, 4, &v->backing) < 0)
+		return mv_err(err, -ENOMEM, "loading volumes: out of memory");
+	format = sqlite3_column_int64(st, 2);
+	if (isempty(v->name) || isempty(v->pool) ||
+	    (format != DISK_FORMAT_RAW && format != DISK_FORMAT_QCOW2))
+		return mv_err(err, -EUCLEAN,
+			      "state database %s: volume '%s' has an invalid name, pool or format",
+			      s->path, strempty(v->name));
+	v->format = (enum disk_format)format;
+	v->created_at_us = sqlite3_column_int64(st, 3);
+	return 0;
+}
+
+int store_volume_load_all(struct store *s, struct volume_record **ret, size_t *ret_n,
+			  struct mv_error *err)
+{
+	sqlite3_stmt *st = s->volume_load_all;
+	struct volume_record *vols = NULL;
+	size_t n = 0, cap = 0;
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct volume_record *p = reallocarray(vols, ncap, sizeof(*vols));
+
+			if (!p) {
+				r = mv_err(err, -ENOMEM, "loading volumes: out of memory");
+				break;
+			}
+			vols = p;
+			cap = ncap;
+		}
+		memset(&vols[n], 0, sizeof(vols[n]));
+		r = row_to_volume(s, st, &vols[n], err);
+		n++;
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, rc, err, "loading volumes");
+	sqlite3_reset(st);
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			store_volume_record_done(&vols[i]);
+		free(vols);
+		return r;
+	}
+	*ret = vols;
 	*ret_n = n;
 	return 0;
 }

@@ -1,4 +1,4 @@
-/* The state store: VM definitions and state in SQLite.
+/* The state store: VM definitions and state, and storage volumes, in SQLite.
  *
  * One database file per state directory (<state-dir>/mvirt.db), opened by one daemon at a time
  * (the daemon holds a lock file, see main.c). WAL mode with synchronous=FULL: a save that
@@ -15,7 +15,7 @@
 #include "err.h"
 #include "vmdef.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -32,6 +32,29 @@ int store_vm_delete(struct store *s, const char *id, struct mv_error *err);
 /* All VMs, ordered by name, as a newly allocated array the caller frees with
  * vmdef_record_done() on each element and free() on the array. */
 int store_vm_load_all(struct store *s, struct vm_record **ret, size_t *ret_n, struct mv_error *err);
+
+/* A volume of the storage manager (storage.h), as stored. The row is written once the volume's
+ * file is complete, so a row always names a file that was whole (see storage.c). */
+struct volume_record {
+	char *name;
+	char *pool;
+	enum disk_format format; /* raw or qcow2 */
+	int64_t created_at_us;
+	char *backing; /* the volume this one is a qcow2 overlay of; NULL: none */
+};
+
+void store_volume_record_done(struct volume_record *v);
+
+/* Inserts or replaces the volume named v->name, atomically. The backing volume must exist
+ * (-EINVAL otherwise). */
+int store_volume_save(struct store *s, const struct volume_record *v, struct mv_error *err);
+/* Removes the volume; -ENOENT if there is none with that name, -EBUSY if another volume names
+ * it as its backing volume. */
+int store_volume_delete(struct store *s, const char *name, struct mv_error *err);
+/* All volumes, ordered by name, as a newly allocated array the caller frees with
+ * store_volume_record_done() on each element and free() on the array. */
+int store_volume_load_all(struct store *s, struct volume_record **ret, size_t *ret_n,
+			  struct mv_error *err);
 
 /* The schema version the file at hand had before store_open migrated it (for tests/logs). */
 int store_schema_version_found(const struct store *s);

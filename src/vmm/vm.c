@@ -16,6 +16,11 @@
 #include "storage.h"
 #include "vm_internal.h"
 
+static int volume_users_cb(void *userdata, const char *volume, bool running_only, char ***ret_names)
+{
+	return vm_manager_volume_users(userdata, volume, running_only, ret_names);
+}
+
 int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret)
 {
 	struct vm_manager *m = calloc(1, sizeof(*m));
@@ -37,6 +42,9 @@ int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret)
 		vm_manager_free(m);
 		return r;
 	}
+	m->storage = cfg->storage;
+	if (m->storage)
+		storage_set_users_fn(m->storage, volume_users_cb, m);
 	*ret = m;
 	return 0;
 }
@@ -54,6 +62,8 @@ void vm_manager_free(struct vm_manager *m)
 {
 	if (!m)
 		return;
+	if (m->storage)
+		storage_set_users_fn(m->storage, NULL, NULL);
 	for (size_t i = 0; i < m->n_vms; i++)
 		vm_free(m->vms[i]);
 	free(m->vms);
@@ -379,7 +389,7 @@ static int complete_config(struct vm_config *c, struct mv_error *err)
 			continue;
 		int r = storage_detect_format(c->disks[i].path, &c->disks[i].format, err);
 		if (r < 0)
-			return mv_err_prefix(err, "config.disks[%zu].path: ", i);
+			return mv_err_prefix(err, "config.disks[%zu].path: ", i), r;
 	}
 	for (size_t i = 0; i < c->n_nics; i++) {
 		uint8_t b[3];
@@ -401,6 +411,167 @@ static int complete_config(struct vm_config *c, struct mv_error *err)
 				break;
 			}
 	}
+	return 0;
+}
+
+/* A file's identity, to find two names for the same disk. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	const char *field;
+};
+
+/* Records the identity of path as field's; -EINVAL when an earlier disk is the same file.
+ * A path that cannot be stat()ed is left to the hypervisor's error at start. */
+static int note_disk(struct file_id *seen, size_t *n, const char *path, const char *field,
+		     struct mv_error *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return 0;
+	for (size_t k = 0; k < *n; k++)
+		if (seen[k].dev == st.st_dev && seen[k].ino == st.st_ino)
+			return mv_err(err, -EINVAL, "%s: %s is the same disk as %s", field, path,
+				      seen[k].field);
+	seen[*n] = (struct file_id){st.st_dev, st.st_ino, field};
+	(*n)++;
+	return 0;
+}
+
+/* The storage manager's part of CreateVm: every named volume exists, a raw path inside a pool
+ * is a volume of that pool, and no disk appears twice (a volume named twice, or named and
+ * given by its path). */
+static int check_storage(struct vm_manager *m, const struct vm_config *c, struct mv_error *err)
+{
+	char fields[VM_MAX_DISKS + 1][64];
+	struct file_id seen[VM_MAX_DISKS + 1];
+	size_t n_seen = 0;
+	int r;
+
+	if (c->n_disks > VM_MAX_DISKS)
+		return mv_err(err, -EINVAL, "config.disks: %zu disks, at most %d", c->n_disks,
+			      VM_MAX_DISKS);
+	if (!isempty(c->disk) && m->storage) {
+		r = storage_check_disk_path(m->storage, c->disk, "config.disk", err);
+		if (r < 0)
+			return r;
+		snprintf(fields[0], sizeof(fields[0]), "config.disk");
+		r = note_disk(seen, &n_seen, c->disk, fields[0], err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_disks; i++) {
+		const struct vm_disk *d = &c->disks[i];
+		_cleanup_free_ char *path = NULL;
+		char *field = fields[i + 1];
+		enum disk_format format;
+		bool backing;
+
+		if (isempty(d->volume)) {
+			snprintf(field, sizeof(fields[0]), "config.disks[%zu].path", i);
+			if (!m->storage)
+				continue;
+			r = storage_check_disk_path(m->storage, d->path, field, err);
+			if (r < 0)
+				return r;
+			r = note_disk(seen, &n_seen, d->path, field, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		snprintf(field, sizeof(fields[0]), "config.disks[%zu].volume", i);
+		if (!m->storage)
+			return mv_err(err, -EINVAL,
+				      "%s: volume '%s' not found (this mvirt-vmm has no volumes)",
+				      field, d->volume);
+		for (size_t k = 0; k < i; k++)
+			if (!isempty(c->disks[k].volume) && streq(c->disks[k].volume, d->volume))
+				return mv_err(err, -EINVAL,
+					      "%s: volume '%s' is already config.disks[%zu]", field,
+					      d->volume, k);
+		r = storage_volume_resolve(m->storage, d->volume, &path, &format, &backing, err);
+		if (r < 0) {
+			mv_err_prefix(err, "%s: ", field);
+			/* A name that does not resolve is a bad argument, not a missing VM. */
+			if (r == -ENOENT)
+				err->code = r = -EINVAL;
+			return r;
+		}
+		r = note_disk(seen, &n_seen, path, field, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* True when the VM's hypervisor process exists (or is about to, or may still). */
+static bool vm_runs(const struct vm *vm)
+{
+	return vm->proc || vm->rec.process.pid != 0 ||
+	       (vm->rec.state != VM_STATE_STOPPED && vm->rec.state != VM_STATE_CRASHED);
+}
+
+/* True when the VM's config uses the volume: by name, or by the path of its file (vol_st). */
+static bool vm_uses_volume(const struct vm *vm, const char *volume, const struct stat *vol_st)
+{
+	const struct vm_config *c = &vm->rec.config;
+	struct stat st;
+
+	for (size_t i = 0; i < c->n_disks; i++) {
+		const struct vm_disk *d = &c->disks[i];
+
+		if (!isempty(d->volume) && streq(d->volume, volume))
+			return true;
+		if (vol_st && isempty(d->volume) && !isempty(d->path) && stat(d->path, &st) == 0 &&
+		    st.st_dev == vol_st->st_dev && st.st_ino == vol_st->st_ino)
+			return true;
+	}
+	if (vol_st && !isempty(c->disk) && stat(c->disk, &st) == 0 && st.st_dev == vol_st->st_dev &&
+	    st.st_ino == vol_st->st_ino)
+		return true;
+	return false;
+}
+
+int vm_manager_volume_users(struct vm_manager *m, const char *volume, bool running_only,
+			    char ***ret_names)
+{
+	_cleanup_free_ char *path = NULL;
+	struct stat vol_st;
+	bool have_st = false;
+	char **names;
+	size_t n = 0;
+
+	/* Raw paths may name a volume's file too (storage_check_disk_path allows it). */
+	if (m->storage) {
+		enum disk_format format;
+		bool backing;
+
+		if (storage_volume_resolve(m->storage, volume, &path, &format, &backing, NULL) >=
+			    0 &&
+		    stat(path, &vol_st) == 0)
+			have_st = true;
+	}
+	names = calloc(m->n_vms + 1, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_vms; i++) {
+		const struct vm *vm = m->vms[i];
+
+		if (running_only && !vm_runs(vm))
+			continue;
+		if (!vm_uses_volume(vm, volume, have_st ? &vol_st : NULL))
+			continue;
+		names[n] = strdup(vm->rec.name);
+		if (!names[n]) {
+			for (size_t k = 0; k < n; k++)
+				free(names[k]);
+			free(names);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	*ret_names = names;
 	return 0;
 }
 
@@ -426,6 +597,9 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 		return mv_err(err, -EEXIST, "name: a VM named '%s' already exists (id %s)", name,
 			      m->vms[pos]->rec.id);
 	r = validate_vm_config(config, host, err);
+	if (r < 0)
+		return r;
+	r = check_storage(m, config, err);
 	if (r < 0)
 		return r;
 
@@ -514,7 +688,7 @@ int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *r
 			      vm->rec.name, vm_state_name(vm->rec.state));
 	r = store_vm_delete(m->store, vm->rec.id, err);
 	if (r < 0)
-		return mv_err_prefix(err, "vm '%s': cannot delete: ", vm->rec.name);
+		return mv_err_prefix(err, "vm '%s': cannot delete: ", vm->rec.name), r;
 	memmove(m->vms + i, m->vms + i + 1, (m->n_vms - (size_t)i - 1) * sizeof(*m->vms));
 	m->n_vms--;
 	/* Its logs go with it; a failure here leaves files, never a half-deleted VM. */

@@ -27,7 +27,9 @@ struct vm_manager_config {
 	const char *hypervisor;  /* cloud-hypervisor binary */
 	const char *runtime_dir; /* per-VM sockets: <runtime_dir>/vms/<id>/ */
 	const char *state_dir;   /* per-VM logs: <state_dir>/vms/<id>/ */
-	struct storage *storage; /* volumes named by VM disks; NULL: none can be used */
+	struct storage *storage; /* volumes named by VM disks; NULL: none can be used. Must
+				  * outlive the VM manager, which registers itself with it as
+				  * the users function (storage_set_users_fn) until it is freed */
 };
 
 int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret);
@@ -48,7 +50,9 @@ int vm_manager_lookup(struct vm_manager *m, const char *ref, const char *field,
 		      const struct vm_record **ret, struct mv_error *err);
 
 /* Validates name and config against host, fills what the daemon assigns (id, MAC addresses,
- * disk formats detected from image headers), stores the new VM in state STOPPED. */
+ * disk formats detected from image headers), stores the new VM in state STOPPED. Disks that
+ * name a volume must name an existing one (-EINVAL "config.disks[N].volume: volume 'x' not
+ * found"); raw disk paths inside a pool must be volumes of it (storage_check_disk_path). */
 int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_config *config,
 		      const struct host_limits *host, const struct vm_record **ret,
 		      struct mv_error *err);
@@ -57,6 +61,13 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
  * moved into *ret_old when non-NULL (caller frees with vmdef_record_done). */
 int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *ret_old,
 		      struct mv_error *err);
+
+/* The names of the VMs (in name order, NULL-terminated; caller frees each and the array)
+ * whose config uses the volume: by name in config.disks[].volume, or by the path of its file.
+ * running_only: only VMs whose hypervisor process exists. The storage manager's
+ * storage_users_fn (registered by vm_manager_new). */
+int vm_manager_volume_users(struct vm_manager *m, const char *volume, bool running_only,
+			    char ***ret_names);
 
 size_t vm_manager_count(const struct vm_manager *m);
 /* The i-th VM in name order. */

@@ -62,6 +62,7 @@ struct vm_manager {
 	struct vm_watch *dispatch_next; /* next watch of an event delivery in progress */
 	uint64_t event_sequence;
 	struct store *store;
+	struct storage *storage; /* borrowed; NULL: no volumes */
 	struct ch_client *ch;
 	char *hypervisor;
 	char *runtime_dir;

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "ch_config.h"
+#include "cloudinit.h"
 #include "log.h"
 #include "storage.h"
 #include "sysinfo.h"
@@ -34,6 +35,7 @@
 #define CH_CALL_TIMEOUT_MS 5000
 #define STOP_STEP_USEC (5 * 1000000ULL) /* vmm.shutdown, then SIGTERM, each get this long */
 #define LOG_ROTATE_BYTES (1024 * 1024)
+#define SEED_FILE "seed.img" /* the cloud-init NoCloud seed, in the runtime directory */
 
 enum start_step {
 	START_CREATE,
@@ -162,8 +164,9 @@ static char *rundir_file(struct vm *vm, const char *name)
 	return asprintf(&p, "%s/%s", vm->rundir, name) < 0 ? NULL : p;
 }
 
-/* The files a hypervisor leaves in the runtime directory; nothing else is ever there. */
-static const char *const rundir_files[] = {"api.sock", "serial.sock", "events.json"};
+/* The files a hypervisor and its start leave in the runtime directory; nothing else is ever
+ * there (but the cloud-init seed's temporary directory while it is built). */
+static const char *const rundir_files[] = {"api.sock", "serial.sock", "events.json", SEED_FILE};
 
 static void rundir_remove(struct vm *vm)
 {
@@ -171,7 +174,9 @@ static void rundir_remove(struct vm *vm)
 		return;
 	for (size_t i = 0; i < ELEMENTSOF(rundir_files); i++) {
 		_cleanup_free_ char *p = rundir_file(vm, rundir_files[i]);
-		if (p)
+		if (p && streq(rundir_files[i], SEED_FILE))
+			cloudinit_seed_remove(p); /* with a crashed build's leftovers */
+		else if (p)
 			(void)unlink(p);
 	}
 	(void)rmdir(vm->rundir);
@@ -488,47 +493,121 @@ static void start_step(struct vm *vm)
 	}
 }
 
-/* The disks to hand to cloud-hypervisor, formats resolved from image headers where the
- * config leaves them open. */
-static int launch_disks(struct vm *vm, struct ch_disk **ret, size_t *ret_n, struct mv_error *err)
+/* The disks to hand to cloud-hypervisor, and the strings they point to that are not the
+ * config's own (resolved volume paths, the seed's path). */
+struct launch_disks {
+	struct ch_disk *disks;
+	char **owned; /* parallel to disks; NULL where the path is borrowed from the config */
+	size_t n, cap;
+};
+
+static void launch_disks_done(struct launch_disks *l)
+{
+	for (size_t i = 0; l->owned && i < l->cap; i++)
+		free(l->owned[i]);
+	free(l->owned);
+	free(l->disks);
+	*l = (struct launch_disks){0};
+}
+
+/* Fills l with the config's disks in order: formats of paths are read from image headers
+ * where the config leaves them open, volumes are resolved to their file and format. Room is
+ * left for one more disk (the seed). qcow2 images given by path may be overlays of any file
+ * the user names (backing_files on, as the user could name that file directly); a volume gets
+ * backing_files only when the storage manager made it an overlay of another volume. */
+static int launch_disks(struct vm *vm, struct launch_disks *l, struct mv_error *err)
 {
 	const struct vm_config *c = &vm->rec.config;
-	struct ch_disk *d = calloc(c->n_disks + 1, sizeof(*d));
 	size_t n = 0;
 	int r;
 
-	if (!d)
+	l->disks = calloc(c->n_disks + 2, sizeof(*l->disks));
+	l->owned = calloc(c->n_disks + 2, sizeof(*l->owned));
+	if (!l->disks || !l->owned)
 		return -ENOMEM;
+	l->cap = c->n_disks + 2;
 	if (!isempty(c->disk)) {
-		d[n].path = c->disk;
-		r = storage_detect_format(c->disk, &d[n].format, err);
-		if (r < 0)
-			goto fail;
-		n++;
-	}
-	for (size_t i = 0; i < c->n_disks; i++, n++) {
-		if (!isempty(c->disks[i].volume)) {
-			r = mv_err(err, -ENOMEDIUM,
-				   "config.disks[%zu].volume: volumes cannot be "
-				   "attached yet",
-				   i);
-			goto fail;
+		l->disks[n].path = c->disk;
+		r = storage_detect_format(c->disk, &l->disks[n].format, err);
+		if (r < 0) {
+			mv_err_prefix(err, "config.disk: ");
+			return r;
 		}
-		d[n].path = c->disks[i].path;
-		d[n].readonly = c->disks[i].readonly;
-		d[n].format = c->disks[i].format;
-		if (d[n].format == DISK_FORMAT_UNSPECIFIED) {
-			r = storage_detect_format(d[n].path, &d[n].format, err);
-			if (r < 0)
-				goto fail;
-		}
+		l->disks[n].backing_files = l->disks[n].format == DISK_FORMAT_QCOW2;
+		l->n = ++n;
 	}
-	*ret = d;
-	*ret_n = n;
+	for (size_t i = 0; i < c->n_disks; i++) {
+		const struct vm_disk *dk = &c->disks[i];
+		struct ch_disk *d = &l->disks[n];
+		bool backing = false;
+
+		d->readonly = dk->readonly;
+		if (!isempty(dk->volume)) {
+			if (!vm->m->storage)
+				return mv_err(
+					err, -ENOMEDIUM,
+					"config.disks[%zu].volume: volume '%s' not found (this "
+					"mvirt-vmm has no volumes)",
+					i, dk->volume);
+			r = storage_volume_resolve(vm->m->storage, dk->volume, &l->owned[n],
+						   &d->format, &backing, err);
+			if (r < 0) {
+				mv_err_prefix(err, "config.disks[%zu].volume: ", i);
+				return r;
+			}
+			d->path = l->owned[n];
+			d->backing_files = backing && d->format == DISK_FORMAT_QCOW2;
+		} else {
+			d->path = dk->path;
+			d->format = dk->format;
+			if (d->format == DISK_FORMAT_UNSPECIFIED) {
+				r = storage_detect_format(d->path, &d->format, err);
+				if (r < 0) {
+					mv_err_prefix(err, "config.disks[%zu].path: ", i);
+					return r;
+				}
+			}
+			d->backing_files = d->format == DISK_FORMAT_QCOW2;
+		}
+		l->n = ++n;
+	}
 	return 0;
-fail:
-	free(d);
-	return r;
+}
+
+/* Builds the VM's cloud-init seed in its runtime directory when the config has user_data, and
+ * appends it to l as a read-only raw disk. */
+static int launch_seed(struct vm *vm, struct launch_disks *l, struct mv_error *err)
+{
+	const struct vm_config *c = &vm->rec.config;
+	struct cloudinit_seed seed = {
+		.user_data = c->user_data,
+		.meta_data = c->meta_data,
+		.network_config = c->network_config,
+		.instance_id = vm->rec.id,
+		.hostname = vm->rec.name,
+	};
+	char *path;
+	uint64_t t0 = mono_us();
+	int r;
+
+	if (isempty(c->user_data))
+		return 0;
+	path = rundir_file(vm, SEED_FILE);
+	if (!path)
+		return -ENOMEM;
+	r = cloudinit_seed_build(&seed, path, err);
+	if (r < 0) {
+		free(path);
+		mv_err_prefix(err, "vm '%s': cannot build its cloud-init seed: ", vm->rec.name);
+		return r;
+	}
+	log_debug("vm %s: cloud-init seed built in %.3f ms", vm->rec.name,
+		  (double)(mono_us() - t0) / 1000.0);
+	l->owned[l->n] = path;
+	l->disks[l->n] =
+		(struct ch_disk){.path = path, .format = DISK_FORMAT_RAW, .readonly = true};
+	l->n++;
+	return 0;
 }
 
 /* Everything up to the spawn, synchronously: on failure nothing is left behind and the caller
@@ -536,7 +615,7 @@ fail:
 static int start_launch(struct vm *vm, struct mv_error *err)
 {
 	struct vm_manager *m = vm->m;
-	_cleanup_free_ struct ch_disk *disks = NULL;
+	struct launch_disks disks = {0};
 	_cleanup_free_ char *json = NULL, *serial = NULL, *events_arg = NULL, *log_path = NULL;
 	_cleanup_close_ int api_fd = -1, log_fd = -1;
 	struct ch_launch launch = {.config = &vm->rec.config};
@@ -552,25 +631,31 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 			"it, or run mvirt-vmm with --hypervisor PATH (config file: hypervisor = "
 			"PATH)",
 			vm->rec.name, m->hypervisor);
-	if (!isempty(vm->rec.config.user_data))
-		return mv_err(err, -EOPNOTSUPP,
-			      "cannot start vm '%s': config.user_data needs cloud-init seed disks, "
-			      "which this mvirt-vmm cannot build yet",
-			      vm->rec.name);
-	/* Files may have gone since the VM was created. */
+	/* Files and volumes may have gone since the VM was created: a precondition of the
+	 * start that failed, not a bad argument of StartVm. */
 	if (sysinfo_host_read(&host) >= 0)
 		limits = (struct host_limits){.cpus = host.cpus, .memory_mb = host.memory_mb};
 	r = validate_vm_config(&vm->rec.config, &limits, err);
-	if (r < 0)
-		return mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name), -ENOMEDIUM;
-	r = launch_disks(vm, &disks, &launch.n_disks, err);
-	if (r < 0)
-		return mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name), -ENOMEDIUM;
-	launch.disks = disks;
+	if (r >= 0)
+		r = launch_disks(vm, &disks, err);
+	if (r < 0) {
+		launch_disks_done(&disks);
+		mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name);
+		if (err && r != -ENOMEM)
+			err->code = -ENOMEDIUM;
+		return r == -ENOMEM ? r : -ENOMEDIUM;
+	}
 
 	r = rundir_prepare(vm, err);
-	if (r < 0)
+	if (r < 0) {
+		launch_disks_done(&disks);
 		return r;
+	}
+	r = launch_seed(vm, &disks, err);
+	if (r < 0)
+		goto fail;
+	launch.disks = disks.disks;
+	launch.n_disks = disks.n;
 	serial = rundir_file(vm, "serial.sock");
 	if (!serial || asprintf(&events_arg, "path=%s/events.json", vm->rundir) < 0) {
 		events_arg = NULL;
@@ -629,8 +714,10 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 		       vm->rec.name, strerror(-r));
 		start_fail(vm, &vm->op->err);
 	}
+	launch_disks_done(&disks);
 	return 0;
 fail:
+	launch_disks_done(&disks);
 	runtime_clear(vm, "start failed");
 	return r;
 }

@@ -50,12 +50,6 @@ FD_SETTLE_TIMEOUT = 5.0  # for the test's gRPC connections to be closed by the d
 TIMERFD_SLACK = 5  # sd-event creates one timerfd per clock type, lazily
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "lifecycle_placeholder: asserts UNIMPLEMENTED; to be replaced by the lifecycle issue"
-    )
-
-
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -338,7 +332,9 @@ def _fd_kind(target: str) -> str:
 
 
 def _marked_processes(mark: str):
-    """pids of live (non-zombie) processes whose environment has MARK_ENV=mark."""
+    """pids of live (non-zombie) processes whose environment has MARK_ENV=mark or whose
+    command line mentions mark (a daemon's base dir: the runtime dir is below it), so that a
+    hypervisor spawned with a cleaned environment is found too."""
     needle = f"{MARK_ENV}={mark}".encode()
     found = []
     for entry in os.listdir("/proc"):
@@ -346,8 +342,14 @@ def _marked_processes(mark: str):
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle not in f.read().split(b"\0"):
-                    continue
+                marked = needle in f.read().split(b"\0")
+            if not marked:
+                prefix = mark.encode() + b"/"
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    marked = any(a.startswith(prefix) or b"=" + prefix in a
+                                 for a in f.read().split(b"\0"))
+            if not marked:
+                continue
             with open(f"/proc/{entry}/stat", "rb") as f:
                 state = f.read().rsplit(b")", 1)[1].split()[0]
         except OSError:
@@ -449,7 +451,8 @@ def make_daemon(request, vmm_binary):
         print(f"hypervisor processes left after the failed test (killed now): {hv_left}")
     if fd_problems and failed:
         print("\n".join(fd_problems))
-    assert failed or not hv_left, f"hypervisor processes left after the test (killed now): {hv_left}"
+    assert failed or not hv_left, (
+        f"hypervisor processes left after the test (killed now): {hv_left}")
     assert failed or not fd_problems, "\n".join(fd_problems)
 
 

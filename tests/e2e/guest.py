@@ -14,8 +14,11 @@
                                 a hypervisor process and its descendants (QEMU), and a check that
                                 none of them is left
 
-The Linux guest (see scripts/make-test-guest) mounts /dev/vda on /mnt, runs mvirt.run, prints
-READY_MARKER, keeps a shell on the console and powers off cleanly on the ACPI power button.
+The Linux guest (see scripts/make-test-guest) mounts a cloud-init seed (the disk labelled
+CIDATA/cidata) read-only on /seed and, with SEED_PRINT on its cmdline, prints each seed file
+between "mvirt-guest: seed <file> begin" and "... end" lines; mounts /dev/vda (unless it is the
+seed) on /mnt, runs mvirt.run, prints READY_MARKER, keeps a shell on the console and powers off
+cleanly on the ACPI power button.
 Guests run under QEMU/TCG through tools/ch-emu: boots take seconds, and much longer on a loaded
 machine, so every wait polls against a generous deadline.
 """
@@ -37,6 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 CH_EMU = REPO / "tools" / "ch-emu" / "ch-emu"
 MAKE_TEST_GUEST = REPO / "scripts" / "make-test-guest"
 READY_MARKER = "MVIRT-GUEST-READY"
+SEED_PRINT = "mvirt.seed=print"  # cmdline token: the guest prints its cloud-init seed's files
 SKIP_STATUS = 77  # make-test-guest: the kernel cannot be fetched
 
 _built = {}  # build dir -> (returncode, output)

@@ -301,23 +301,44 @@ def test_duplicate_name(daemon, vm_files):
     assert len(list_vms(daemon).vms) == 1
 
 
-# The lifecycle calls are declared but not implemented yet. To be replaced by real lifecycle
-# tests with the lifecycle issue (issue 3).
-@pytest.mark.lifecycle_placeholder
-@pytest.mark.parametrize("method", LIFECYCLE)
-def test_lifecycle_unimplemented(seeded, method):
+# The lifecycle calls on a daemon with no hypervisor at hand: what does not need a VM process.
+# The lifecycle itself is tested in test_lifecycle.py.
+@pytest.mark.parametrize("method", [m for m in LIFECYCLE if m != "StartVm"])
+def test_lifecycle_on_a_stopped_vm(seeded, method):
     before = get(seeded, "existing").SerializeToString()
     req_cls, _ = mvirt_proto.method_types(method)
     err = rpc_error(seeded.call, method, req_cls(vm="existing"))
-    assert_status(err, Code.UNIMPLEMENTED)
-    assert re.search(r"implement|not (yet )?(available|supported)", err.details() or "", re.I), err.details()
+    assert_status(err, Code.FAILED_PRECONDITION, r"existing", r"\bstopped\b")
     assert get(seeded, "existing").SerializeToString() == before
 
 
-@pytest.mark.skip(reason="needs lifecycle (issue 3)")
-def test_delete_running_vm_fails(seeded):
-    err = rpc_error(seeded.call, "DeleteVm", pb.DeleteVmRequest(vm="existing"))
-    assert_status(err, Code.FAILED_PRECONDITION, r"existing")
+@pytest.mark.parametrize("method", LIFECYCLE)
+@pytest.mark.parametrize("what", ["name", "uuid"])
+def test_lifecycle_not_found(seeded, method, what):
+    key = "no-such-vm" if what == "name" else str(uuid.uuid4())
+    before = list_vms(seeded).SerializeToString()
+    req_cls, _ = mvirt_proto.method_types(method)
+    err = rpc_error(seeded.call, method, req_cls(vm=key))
+    assert_status(err, Code.NOT_FOUND, re.escape(key))
+    assert list_vms(seeded).SerializeToString() == before
+
+
+def test_delete_running_vm_fails(ch_daemon, emulated, vm_files):
+    if not emulated:
+        pytest.skip("boots a simulated guest: needs ch-emu")
+    create(ch_daemon, "existing", base_config(vm_files))
+    vm = ch_daemon.call("StartVm", pb.StartVmRequest(vm="existing"), timeout=60)
+    assert vm.state == pb.VM_STATE_RUNNING
+    before = list_vms(ch_daemon).SerializeToString()
+    for ref in ("existing", vm.id):
+        err = rpc_error(ch_daemon.call, "DeleteVm", pb.DeleteVmRequest(vm=ref))
+        assert_status(err, Code.FAILED_PRECONDITION, r"existing", r"running")
+    assert list_vms(ch_daemon).SerializeToString() == before
+    assert os.path.exists(f"/proc/{vm.pid}")
+    stopped = ch_daemon.call("StopVm", pb.StopVmRequest(vm="existing"), timeout=60)
+    assert stopped.state == pb.VM_STATE_STOPPED
+    ch_daemon.call("DeleteVm", pb.DeleteVmRequest(vm="existing"))
+    assert list(list_vms(ch_daemon).vms) == []
 
 
 # --- version and host ----------------------------------------------------------------------

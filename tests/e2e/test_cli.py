@@ -514,23 +514,98 @@ def test_silent_server_times_out_with_exit_3(daemon):
 
 # ---- lifecycle verbs --------------------------------------------------------------------------
 
-@pytest.mark.lifecycle_placeholder
-@pytest.mark.parametrize("verb", sorted(LIFECYCLE))
-def test_lifecycle_verbs_show_the_daemon_answer(daemon, vm_files, verb):
-    # Placeholder until the lifecycle issue: the daemon answers UNIMPLEMENTED for now, and the
-    # CLI must exit 1 with the daemon's own message. Tighten to the real behaviour then.
-    create_ok(daemon, "lc", vm_files)
-    method = LIFECYCLE[verb]
+def state_word(state) -> str:
+    return pb.VmState.Name(state)[len("VM_STATE_"):].lower()
+
+
+def list_states(daemon) -> dict:
+    rc, out, err = run_cli(daemon, "list")
+    assert rc == 0, err
+    return {row.split()[0]: row.split()[1] for row in out.splitlines()[1:]}
+
+
+def assert_daemon_error(daemon, method, vm, argv, code):
+    """The CLI exits 1 with the daemon's own message for what the daemon refuses: the same
+    call through grpcio (which must change nothing) gives the message to expect."""
+    before = None
+    if code != grpc.StatusCode.NOT_FOUND:
+        before = daemon.call("GetVm", pb.GetVmRequest(vm=vm))
     req_cls, _ = mvirt_proto.method_types(method)
     with pytest.raises(grpc.RpcError) as exc:
-        daemon.call(method, req_cls(vm="lc"))
-    assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    args = [verb, "lc"] if verb != "stop" else ["stop", "-t", "5", "--force", "lc"]
-    rc, out, err = run_cli(daemon, *args)
-    assert rc == 1, (out, err)
+        daemon.call(method, req_cls(vm=vm), timeout=60)
+    assert exc.value.code() == code, (exc.value.code(), exc.value.details())
+    rc, out, err = run_cli(daemon, *argv)
+    assert rc == 1, (argv, out, err)
     assert out == ""
-    details = exc.value.details()
-    if details:
-        assert err.strip().splitlines()[0] == f"mvirt: {details}"
-    else:
-        assert "UNIMPLEMENTED" in err
+    assert err.strip().splitlines()[0] == f"mvirt: {exc.value.details()}", err
+    if before is not None:
+        after = daemon.call("GetVm", pb.GetVmRequest(vm=vm))
+        assert (after.state, after.pid) == (before.state, before.pid)
+
+
+@pytest.fixture
+def ch_cli_daemon(ch_daemon, emulated):
+    if not emulated:
+        pytest.skip("boots simulated guests: needs ch-emu")
+    return ch_daemon
+
+
+def test_lifecycle_verbs(ch_cli_daemon, vm_files):
+    d = ch_cli_daemon
+    create_ok(d, "lc", vm_files)
+    create_ok(d, "idle", vm_files)
+
+    def verb(*argv, expect):
+        rc, out, err = run_cli(d, *argv)
+        assert rc == 0, (argv, err)
+        assert out == f"lc: {expect}\n", (argv, out)
+        vm = d.call("GetVm", pb.GetVmRequest(vm="lc"))
+        assert state_word(vm.state) == expect, (argv, vm)
+        return vm
+
+    vm = verb("start", "lc", expect="running")
+    assert vm.pid > 0 and os.path.exists(f"/proc/{vm.pid}")
+    pid = vm.pid
+    assert list_states(d) == {"idle": "stopped", "lc": "running"}
+    verb("pause", "lc", expect="paused")
+    assert list_states(d) == {"idle": "stopped", "lc": "paused"}
+    assert_daemon_error(d, "PauseVm", "lc", ["pause", "lc"], grpc.StatusCode.FAILED_PRECONDITION)
+    assert_daemon_error(d, "StartVm", "lc", ["start", "lc"], grpc.StatusCode.FAILED_PRECONDITION)
+    verb("resume", "lc", expect="running")
+    assert_daemon_error(d, "ResumeVm", "lc", ["resume", "lc"], grpc.StatusCode.FAILED_PRECONDITION)
+    assert verb("reboot", "lc", expect="running").pid == pid
+    # -o json prints the returned Vm as the API has it.
+    rc, out, err = run_cli(d, "-o", "json", "stop", "-t", "10", "lc")
+    assert rc == 0, err
+    vm = d.call("GetVm", pb.GetVmRequest(vm="lc"))
+    assert vm.state == pb.VM_STATE_STOPPED and vm.pid == 0
+    assert json.loads(out) == canonical_json(vm)
+    assert list_states(d) == {"idle": "stopped", "lc": "stopped"}
+    for argv, method in ((["stop", "lc"], "StopVm"), (["kill", "lc"], "KillVm"),
+                         (["pause", "lc"], "PauseVm"), (["reboot", "lc"], "RebootVm")):
+        assert_daemon_error(d, method, "lc", argv, grpc.StatusCode.FAILED_PRECONDITION)
+    assert_daemon_error(d, "StartVm", "nosuch", ["start", "nosuch"], grpc.StatusCode.NOT_FOUND)
+
+    verb("start", "lc", expect="running")
+    vm = verb("kill", "lc", expect="stopped")
+    assert vm.state_reason == "killed"
+    verb("start", "lc", expect="running")
+    verb("stop", "--force", "lc", expect="stopped")
+    verb("start", "lc", expect="running")
+    verb("stop", "-t", "0", "lc", expect="stopped")
+    assert list_states(d) == {"idle": "stopped", "lc": "stopped"}
+
+
+def test_list_shows_a_crashed_vm(ch_cli_daemon, vm_files):
+    d = ch_cli_daemon
+    create_ok(d, "boom", vm_files, "--cmdline", "chemu.crash_after=100")
+    rc, out, err = run_cli(d, "start", "boom")
+    assert rc == 0 and out == "boom: running\n", (out, err)
+    deadline = time.monotonic() + 20
+    while list_states(d)["boom"] != "crashed":
+        assert time.monotonic() < deadline, list_states(d)
+        time.sleep(0.02)
+    rc, out, err = run_cli(d, "show", "boom")
+    assert rc == 0, err
+    assert re.search(r"^state:\s+crashed$", out, re.M), out
+    assert re.search(r"^reason:\s+.*SIGSEGV", out, re.M), out

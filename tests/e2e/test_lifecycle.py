@@ -226,7 +226,7 @@ class Bg(threading.Thread):
 
     def wait(self, deadline=DEADLINE):
         self.join(deadline)
-        assert not self.is_alive(), f"{self.fn.__name__}{self.args[1:]} still running after {deadline}s"
+        assert not self.is_alive(), f"{self.args[1:]} still running after {deadline}s"
         return self
 
 
@@ -354,7 +354,8 @@ def test_pause_resume_reboot(ch_daemon, vm_files):
     d = ch_daemon
     vm, ident = start_running(d, "pr", vm_files, 'chemu.print="up"')
     log = statedir(d, vm) / "console.log"
-    wait_for(lambda: log.exists() and "boot 1" in log.read_text(errors="replace"), "boot 1 on the console")
+    wait_for(lambda: log.exists() and "boot 1" in log.read_text(errors="replace"),
+             "boot 1 on the console")
 
     paused = op(d, "PauseVm", "pr")
     assert paused.state == PAUSED and paused.pid == vm.pid, paused
@@ -424,16 +425,16 @@ def test_wrong_state_calls(ch_daemon, vm_files):
 
 def wait_change(d, vm, pid, new_states):
     """Waits for pid to exit, then for the VM to leave RUNNING; returns (vm, seconds between
-    the exit and the new state being visible)."""
+    the exit and the new state being visible, monotonic time it was seen)."""
     t_exit = wait_exit(pid)
     v, t_seen = wait_state(d, vm, new_states)
-    return v, t_seen - t_exit
+    return v, t_seen - t_exit, t_seen
 
 
 def test_guest_powers_off(ch_daemon, vm_files):
     d = ch_daemon
     vm, ident = start_running(d, "off", vm_files, "chemu.poweroff_after=300")
-    v, lag = wait_change(d, "off", vm.pid, (STOPPED, CRASHED))
+    v, lag, _ = wait_change(d, "off", vm.pid, (STOPPED, CRASHED))
     assert v.state == STOPPED, (state_name(v.state), v.state_reason)
     assert v.state_reason == "guest powered off"
     assert lag <= TOLERANCE, f"noticed {lag:.3f}s after the process exited"
@@ -450,13 +451,13 @@ def test_hypervisor_crash(ch_daemon, vm_files, how):
     if how == "kill-9":
         t_kill = time.monotonic()
         os.kill(vm.pid, signal.SIGKILL)
-    v, lag = wait_change(d, "crash", vm.pid, (STOPPED, CRASHED))
+    v, lag, t_seen = wait_change(d, "crash", vm.pid, (STOPPED, CRASHED))
     assert v.state == CRASHED, (state_name(v.state), v.state_reason)
     sig = r"SIGSEGV|signal 11\b" if how == "crash_after" else r"SIGKILL|signal 9\b"
     assert re.search(sig, v.state_reason), v.state_reason
     assert lag <= TOLERANCE, f"noticed {lag:.3f}s after the process exited"
     if t_kill is not None:
-        assert v.state == CRASHED and time.monotonic() - t_kill <= DEADLINE
+        assert t_seen - t_kill <= TOLERANCE, f"noticed {t_seen - t_kill:.3f}s after kill -9"
     wait_for(lambda: reaped(ident), "the daemon to reap its child")
     # The crashed hypervisor's stale sockets are gone with its runtime directory.
     assert_left_nothing(d, v)
@@ -660,9 +661,7 @@ def test_vm_exited_while_the_daemon_was_down(ch_daemon, vm_files, zombie):
     assert d.stop(signal.SIGKILL) == -signal.SIGKILL
     os.kill(c.pid, signal.SIGKILL)
     wait_exit(c.pid)
-    if zombie:
-        assert proc_stat(c.pid) is not None and proc_stat(c.pid)[0] == "Z", "already reaped"
-    else:
+    if not zombie:
         wait_for(lambda: reaped(ident_c), "PID 1 to reap the orphan")
     d.start()
     vc = get(d, "c")

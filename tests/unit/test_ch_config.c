@@ -117,8 +117,8 @@ static void test_full(void **state)
 		.n_nics = 1,
 	};
 	struct ch_disk disks[] = {
-		{"/var/lib/mvirt/disks/web-1.raw", DISK_FORMAT_RAW, false},
-		{"/var/lib/mvirt/disks/base.qcow2", DISK_FORMAT_QCOW2, true},
+		{"/var/lib/mvirt/disks/web-1.raw", DISK_FORMAT_RAW, false, false},
+		{"/var/lib/mvirt/disks/base.qcow2", DISK_FORMAT_QCOW2, true, true},
 	};
 	struct ch_launch l = {&c, disks, 2, "/run/mvirt/vms/web-1/serial.sock"};
 
@@ -135,7 +135,9 @@ static void test_firmware(void **state)
 		.firmware = "/usr/share/cloud-hypervisor/CLOUDHV.fd",
 		.kernel = "",
 	};
-	struct ch_disk disks[] = {{"/var/lib/mvirt/disks/db-1.qcow2", DISK_FORMAT_QCOW2, false}};
+	/* A qcow2 image without a backing file: no backing_files. */
+	struct ch_disk disks[] = {
+		{"/var/lib/mvirt/disks/db-1.qcow2", DISK_FORMAT_QCOW2, false, false}};
 	struct ch_launch l = {&c, disks, 1, "/run/mvirt/vms/db-1/serial.sock"};
 
 	(void)state;
@@ -269,6 +271,34 @@ static void test_nic_without_mac(void **state)
 	free(text);
 }
 
+/* backing_files is emitted for qcow2 overlays only; on a raw disk it means nothing. */
+static void test_backing_files_only_for_qcow2_overlays(void **state)
+{
+	struct vm_config c = {.vcpus = 1, .memory_mb = 64, .kernel = "/boot/vmlinux"};
+	struct ch_disk disks[] = {
+		{"/d/overlay.qcow2", DISK_FORMAT_QCOW2, false, true},
+		{"/d/plain.qcow2", DISK_FORMAT_QCOW2, false, false},
+		{"/d/seed.img", DISK_FORMAT_RAW, true, true},
+	};
+	struct ch_launch l = {&c, disks, 3, "/s"};
+	struct json_object *o, *want;
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(ch_config_json(&l, &text, NULL), 0);
+	o = json_tokener_parse(text);
+	want = json_tokener_parse(
+		"[{\"path\":\"/d/overlay.qcow2\",\"image_type\":\"Qcow2\",\"backing_files\":true},"
+		"{\"path\":\"/d/plain.qcow2\",\"image_type\":\"Qcow2\"},"
+		"{\"path\":\"/d/seed.img\",\"readonly\":true,\"image_type\":\"Raw\"}]");
+	assert_non_null(o);
+	assert_non_null(want);
+	assert_true(json_object_equal(json_object_object_get(o, "disks"), want));
+	json_object_put(o);
+	json_object_put(want);
+	free(text);
+}
+
 static void expect_einval(const struct ch_launch *l, const char *msg_part)
 {
 	struct mv_error err = {0};
@@ -285,10 +315,10 @@ static void test_invalid(void **state)
 	struct vm_nic no_tap[] = {{.mac = "52:54:00:12:34:57"}};
 	struct vm_config c = {.vcpus = 1, .memory_mb = 64, .kernel = "/boot/vmlinux"};
 	struct ch_disk unresolved[] = {
-		{"/d/a.raw", DISK_FORMAT_RAW, false},
-		{"/d/b.img", DISK_FORMAT_UNSPECIFIED, false},
+		{"/d/a.raw", DISK_FORMAT_RAW, false, false},
+		{"/d/b.img", DISK_FORMAT_UNSPECIFIED, false, false},
 	};
-	struct ch_disk no_path[] = {{"", DISK_FORMAT_RAW, false}};
+	struct ch_disk no_path[] = {{"", DISK_FORMAT_RAW, false, false}};
 	struct ch_launch l = {&c, NULL, 0, "/s"};
 
 	(void)state;
@@ -331,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_memory_large),
 		cmocka_unit_test(test_network_nic_refused),
 		cmocka_unit_test(test_nic_without_mac),
+		cmocka_unit_test(test_backing_files_only_for_qcow2_overlays),
 		cmocka_unit_test(test_invalid),
 	};
 

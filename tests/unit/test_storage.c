@@ -1,4 +1,5 @@
-/* Tests of storage.c (image format detection on real files) and sysinfo.c (host facts, and the
+/* Tests of storage.c (image format detection and sizes on real files, the volume name rule;
+ * the storage manager itself is tested in test_pool.c) and sysinfo.c (host facts, and the
  * hypervisor's --version run against small shell scripts: output, timeouts, reaping, fds). */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include "storage.h"
+#include "storage_internal.h"
 #include "sysinfo.h"
 
 #define LEAKED_FD 57 /* a non-O_CLOEXEC fd the hypervisor child must not see */
@@ -184,6 +186,61 @@ static void test_detect_format_qemu_img(void **state)
 	assert_int_equal(f, DISK_FORMAT_QCOW2);
 	assert_int_equal(storage_detect_format(praw, &f, NULL), 0);
 	assert_int_equal(f, DISK_FORMAT_RAW);
+}
+
+/* ---- storage_image_size, storage_check_name ---- */
+
+static void test_image_size(void **state)
+{
+	/* magic, version 3, then zeros up to the size field at offset 24: 5 GiB + 512 */
+	uint8_t q[64] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
+	_cleanup_free_ char *qp = NULL, *rp = NULL, *sp = NULL;
+	int fd;
+	uint64_t size = 0;
+
+	(void)state;
+	q[24 + 3] = 0x01;
+	q[24 + 4] = 0x40;
+	q[24 + 6] = 0x02;
+	qp = write_file("size.qcow2", q, sizeof(q), 0644);
+	fd = open(qp, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(storage_image_size(fd, DISK_FORMAT_QCOW2, &size), 0);
+	assert_int_equal(size, (5ULL << 30) + 512);
+	/* the same bytes read as raw: the file's size */
+	assert_int_equal(storage_image_size(fd, DISK_FORMAT_RAW, &size), 0);
+	assert_int_equal(size, sizeof(q));
+	close(fd);
+
+	/* a header cut short is not a qcow2 image */
+	sp = write_file("short.qcow2", q, 20, 0644);
+	fd = open(sp, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(storage_image_size(fd, DISK_FORMAT_QCOW2, &size), -EBADMSG);
+	close(fd);
+
+	rp = write_file("sparse.raw", "", 0, 0644);
+	assert_int_equal(truncate(rp, 7 << 20), 0);
+	fd = open(rp, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(storage_image_size(fd, DISK_FORMAT_RAW, &size), 0);
+	assert_int_equal(size, 7 << 20);
+	close(fd);
+}
+
+static void test_check_name(void **state)
+{
+	struct mv_error err = {0};
+
+	(void)state;
+	assert_int_equal(storage_check_name("web-1.disk_0", 12, "name", NULL), 0);
+	/* the length given counts: a NUL inside is refused, whatever follows it */
+	assert_int_equal(storage_check_name("ok\0../../etc/passwd", 19, "name", &err), -EINVAL);
+	assert_string_equal(err.msg, "name: contains a NUL byte");
+	mv_error_clear(&err);
+	assert_int_equal(storage_check_name("../x", 4, "source", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "source: '../x' is invalid"));
+	assert_int_equal(storage_check_name(NULL, 0, "name", NULL), -EINVAL);
 }
 
 /* ---- sysinfo_host_read ---- */
@@ -364,6 +421,8 @@ int main(void)
 		cmocka_unit_test(test_detect_format),
 		cmocka_unit_test(test_detect_format_errors),
 		cmocka_unit_test(test_detect_format_qemu_img),
+		cmocka_unit_test(test_image_size),
+		cmocka_unit_test(test_check_name),
 		cmocka_unit_test(test_host_read),
 		cmocka_unit_test(test_hypervisor_version),
 		cmocka_unit_test(test_hypervisor_version_not_executable),

@@ -3,7 +3,8 @@
  * files with content), WAL and synchronous commits, exact round trips (the hypervisor process
  * included), upsert/duplicate/delete semantics, ordering, persistence, and refusal of corrupt
  * rows and of corrupt or too-new files without changing a byte of them. The test reads and
- * prepares files through its own sqlite3 connection; a pass-through VFS counts syncs of the WAL. */
+ * prepares files through its own sqlite3 connection; a pass-through VFS counts syncs of the WAL.
+ * Volume rows: round trip, upsert, the backing-volume constraint, migration from version 2. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1517,6 +1518,198 @@ static void test_load_1000_is_fast(void **state)
 	store_close(s);
 }
 
+/* --- volume rows ---------------------------------------------------------------------------- */
+
+/* The volumes table as migration 3 defines it. */
+static const char volumes_layout[] = "name:TEXT:1:-:1 pool:TEXT:1:-:0 format:INTEGER:1:-:0 "
+				     "created_at_us:INTEGER:1:-:0 backing:TEXT:0:-:0";
+
+static char *volumes_table_layout(sqlite3 *db)
+{
+	return raw_text(db,
+			"SELECT group_concat(name || ':' || type || ':' || \"notnull\" || ':' || "
+			"ifnull(dflt_value, '-') || ':' || pk, ' ') "
+			"FROM (SELECT * FROM pragma_table_info('volumes') ORDER BY cid)");
+}
+
+static size_t load_volumes_ok(struct store *s, struct volume_record **ret)
+{
+	struct mv_error err = {0};
+	size_t n = SIZE_MAX;
+	int r = store_volume_load_all(s, ret, &n, &err);
+
+	if (r < 0)
+		fail_msg("store_volume_load_all: %d %s", r, err.msg);
+	return n;
+}
+
+static void free_volumes(struct volume_record *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_volume_record_done(&v[i]);
+	free(v);
+}
+
+static void test_volume_rows(void **state)
+{
+	struct fixture *f = *state;
+	const struct volume_record want[] = {
+		{(char *)"base", (char *)"default", DISK_FORMAT_QCOW2, 1700000000000001, NULL},
+		{(char *)"clone-1", (char *)"fast", DISK_FORMAT_QCOW2, INT64_MAX, (char *)"base"},
+		{(char *)"it's", (char *)"default", DISK_FORMAT_RAW, INT64_MIN, NULL},
+	};
+	struct volume_record upd = want[2], *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	char *layout;
+	sqlite3 *db;
+	size_t n;
+
+	db = raw_open(f->path);
+	layout = volumes_table_layout(db);
+	assert_string_equal(layout, volumes_layout);
+	free(layout);
+	sqlite3_close(db);
+
+	assert_int_equal(load_volumes_ok(s, &out), 0);
+	free(out);
+	/* saved in an order where the backing volume comes first, loaded by name */
+	assert_int_equal(store_volume_save(s, &want[2], &err), 0);
+	assert_int_equal(store_volume_save(s, &want[0], &err), 0);
+	assert_int_equal(store_volume_save(s, &want[1], &err), 0);
+	store_close(s);
+
+	s = open_ok(f->path);
+	n = load_volumes_ok(s, &out);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(out[i].name, want[i].name);
+		assert_string_equal(out[i].pool, want[i].pool);
+		assert_int_equal(out[i].format, want[i].format);
+		assert_int_equal(out[i].created_at_us, want[i].created_at_us);
+		if (want[i].backing)
+			assert_string_equal(out[i].backing, want[i].backing);
+		else
+			assert_null(out[i].backing);
+	}
+	free_volumes(out, n);
+
+	/* upsert */
+	upd.pool = (char *)"fast";
+	upd.format = DISK_FORMAT_QCOW2;
+	assert_int_equal(store_volume_save(s, &upd, &err), 0);
+	n = load_volumes_ok(s, &out);
+	assert_int_equal(n, 3);
+	assert_string_equal(out[2].pool, "fast");
+	assert_int_equal(out[2].format, DISK_FORMAT_QCOW2);
+	free_volumes(out, n);
+
+	/* a backing volume must exist, and cannot go before its clones */
+	upd = want[1];
+	upd.name = (char *)"orphan";
+	upd.backing = (char *)"nope";
+	assert_int_equal(store_volume_save(s, &upd, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "backing volume 'nope'"));
+	mv_error_clear(&err);
+	assert_int_equal(store_volume_delete(s, "base", &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "'base'"));
+	/* invalid records */
+	upd = want[0];
+	upd.format = DISK_FORMAT_UNSPECIFIED;
+	assert_int_equal(store_volume_save(s, &upd, NULL), -EINVAL);
+	upd = want[0];
+	upd.pool = NULL;
+	assert_int_equal(store_volume_save(s, &upd, NULL), -EINVAL);
+
+	mv_error_clear(&err);
+	assert_int_equal(store_volume_delete(s, "missing", &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "'missing'"));
+	assert_int_equal(store_volume_delete(s, NULL, NULL), -EINVAL);
+	assert_int_equal(store_volume_delete(s, "clone-1", NULL), 0);
+	assert_int_equal(store_volume_delete(s, "base", NULL), 0);
+	n = load_volumes_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0].name, "it's");
+	free_volumes(out, n);
+	store_close(s);
+	store_volume_record_done(NULL);
+}
+
+static void test_bad_volume_row(void **state)
+{
+	struct fixture *f = *state;
+	struct volume_record *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	size_t n = 0;
+	sqlite3 *db;
+
+	store_close(s);
+	db = raw_open(f->path);
+	raw_exec(db, "INSERT INTO volumes VALUES ('v', 'default', 9, 1, NULL)");
+	sqlite3_close(db);
+	s = open_ok(f->path);
+	assert_int_equal(store_volume_load_all(s, &out, &n, &err), -EUCLEAN);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "volume 'v'"));
+	store_close(s);
+}
+
+/* A version 2 file gets the volumes table; its VMs stay as they were. */
+static void test_migrate_v2_with_content(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record want, *out = NULL;
+	struct volume_record vol = {(char *)"v", (char *)"default", DISK_FORMAT_RAW, 1, NULL};
+	struct volume_record *vols = NULL;
+	struct store *s;
+	char fresh_path[PATH_MAX], sql[1024], *fresh, *migrated;
+	sqlite3 *db;
+	size_t n;
+
+	basic_record(&want, 1, "alpha");
+	db = raw_open(f->path);
+	raw_exec(db, "PRAGMA journal_mode = WAL");
+	raw_exec(db, vms_v1_sql);
+	raw_exec(db, "ALTER TABLE vms ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;"
+		     "ALTER TABLE vms ADD COLUMN pid_starttime INTEGER NOT NULL DEFAULT 0;"
+		     "ALTER TABLE vms ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO vms (" V1_COLUMNS ") VALUES ('%s', 'alpha', 1, NULL, %" PRId64
+		 ", 0, '{\"vcpus\":2,\"memory_mb\":1024,\"kernel\":\"/boot/vmlinuz\","
+		 "\"cmdline\":\"console=ttyS0\",\"disks\":[{\"path\":\"/var/lib/mvirt/a.raw\","
+		 "\"readonly\":false,\"format\":\"raw\"}],\"nics\":[]}'); PRAGMA user_version = 2",
+		 want.id, want.created_at_us);
+	raw_exec(db, sql);
+	sqlite3_close(db);
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), 2);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_true(vmdef_record_equal(&want, &out[0]));
+	free_records(out, n);
+	assert_int_equal(load_volumes_ok(s, &vols), 0);
+	free(vols);
+	assert_int_equal(store_volume_save(s, &vol, NULL), 0);
+	store_close(s);
+
+	snprintf(fresh_path, sizeof(fresh_path), "%s/fresh.db", f->dir);
+	store_close(open_ok(fresh_path));
+	db = raw_open(fresh_path);
+	fresh = volumes_table_layout(db);
+	sqlite3_close(db);
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	migrated = volumes_table_layout(db);
+	assert_string_equal(migrated, fresh);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM volumes"), 1);
+	free(fresh);
+	free(migrated);
+	sqlite3_close(db);
+	vmdef_record_done(&want);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1543,6 +1736,9 @@ int main(void)
 		T(test_bad_config_row),
 		T(test_bad_process_row),
 		T(test_load_1000_is_fast),
+		T(test_volume_rows),
+		T(test_bad_volume_row),
+		T(test_migrate_v2_with_content),
 	};
 #undef T
 

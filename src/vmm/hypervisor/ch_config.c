@@ -113,8 +113,8 @@ static int config_payload(const struct vm_config *c, struct json_object **ret, s
 }
 
 /* One DiskConfig: {"path", "readonly"? (only when true), "image_type", "backing_files"?}.
- * image_type is always explicit (a guessed raw image gets sector 0 write-protected); qcow2
- * overlays need backing_files. */
+ * image_type is always explicit (a guessed raw image gets sector 0 write-protected);
+ * backing_files only for qcow2 overlays (it lets the image name a host file to open). */
 static int config_disk(const struct ch_disk *d, size_t i, struct json_object **ret,
 		       struct mv_error *err)
 {
@@ -143,7 +143,7 @@ static int config_disk(const struct ch_disk *d, size_t i, struct json_object **r
 		return r;
 	if ((r = add_string(o, "image_type", image_type)) < 0)
 		return r;
-	if (d->format == DISK_FORMAT_QCOW2 &&
+	if (d->format == DISK_FORMAT_QCOW2 && d->backing_files &&
 	    (r = add(o, "backing_files", json_object_new_boolean(true))) < 0)
 		return r;
 	*ret = TAKE_PTR(o);

@@ -13,6 +13,7 @@ struct ch_disk {
 	const char *path;
 	enum disk_format format; /* RAW or QCOW2, resolved by the caller (never UNSPECIFIED) */
 	bool readonly;
+	bool backing_files; /* QCOW2 only: cloud-hypervisor may open the backing file */
 };
 
 struct ch_launch {
@@ -27,6 +28,6 @@ struct ch_launch {
 /* Returns the JSON text in *ret (caller frees). -EINVAL with a message for what
  * cloud-hypervisor cannot express (e.g. a NIC on an mvirt network, not a tap). Memory is in
  * bytes, both boot_vcpus and max_vcpus are set, console is Off, serial is Socket, every disk
- * has an explicit image_type, qcow2 disks get backing_files true, pvpanic is on (guest panic
- * events). */
+ * has an explicit image_type, qcow2 disks with backing_files set get backing_files true,
+ * pvpanic is on (guest panic events). */
 int ch_config_json(const struct ch_launch *launch, char **ret, struct mv_error *err);

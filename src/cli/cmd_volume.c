@@ -1,0 +1,483 @@
+/* mvirt volume VERB ...: the storage manager's volumes (mvirt.VolumeService).
+ *
+ *   create NAME --size SIZE [--format raw|qcow2] [--pool POOL]
+ *   import NAME FILE [--format raw|qcow2] [--pool POOL]
+ *   clone SRC NAME | resize NAME SIZE | rm NAME | ls [--pool POOL] | show NAME
+ *
+ * One command-table entry whose first argument picks the verb from a small table here. The CLI
+ * only parses sizes and formats and makes FILE absolute; the daemon checks everything else.
+ * import follows the ImportVolume stream: a progress bar on stderr when it is a terminal, plain
+ * lines (every 10%) otherwise; an interrupt (Ctrl-C) cancels the call, and the daemon removes
+ * the partial volume. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "output.h"
+
+#define BAR_WIDTH 30
+
+static const struct cmd_option volume_options[] = {
+	{"size", 0, "SIZE", "create: the size, in bytes or with a suffix K, M, G, T (10G)"},
+	{"format", 'f', "FORMAT",
+	 "create, import: raw or qcow2 (create: raw; import: as the file)"},
+	{"pool", 'p', "POOL", "create, import, ls: the storage pool (default: \"default\")"},
+	{NULL},
+};
+
+/* ---- formatting ---- */
+
+static const char *format_name(Mvirt__DiskFormat f)
+{
+	switch (f) {
+	case MVIRT__DISK_FORMAT__DISK_FORMAT_RAW:
+		return "raw";
+	case MVIRT__DISK_FORMAT__DISK_FORMAT_QCOW2:
+		return "qcow2";
+	default:
+		return "unknown";
+	}
+}
+
+/* "10.0 GiB", "512 B". */
+static void format_bytes(uint64_t n, char *buf, size_t size)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	double v = (double)n;
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, size, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, size, "%.1f %s", v, units[u]);
+}
+
+/* "a, b" or "-". */
+static void print_list(const char *key, char **items, size_t n)
+{
+	if (n == 0) {
+		output_kv(key, "-");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		output_kv(i == 0 ? key : "", "%s", items[i]);
+}
+
+static void print_volume(const Mvirt__Volume *v)
+{
+	char buf[64], buf2[64];
+
+	output_kv("name", "%s", v->name);
+	output_kv("pool", "%s", v->pool);
+	output_kv("path", "%s", output_dash(v->path));
+	output_kv("format", "%s", format_name(v->format));
+	format_bytes(v->virtual_size, buf, sizeof(buf));
+	output_kv("size", "%s (%llu bytes)", buf, (unsigned long long)v->virtual_size);
+	format_bytes(v->allocated_bytes, buf2, sizeof(buf2));
+	output_kv("allocated", "%s", buf2);
+	output_kv("backing", "%s", output_dash(v->backing_volume));
+	print_list("chain", v->backing_chain, v->n_backing_chain);
+	print_list("clones", v->clones, v->n_clones);
+	print_list("used by", v->used_by, v->n_used_by);
+	output_format_time(v->created_at, buf, sizeof(buf));
+	output_kv("created", "%s", buf);
+	output_kv("status", "%s", output_dash(v->status));
+}
+
+static void print_volume_msg(const ProtobufCMessage *msg)
+{
+	print_volume((const Mvirt__Volume *)msg);
+}
+
+static void print_list_table(const ProtobufCMessage *msg)
+{
+	const Mvirt__ListVolumesResponse *resp = (const Mvirt__ListVolumesResponse *)msg;
+	static const char *const headers[] = {"NAME",      "POOL",    "FORMAT", "SIZE",
+					      "ALLOCATED", "BACKING", "STATUS"};
+	struct table *t = table_new(ELEMENTSOF(headers), headers);
+
+	if (!t) {
+		cli_error("out of memory");
+		return;
+	}
+	for (size_t i = 0; i < resp->n_volumes; i++) {
+		const Mvirt__Volume *v = resp->volumes[i];
+		char size[32], alloc[32];
+
+		format_bytes(v->virtual_size, size, sizeof(size));
+		format_bytes(v->allocated_bytes, alloc, sizeof(alloc));
+		if (table_add_row(t,
+				  (const char *const[]){v->name, v->pool, format_name(v->format),
+							size, alloc, output_dash(v->backing_volume),
+							output_dash(v->status)}) < 0) {
+			cli_error("out of memory");
+			break;
+		}
+	}
+	table_print(t);
+	table_free(t);
+	if (resp->n_unknown_files > 0) {
+		printf("\nFiles in pools that are not volumes (left alone):\n");
+		for (size_t i = 0; i < resp->n_unknown_files; i++)
+			printf("  %s\n", resp->unknown_files[i]);
+	}
+}
+
+/* ---- parsing ---- */
+
+/* "1048576" (bytes), "512M", "10G", "10GiB", "1T": whole numbers, binary units. */
+static int parse_size(const char *s, uint64_t *ret)
+{
+	static const char units[] = "KMGTP";
+	_cleanup_free_ char *num = NULL;
+	size_t n = strspn(s, "0123456789");
+	const char *suffix = s + n, *u;
+	unsigned shift = 0;
+	uint64_t v;
+	int r;
+
+	if (*suffix) {
+		if (!(u = strchr(units, (char)(*suffix & ~0x20))) || !*u)
+			return -EINVAL;
+		shift = 10 * (unsigned)(u - units + 1);
+		suffix++;
+		if (*suffix && strcasecmp(suffix, "iB") != 0 && strcasecmp(suffix, "B") != 0)
+			return -EINVAL;
+	}
+	if (!(num = strndup(s, n)))
+		return -ENOMEM;
+	if ((r = cli_parse_u64(num, &v)) < 0)
+		return r;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*ret = v << shift;
+	return 0;
+}
+
+static int parse_format(struct cli *cli, const struct args *args, Mvirt__DiskFormat *ret)
+{
+	const char *f = args_get(args, "format");
+
+	if (!f)
+		*ret = MVIRT__DISK_FORMAT__DISK_FORMAT_UNSPECIFIED;
+	else if (streq(f, "raw"))
+		*ret = MVIRT__DISK_FORMAT__DISK_FORMAT_RAW;
+	else if (streq(f, "qcow2"))
+		*ret = MVIRT__DISK_FORMAT__DISK_FORMAT_QCOW2;
+	else
+		return cli_usage_error(cli, "--format: unknown format '%s' (raw or qcow2)", f);
+	return CLI_EXIT_OK;
+}
+
+static int absolute_path(const char *path, char **ret)
+{
+	_cleanup_free_ char *cwd = NULL;
+
+	if (path[0] == '/')
+		return (*ret = strdup(path)) ? 0 : -ENOMEM;
+	if (!(cwd = getcwd(NULL, 0)))
+		return -errno;
+	return asprintf(ret, "%s/%s", cwd, path) < 0 ? -ENOMEM : 0;
+}
+
+/* ---- verbs ---- */
+
+static const ProtobufCServiceDescriptor *const volume_service = &mvirt__volume_service__descriptor;
+
+/* Calls method and prints the response with table (or as JSON). */
+static int call_print(struct cli *cli, const char *method, const ProtobufCMessage *req,
+		      void (*table)(const ProtobufCMessage *msg))
+{
+	ProtobufCMessage *resp = NULL;
+	int r;
+
+	if ((r = cli_call_service(cli, volume_service, method, req, &resp)) != CLI_EXIT_OK)
+		return r;
+	r = cli_print_result(cli, resp, table);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return r;
+}
+
+static int verb_create(struct cli *cli, const struct args *args, char **argv)
+{
+	Mvirt__CreateVolumeRequest req = MVIRT__CREATE_VOLUME_REQUEST__INIT;
+	const char *size = args_get(args, "size");
+	int r;
+
+	if (!size)
+		return cli_usage_error(cli, "volume create: --size is required");
+	if (parse_size(size, &req.size_bytes) < 0)
+		return cli_usage_error(cli, "--size: '%s' is not a size (e.g. 10G, 512M, 1048576)",
+				       size);
+	if ((r = parse_format(cli, args, &req.format)) != CLI_EXIT_OK)
+		return r;
+	req.name = argv[0];
+	req.pool =
+		(char *)(args_get(args, "pool") ? args_get(args, "pool") : protobuf_c_empty_string);
+	return call_print(cli, "CreateVolume", &req.base, print_volume_msg);
+}
+
+static int verb_clone(struct cli *cli, const struct args *args, char **argv)
+{
+	Mvirt__CloneVolumeRequest req = MVIRT__CLONE_VOLUME_REQUEST__INIT;
+
+	(void)args;
+	req.source = argv[0];
+	req.name = argv[1];
+	return call_print(cli, "CloneVolume", &req.base, print_volume_msg);
+}
+
+static int verb_resize(struct cli *cli, const struct args *args, char **argv)
+{
+	Mvirt__ResizeVolumeRequest req = MVIRT__RESIZE_VOLUME_REQUEST__INIT;
+
+	(void)args;
+	if (parse_size(argv[1], &req.size_bytes) < 0)
+		return cli_usage_error(cli, "volume resize: '%s' is not a size (e.g. 20G)",
+				       argv[1]);
+	req.name = argv[0];
+	return call_print(cli, "ResizeVolume", &req.base, print_volume_msg);
+}
+
+static void print_deleted(const ProtobufCMessage *msg)
+{
+	(void)msg;
+}
+
+static int verb_rm(struct cli *cli, const struct args *args, char **argv)
+{
+	Mvirt__DeleteVolumeRequest req = MVIRT__DELETE_VOLUME_REQUEST__INIT;
+	int r;
+
+	(void)args;
+	req.name = argv[0];
+	r = call_print(cli, "DeleteVolume", &req.base, print_deleted);
+	if (r == CLI_EXIT_OK && cli->output == CLI_OUTPUT_TABLE)
+		printf("deleted volume %s\n", argv[0]);
+	return r;
+}
+
+static int verb_ls(struct cli *cli, const struct args *args, char **argv)
+{
+	Mvirt__ListVolumesRequest req = MVIRT__LIST_VOLUMES_REQUEST__INIT;
+
+	(void)argv;
+	req.pool =
+		(char *)(args_get(args, "pool") ? args_get(args, "pool") : protobuf_c_empty_string);
+	return call_print(cli, "ListVolumes", &req.base, print_list_table);
+}
+
+static int verb_show(struct cli *cli, const struct args *args, char **argv)
+{
+	Mvirt__GetVolumeRequest req = MVIRT__GET_VOLUME_REQUEST__INIT;
+
+	(void)args;
+	req.name = argv[0];
+	return call_print(cli, "GetVolume", &req.base, print_volume_msg);
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+struct progress {
+	bool tty;
+	int last_step; /* plain lines: the last 10% step printed */
+	bool drawn;    /* tty: a bar is on the line */
+};
+
+static void progress_show(struct progress *p, uint64_t done, uint64_t total)
+{
+	char d[32], t[32];
+	unsigned pct = total ? (unsigned)(done * 100.0 / (double)total) : 0;
+
+	if (pct > 100)
+		pct = 100;
+	format_bytes(done, d, sizeof(d));
+	format_bytes(total, t, sizeof(t));
+	if (p->tty) {
+		char bar[BAR_WIDTH + 1];
+		size_t fill = (size_t)pct * BAR_WIDTH / 100;
+
+		memset(bar, '#', fill);
+		memset(bar + fill, '-', BAR_WIDTH - fill);
+		bar[BAR_WIDTH] = '\0';
+		fprintf(stderr, "\r[%s] %3u%%  %s / %s\033[K", bar, pct, d, t);
+		p->drawn = true;
+	} else if ((int)(pct / 10) > p->last_step) {
+		p->last_step = (int)(pct / 10);
+		fprintf(stderr, "import: %u%% (%s of %s)\n", pct, d, t);
+	}
+	fflush(stderr);
+}
+
+static void progress_end(struct progress *p)
+{
+	if (p->drawn)
+		fputc('\n', stderr);
+	p->drawn = false;
+}
+
+static int verb_import(struct cli *cli, const struct args *args, char **argv)
+{
+	Mvirt__ImportVolumeRequest req = MVIRT__IMPORT_VOLUME_REQUEST__INIT;
+	struct progress prog = {.tty = isatty(STDERR_FILENO), .last_step = -1};
+	struct sigaction sa = {.sa_handler = on_interrupt}, old_int, old_term;
+	_cleanup_free_ char *source = NULL;
+	struct client_stream *s = NULL;
+	bool cancelling = false;
+	int r;
+
+	if ((r = parse_format(cli, args, &req.format)) != CLI_EXIT_OK)
+		return r;
+	if ((r = absolute_path(argv[1], &source)) < 0)
+		return cli_error("%s: %s", argv[1], strerror(-r));
+	req.name = argv[0];
+	req.source_path = source;
+	req.pool =
+		(char *)(args_get(args, "pool") ? args_get(args, "pool") : protobuf_c_empty_string);
+	if ((r = cli_stream_open_service(cli, volume_service, "ImportVolume", &s)) != CLI_EXIT_OK)
+		return r;
+	/* No SA_RESTART: an interrupt wakes client_stream_next, which then cancels the call. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	if (client_stream_send(s, &req.base) < 0 || client_stream_close_send(s) < 0) {
+		r = cli_error("ImportVolume: cannot send the request");
+		goto out;
+	}
+	for (;;) {
+		ProtobufCMessage *msg = NULL;
+		const Mvirt__VolumeProgress *p;
+		int ev;
+
+		if (interrupted && !cancelling) {
+			cancelling = true;
+			client_stream_cancel(s);
+		}
+		ev = client_stream_next(s, -1, &msg);
+		if (ev == -EINTR || ev == -EBADMSG)
+			continue;
+		if (ev < 0) {
+			progress_end(&prog);
+			r = cli_error("ImportVolume: %s", strerror(-ev));
+			break;
+		}
+		if (ev == CLIENT_STREAM_END) {
+			progress_end(&prog);
+			if (cancelling)
+				r = cli_error("import of '%s' interrupted; the daemon removes the "
+					      "partial volume",
+					      req.name);
+			else
+				r = cli_report_status(cli, "ImportVolume", client_stream_status(s));
+			break;
+		}
+		if (ev != CLIENT_STREAM_MESSAGE)
+			continue;
+		p = (const Mvirt__VolumeProgress *)msg;
+		if (!cancelling)
+			progress_show(&prog, p->done_bytes, p->total_bytes);
+		if (p->volume && !cancelling) {
+			progress_end(&prog);
+			r = cli_print_result(cli, &p->volume->base, print_volume_msg);
+		}
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
+out:
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	client_stream_free(s);
+	return r;
+}
+
+struct verb {
+	const char *name;
+	const char *alias;
+	const char *usage;
+	size_t n_args;
+	const char *options; /* the options it takes, " size format pool " */
+	int (*exec)(struct cli *cli, const struct args *args, char **argv);
+};
+
+static const struct verb verbs[] = {
+	{"create", NULL, "create NAME --size SIZE [--format raw|qcow2] [--pool POOL]", 1,
+	 " size format pool ", verb_create},
+	{"import", NULL, "import NAME FILE [--format raw|qcow2] [--pool POOL]", 2, " format pool ",
+	 verb_import},
+	{"clone", NULL, "clone SRC NAME", 2, " ", verb_clone},
+	{"resize", NULL, "resize NAME SIZE", 2, " ", verb_resize},
+	{"rm", "delete", "rm NAME", 1, " ", verb_rm},
+	{"ls", "list", "ls [--pool POOL]", 0, " pool ", verb_ls},
+	{"show", "info", "show NAME", 1, " ", verb_show},
+};
+
+static int cmd_volume_exec(struct cli *cli, const struct args *args)
+{
+	const char *name = args->positional[0];
+	const struct verb *v = NULL;
+
+	for (size_t i = 0; i < ELEMENTSOF(verbs) && !v; i++)
+		if (streq(verbs[i].name, name) || (verbs[i].alias && streq(verbs[i].alias, name)))
+			v = &verbs[i];
+	if (!v)
+		return cli_usage_error(cli,
+				       "volume: unknown verb '%s' (create, import, clone, "
+				       "resize, rm, ls, show)",
+				       name);
+	if (args->n_positional - 1 != v->n_args)
+		return cli_usage_error(
+			cli, "volume %s: %s arguments (usage: mvirt volume %s)", v->name,
+			args->n_positional - 1 < v->n_args ? "missing" : "too many", v->usage);
+	for (size_t i = 0; i < args->n_values; i++) {
+		const struct cmd_option *o = args->values[i].opt;
+		char key[32];
+
+		snprintf(key, sizeof(key), " %s ", o->name);
+		if (o >= volume_options && o < volume_options + ELEMENTSOF(volume_options) &&
+		    !strstr(v->options, key))
+			return cli_usage_error(cli, "volume %s: option --%s does not apply",
+					       v->name, o->name);
+	}
+	return v->exec(cli, args, args->positional + 1);
+}
+
+const struct cmd_entry cmd_volume_entry = {
+	.name = "volume",
+	.alias = "vol",
+	.usage = "VERB [ARGS]",
+	.summary = "manage storage volumes (create, import, clone, resize, rm, ls, show)",
+	.help = "Manage the disk images of the storage manager, kept in pool directories\n"
+		"(\"default\": STATE-DIR/volumes). A VM disk can name a volume.\n"
+		"\n"
+		"  create NAME --size SIZE [--format raw|qcow2] [--pool POOL]\n"
+		"        a new empty volume: a sparse raw file (default) or a qcow2 image\n"
+		"  import NAME FILE [--format raw|qcow2] [--pool POOL]\n"
+		"        copies an image into a new volume; its format is read from its header,\n"
+		"        --format converts it; shows progress; Ctrl-C cancels\n"
+		"  clone SRC NAME     a thin copy: a qcow2 overlay backed by SRC, or a\n"
+		"                     reflink/sparse copy of a raw SRC\n"
+		"  resize NAME SIZE   grows a volume (never shrinks); not while a VM using it runs\n"
+		"  rm NAME            deletes a volume no VM uses and no clone is backed by\n"
+		"  ls [--pool POOL]   lists the volumes, and files in pools that are not volumes\n"
+		"  show NAME          format, sizes, backing chain, clones, VMs using it, status\n"
+		"\n"
+		"SIZE: bytes, or a number with K, M, G, T (binary units: 10G = 10 GiB).",
+	.options = volume_options,
+	.min_args = 1,
+	.max_args = -1,
+	.exec = cmd_volume_exec,
+};
