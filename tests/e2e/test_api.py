@@ -395,3 +395,21 @@ def test_system_info_allocations(daemon, vm_files):
     assert alloc() == (1, min(2, os.cpu_count()), 300)
     daemon.call("DeleteVm", pb.DeleteVmRequest(vm="b"))
     assert alloc() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("where", ["name", "kernel", "disk_path", "nic_tap"])
+def test_nul_bytes_are_refused_not_truncated(daemon, vm_files, where):
+    # protobuf-c would cut a string at its first NUL: "ok\0../x" must not become "ok".
+    cfg = base_config(vm_files)
+    name = "nul-test"
+    if where == "name":
+        name = "ok\0../x"
+    elif where == "kernel":
+        cfg.kernel = vm_files["kernel"] + "\0/../x"
+    elif where == "disk_path":
+        cfg.disks.add(path=vm_files["disk2"] + "\0x")
+    else:
+        cfg.nics.add(tap="tap0\0x")
+    err = rpc_error(create, daemon, name, cfg)
+    assert_status(err, Code.INVALID_ARGUMENT, "contains a NUL byte")
+    assert len(list_vms(daemon).vms) == 0

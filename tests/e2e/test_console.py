@@ -75,11 +75,11 @@ def wait_log(d, vm, needle: bytes):
     return wait_for(check, f"{needle!r} in the console log")
 
 
-def private_channel(d, addr=None):
+def private_channel(d, addr=None, options=()):
     """A channel with its own connection (grpc shares subchannels between channels by default):
     a stalled stream on one must not hold back another through connection flow control."""
     return grpc.insecure_channel(addr or d.unix_addr,
-                                 options=[("grpc.use_local_subchannel_pool", 1)])
+                                 options=[("grpc.use_local_subchannel_pool", 1), *options])
 
 
 def console_call(channel, first, queue=None):
@@ -332,7 +332,9 @@ def test_a_viewer_that_never_reads_stalls_nothing(d, vm_files, viewers):
     create(d, "slow", vm_files, "chemu.echo=1")
     start(d, "slow")
     log0 = wait_log(d, "slow", b"chemu> ").data  # the guest is idle now
-    slow_channel = private_channel(d)
+    # Without BDP probing the client's HTTP/2 window stays at 64 KiB (with it, grpc lets a
+    # client that does not read buffer several MiB on its side before the daemon notices).
+    slow_channel = private_channel(d, options=[("grpc.http2.bdp_probe", 0)])
     slow, slow_q = console_call(slow_channel, pb.ConsoleRequest(vm="slow"))  # not read yet
     try:
         fast = viewers(d, "slow", channel=private_channel(d, d.tcp_addr))
