@@ -31,8 +31,11 @@ static void config_done(Mvirt__VmConfig *c)
 	free_str(c->cmdline);
 	free_str(c->firmware);
 	free_str(c->user_data);
+	free_str(c->meta_data);
+	free_str(c->network_config);
 	for (size_t i = 0; i < c->n_disks; i++) {
 		free_str(c->disks[i]->path);
+		free_str(c->disks[i]->volume);
 		free(c->disks[i]);
 	}
 	free(c->disks);
@@ -242,7 +245,8 @@ static int parse_nic(struct cli *cli, const char *spec, Mvirt__VmConfig *c)
 	return CLI_EXIT_OK;
 }
 
-static int read_user_data(const char *path, char **ret)
+/* Reads a cloud-init file given to --OPT (user-data, meta-data, network-config). */
+static int read_text_file(const char *opt, const char *path, char **ret)
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
@@ -251,11 +255,11 @@ static int read_user_data(const char *path, char **ret)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return cli_error("--user-data %s: %s", path, strerror(errno));
+		return cli_error("--%s %s: %s", opt, path, strerror(errno));
 	if (fstat(fd, &st) < 0)
-		return cli_error("--user-data %s: %s", path, strerror(errno));
+		return cli_error("--%s %s: %s", opt, path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return cli_error("--user-data %s: not a regular file", path);
+		return cli_error("--%s %s: not a regular file", opt, path);
 	if (!(buf = malloc(USER_DATA_READ_MAX + 1)))
 		return cli_error("out of memory");
 	for (;;) {
@@ -264,16 +268,16 @@ static int read_user_data(const char *path, char **ret)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return cli_error("--user-data %s: %s", path, strerror(errno));
+			return cli_error("--%s %s: %s", opt, path, strerror(errno));
 		if (n == 0)
 			break;
 		len += (size_t)n;
 		if (len > USER_DATA_READ_MAX)
-			return cli_error("--user-data %s: larger than %d MiB", path,
+			return cli_error("--%s %s: larger than %d MiB", opt, path,
 					 USER_DATA_READ_MAX / (1024 * 1024));
 	}
 	if (memchr(buf, '\0', len))
-		return cli_error("--user-data %s: contains a NUL byte", path);
+		return cli_error("--%s %s: contains a NUL byte", opt, path);
 	buf[len] = '\0';
 	*ret = TAKE_PTR(buf);
 	return CLI_EXIT_OK;
@@ -315,10 +319,18 @@ static int build_config(struct cli *cli, const struct args *args, Mvirt__VmConfi
 		} else if (streq(name, "nic")) {
 			if ((r = parse_nic(cli, v, c)) != CLI_EXIT_OK)
 				return r;
-		} else if (streq(name, "user-data")) {
-			free_str(c->user_data);
-			c->user_data = NULL;
-			if ((r = read_user_data(v, &c->user_data)) != CLI_EXIT_OK)
+		} else if (streq(name, "volume") || streq(name, "volume-ro")) {
+			if ((r = add_disk(c, &d)) == 0 && (r = set_str(&d->volume, v, false)) == 0)
+				d->readonly = streq(name, "volume-ro");
+		} else if (streq(name, "user-data") || streq(name, "meta-data") ||
+			   streq(name, "network-config")) {
+			char **field = streq(name, "user-data")   ? &c->user_data
+				       : streq(name, "meta-data") ? &c->meta_data
+								  : &c->network_config;
+
+			free_str(*field);
+			*field = NULL;
+			if ((r = read_text_file(name, v, field)) != CLI_EXIT_OK)
 				return r;
 		}
 		if (r < 0)
@@ -363,7 +375,11 @@ static const struct cmd_option create_options[] = {
 	{"disk-spec", 0, "SPEC",
 	 "a disk as path=PATH[,format=raw|qcow2|auto][,readonly=on|off] (repeatable)"},
 	{"nic", 0, "SPEC", "a NIC as tap=NAME or network=NAME, then [,mac=MAC] (repeatable)"},
+	{"volume", 0, "NAME", "a read-write disk that is a storage volume (repeatable)"},
+	{"volume-ro", 0, "NAME", "a read-only volume disk (repeatable)"},
 	{"user-data", 0, "FILE", "cloud-init user-data, attached as a NoCloud seed"},
+	{"meta-data", 0, "FILE", "cloud-init meta-data (default: instance-id and hostname)"},
+	{"network-config", 0, "FILE", "cloud-init network-config"},
 	{NULL},
 };
 

@@ -30,8 +30,12 @@ static void print_disks(const Mvirt__VmConfig *c)
 	for (size_t i = 0; i < c->n_disks; i++, n++) {
 		const Mvirt__Disk *d = c->disks[i];
 
-		output_kv(n == 0 ? "disks" : "", "%s (%s, %s)", d->path,
-			  disk_format_name(d->format), d->readonly ? "ro" : "rw");
+		if (!isempty(d->volume))
+			output_kv(n == 0 ? "disks" : "", "volume %s (%s)", d->volume,
+				  d->readonly ? "ro" : "rw");
+		else
+			output_kv(n == 0 ? "disks" : "", "%s (%s, %s)", d->path,
+				  disk_format_name(d->format), d->readonly ? "ro" : "rw");
 	}
 	if (n == 0)
 		output_kv("disks", "-");
@@ -72,6 +76,10 @@ void cmd_show_print_vm(const Mvirt__Vm *vm)
 		print_nics(c);
 		if (!isempty(c->user_data))
 			output_kv("user-data", "%zu bytes", strlen(c->user_data));
+		if (!isempty(c->meta_data))
+			output_kv("meta-data", "%zu bytes", strlen(c->meta_data));
+		if (!isempty(c->network_config))
+			output_kv("network-cfg", "%zu bytes", strlen(c->network_config));
 	}
 	output_format_time(vm->created_at, buf, sizeof(buf));
 	output_kv("created", "%s", buf);
