@@ -2,15 +2,17 @@
  *
  * Console: one struct console_session per stream, attached as a console viewer from the first
  * request until the stream is over (on_cancel) or the console closes (the VM stopped). The
- * viewer callback never blocks: output is queued with a bound of CONSOLE_MAX_QUEUED messages;
- * past it the session skips output, counting the bytes, and once the client has drained its
- * queue below half it gets a notice saying how much it missed, then live output again.
- * History is sent before the viewer sees live output: both happen within one turn of the
- * event loop, which alone feeds the console, so nothing is lost or repeated in between.
+ * viewer callback never blocks: output is coalesced and queued with a bound of
+ * CONSOLE_MAX_QUEUED messages; past it the session skips output, counting the bytes, and once
+ * the client has drained its queue below half it gets a notice saying how much it missed, then
+ * live output again. History is sent before the viewer sees live output: both happen within
+ * one turn of the event loop, which alone feeds the console, so nothing is lost or repeated in
+ * between.
  *
  * WatchVms: one struct watcher per stream, subscribed to the VM manager's event bus from the
- * request until the stream is over. A full queue (WATCH_MAX_QUEUED) ends the stream with
- * RESOURCE_EXHAUSTED at once: the daemon never holds more than that for a watcher. */
+ * request until the stream is over. A full queue (WATCH_MAX_QUEUED) unsubscribes the watcher
+ * at once and ends its stream: the client gets the events queued so far, then
+ * RESOURCE_EXHAUSTED. The daemon never holds more than that for a watcher. */
 #include "api_console.h"
 
 #include <inttypes.h>
@@ -328,25 +330,30 @@ static struct console_session *console_attach(struct api_call *call,
 	return s;
 }
 
+/* Input goes to the guest as it comes, never buffered: what the serial port does not take now
+ * is dropped, and the client told (after the output that came before). */
 static void console_input(struct console_session *s, const ProtobufCBinaryData *in)
 {
+	size_t dropped = in->len;
+	const char *why;
 	int r;
 
 	if (!s->console)
 		return; /* closed: the final notice is on its way */
 	r = console_write(s->console, in->data, in->len);
+	if (r >= 0 && (size_t)r == in->len)
+		return;
+	why = "the guest is not reading";
 	if (r == -ENOTCONN)
-		(void)send_notice(s, CONSOLE_MAX_QUEUED,
-				  "input dropped (%zu bytes): the serial port is not connected "
-				  "(the guest is rebooting?)",
-				  in->len);
+		why = "the serial port is not connected (the guest is rebooting?)";
 	else if (r < 0)
-		(void)send_notice(s, CONSOLE_MAX_QUEUED, "input dropped (%zu bytes): %s", in->len,
-				  strerror(-r));
-	else if ((size_t)r < in->len)
-		(void)send_notice(s, CONSOLE_MAX_QUEUED,
-				  "input dropped (%zu of %zu bytes): the guest is not reading",
-				  in->len - (size_t)r, in->len);
+		why = strerror(-r);
+	else
+		dropped -= (size_t)r;
+	if (s->skipped == 0)
+		flush_pending(s, CONSOLE_MAX_QUEUED);
+	(void)send_notice(s, CONSOLE_MAX_QUEUED, "input dropped (%zu of %zu bytes): %s", dropped,
+			  in->len, why);
 }
 
 static void handle_console(struct api_call *call, const ProtobufCMessage *msg)

@@ -59,18 +59,29 @@ static void schedule_retry(struct console *c)
 						 CONSOLE_RETRY_USEC, 0, on_retry, c);
 }
 
-/* Moves console.log to console.log.1 and starts a new one. */
+/* Moves console.log to console.log.1 and starts a new one. Replacing an older console.log.1
+ * drops output: console.log.truncated then says so (for console_log_read). */
 static void log_rotate(struct console *c)
 {
-	_cleanup_free_ char *old = NULL;
+	_cleanup_free_ char *old = NULL, *marker = NULL;
+	struct stat st;
+	bool dropping;
 	int fd;
 
 	if (asprintf(&old, "%s.1", c->log_path) < 0) {
 		old = NULL;
 		return;
 	}
+	dropping = lstat(old, &st) == 0;
 	if (rename(c->log_path, old) < 0)
 		return;
+	if (dropping && asprintf(&marker, "%s.truncated", c->log_path) >= 0) {
+		fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0)
+			close(fd);
+	} else if (dropping) {
+		marker = NULL;
+	}
 	fd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return; /* keep writing to the old file rather than lose output */
@@ -236,7 +247,7 @@ int console_write(struct console *c, const void *data, size_t len)
 
 	if (c->fd < 0)
 		return -ENOTCONN;
-	n = write(c->fd, data, len);
+	n = send(c->fd, data, len, MSG_NOSIGNAL); /* no SIGPIPE from a port going away */
 	if (n < 0)
 		return errno == EAGAIN ? 0 : -errno;
 	return (int)n;
@@ -329,7 +340,7 @@ static int read_tail(const char *path, uint64_t want, char **buf, size_t *len, b
 int console_log_read(const char *log_path, uint64_t tail, char **ret, size_t *ret_len,
 		     bool *ret_truncated)
 {
-	_cleanup_free_ char *old = NULL, *buf = NULL;
+	_cleanup_free_ char *old = NULL, *marker = NULL, *buf = NULL;
 	struct stat st_cur, st_old;
 	bool more = false, have_old;
 	size_t len = 0;
@@ -341,12 +352,19 @@ int console_log_read(const char *log_path, uint64_t tail, char **ret, size_t *re
 		old = NULL;
 		return -ENOMEM;
 	}
+	if (asprintf(&marker, "%s.truncated", log_path) < 0) {
+		marker = NULL;
+		return -ENOMEM;
+	}
 	have_old = stat(old, &st_old) == 0;
 	/* The rotated file holds the older part: read it only if the current one is short. */
 	if (have_old && (tail == 0 || (uint64_t)st_cur.st_size < tail)) {
 		r = read_tail(old, tail ? tail - (uint64_t)st_cur.st_size : 0, &buf, &len, &more);
 		if (r < 0 && r != -ENOENT)
 			return r;
+		/* All of console.log.1 was read: was there output before it? */
+		if (!more && access(marker, F_OK) == 0)
+			more = true;
 	} else if (have_old) {
 		more = true;
 	}

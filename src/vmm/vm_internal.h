@@ -25,6 +25,7 @@ struct vm_op {
 	sd_event_source *timer; /* a deadline of the current step */
 	int step;               /* start: which REST call; stop: enum vm_stop_phase */
 	bool failing;           /* start failed: waiting for the process to be gone */
+	bool event_seen;        /* reboot: the event monitor's "vm rebooted" arrived already */
 	uint64_t t_begin_us;    /* CLOCK_MONOTONIC at the request */
 	uint64_t t_call_us;     /* ... when the REST call in flight was sent */
 	uint64_t hv_wait_us;    /* time spent waiting for the hypervisor's answers */
@@ -43,6 +44,7 @@ struct vm {
 	struct ch_event_parser events;
 	bool guest_shutdown;         /* a "vm shutdown" event was seen: the guest powered off */
 	bool guest_panic;            /* a "guest panic" event was seen */
+	unsigned reboot_events_owed; /* RebootVm calls done whose "vm rebooted" event is due */
 	struct ch_request *info_req; /* vm.info / vmm.shutdown after re-adoption */
 	char *rundir;                /* <runtime-dir>/vms/<id> */
 	char *api_socket;            /* <rundir>/api.sock */

@@ -254,8 +254,13 @@ static void handle_event(void *userdata, const struct ch_event *ev)
 		if (vm->proc)
 			(void)proc_signal(vm->proc, SIGKILL);
 	} else if (streq(ev->source, "vm") && streq(ev->event, "rebooted")) {
-		/* A reboot the guest did by itself; RebootVm reports its own. */
-		if (!vm->op || vm->op->kind != VM_OP_REBOOT) {
+		/* A reboot the guest did by itself; RebootVm reports its own, whose event may
+		 * come before or after the REST reply. */
+		if (vm->op && vm->op->kind == VM_OP_REBOOT) {
+			vm->op->event_seen = true;
+		} else if (vm->reboot_events_owed > 0) {
+			vm->reboot_events_owed--;
+		} else {
 			log_info("vm %s: the guest rebooted", vm->rec.name);
 			vm_emit(vm, VM_EVENT_REBOOTED);
 		}
@@ -355,6 +360,7 @@ static void runtime_clear(struct vm *vm, const char *reason)
 	memset(&vm->rec.process, 0, sizeof(vm->rec.process));
 	vm->guest_shutdown = false;
 	vm->guest_panic = false;
+	vm->reboot_events_owed = 0;
 }
 
 /* ---- process exit ---- */
@@ -834,6 +840,8 @@ static void on_simple_reply(void *userdata, const struct ch_reply *reply)
 		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_RESUMED, "resumed");
 		break;
 	default:
+		if (!op->event_seen)
+			vm->reboot_events_owed++;
 		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_REBOOTED, "rebooted");
 	}
 	op_finish(vm, NULL);

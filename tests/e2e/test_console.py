@@ -405,6 +405,24 @@ def test_input_reaches_the_guest(d, vm_files, viewers):
     assert not v.notices, v.notices
 
 
+def test_input_the_guest_cannot_take_is_dropped_with_a_notice(d, vm_files, viewers):
+    create(d, "full", vm_files, "chemu.tick=20")
+    start(d, "full")
+    v = viewers(d, "full")
+    v.wait(rb"tick \d+\r\n")
+    big = 4 * 1024 * 1024  # far more than a socket buffer: the write is short
+    v.send(b"\0" * big)
+    wait_for(lambda: v.notices, lambda: f"a notice; got {v.notices}")
+    m = re.fullmatch(r"input dropped \((\d+) of (\d+) bytes\): the guest is not reading",
+                     v.notices[0][1])
+    assert m, v.notices
+    assert 0 < int(m.group(1)) < big and int(m.group(2)) == big
+    # The stream and the VM go on.
+    n = ticks(v.text())[-1]
+    v.wait(rb"tick %d\r\n" % (n + 3))
+    assert not v.done.is_set()
+
+
 # ---- end of stream, errors -------------------------------------------------------------------
 
 def test_stream_ends_when_the_vm_stops(d, vm_files, viewers):
