@@ -2,8 +2,9 @@
  * that accepts one client at a time; the daemon is that client, for as long as the VM runs, and
  * fans the output out:
  *   - to the VM's console log on disk (<state-dir>/vms/<id>/console.log, rotated to
- *     console.log.1 past CONSOLE_LOG_MAX bytes), so output is kept when nobody watches and
- *     survives daemon restarts;
+ *     console.log.1 past CONSOLE_LOG_MAX bytes; an empty console.log.truncated appears once a
+ *     rotation dropped output), so output is kept when nobody watches and survives daemon
+ *     restarts;
  *   - to an in-memory window of the last CONSOLE_RING_SIZE bytes, for fast history replay;
  *   - to any number of viewers, each told of every chunk through a callback that must not
  *     block (the API layer queues with a bound and skips ahead for slow clients).

@@ -267,7 +267,7 @@ def test_filter_by_name_and_by_id(d, vm_files, watchers):
     assert [e.sequence for e in eall if e.vm_id == a.id] == [e.sequence for e in ea]
     assert [e.sequence for e in eall if e.vm_id == b.id] == [e.sequence for e in eb]
 
-    # A new VM named like a deleted one is not what a filter by the old id watches.
+    # The watch by name follows that VM to its deletion too.
     op(d, "DeleteVm", "fa")
     wa.wait_end()
     assert wa.code == Code.OK and wa.snapshot()[-1].type == T.VM_EVENT_TYPE_DELETED
