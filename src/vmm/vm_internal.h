@@ -90,3 +90,39 @@ int vm_state_path(struct vm *vm, const char *file, char **ret);
 void vm_run_adopt(struct vm *vm);
 /* vm_run.c: release runtime watchers (not the process); console viewers get reason. */
 void vm_run_detach(struct vm *vm, const char *reason);
+
+/* ---- vm_runtime.c: what a running VM has besides its process ---- */
+
+/* The disks to hand to cloud-hypervisor, and the strings they point to that are not the
+ * config's own (resolved volume paths, the seed's path). */
+struct vm_launch_disks {
+	struct ch_disk *disks;
+	char **owned; /* parallel to disks; NULL where the path is borrowed from the config */
+	size_t n, cap;
+};
+
+/* vm_run.c: stops the REST call and the timer of an operation. */
+void vm_op_cancel_io(struct vm_op *op);
+
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t vm_mono_us(void);
+/* <runtime-dir>/vms/<id> and its api.sock path, computed once. */
+int vm_rundir_path(struct vm *vm);
+/* <rundir>/name, newly allocated, or NULL. */
+char *vm_rundir_file(struct vm *vm, const char *name);
+void vm_rundir_remove(struct vm *vm);
+/* Creates the runtime directory afresh (stale leftovers of a killed hypervisor removed). */
+int vm_rundir_prepare(struct vm *vm, struct mv_error *err);
+/* Binds, chmods and listens on <rundir>/api.sock; returns the fd. */
+int vm_bind_api_socket(struct vm *vm, struct mv_error *err);
+/* Opens (rotating) <state-dir>/vms/<id>/hypervisor.log for the hypervisor's output. */
+int vm_open_hv_log(struct vm *vm, char **ret_path);
+/* Follows <rundir>/events.json from its start (create) or its end (re-adoption). */
+int vm_events_open(struct vm *vm, bool create);
+void vm_events_read(struct vm *vm);
+void vm_console_open(struct vm *vm);
+/* The process is gone: drop its runtime, tell console viewers why. */
+void vm_runtime_clear(struct vm *vm, const char *reason);
+int vm_launch_disks(struct vm *vm, struct vm_launch_disks *l, struct mv_error *err);
+int vm_launch_seed(struct vm *vm, struct vm_launch_disks *l, struct mv_error *err);
+void vm_launch_disks_done(struct vm_launch_disks *l);

@@ -34,8 +34,6 @@
 #define CH_BOOT_TIMEOUT_MS 30000
 #define CH_CALL_TIMEOUT_MS 5000
 #define STOP_STEP_USEC (5 * 1000000ULL) /* vmm.shutdown, then SIGTERM, each get this long */
-#define LOG_ROTATE_BYTES (1024 * 1024)
-#define SEED_FILE "seed.img" /* the cloud-init NoCloud seed, in the runtime directory */
 
 enum start_step {
 	START_CREATE,
@@ -70,15 +68,7 @@ static int64_t now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void op_cancel_io(struct vm_op *op)
+void vm_op_cancel_io(struct vm_op *op)
 {
 	if (op->req)
 		ch_request_cancel(op->req);
@@ -95,13 +85,13 @@ static void op_finish(struct vm *vm, const struct mv_error *err)
 	if (!op)
 		return;
 	vm->op = NULL;
-	op_cancel_io(op);
+	vm_op_cancel_io(op);
 	if (err && err->code != 0)
 		log_info("vm %s: %s failed: %s", vm->rec.name, vm_op_kind_name(op->kind), err->msg);
 	else
 		log_debug("vm %s: %s took %.3f ms, %.3f ms of it waiting for cloud-hypervisor",
 			  vm->rec.name, vm_op_kind_name(op->kind),
-			  (double)(mono_us() - op->t_begin_us) / 1000.0,
+			  (double)(vm_mono_us() - op->t_begin_us) / 1000.0,
 			  (double)op->hv_wait_us / 1000.0);
 	op->fn(op->userdata, &vm->rec, err ? err : &ok);
 	free(op);
@@ -127,7 +117,7 @@ static void op_replied(struct vm_op *op)
 {
 	op->req = NULL;
 	if (op->t_call_us)
-		op->hv_wait_us += mono_us() - op->t_call_us;
+		op->hv_wait_us += vm_mono_us() - op->t_call_us;
 	op->t_call_us = 0;
 }
 
@@ -135,232 +125,9 @@ static int ch_call(struct vm *vm, const char *method, const char *endpoint, cons
 		   uint64_t timeout_ms, ch_reply_fn fn, struct ch_request **ret)
 {
 	if (vm->op)
-		vm->op->t_call_us = mono_us();
+		vm->op->t_call_us = vm_mono_us();
 	return ch_request_start(vm->m->ch, vm->api_socket, method, endpoint, body, timeout_ms, fn,
 				vm, ret);
-}
-
-/* ---- runtime directory, log, events ---- */
-
-static int rundir_path(struct vm *vm)
-{
-	if (vm->rundir)
-		return 0;
-	if (asprintf(&vm->rundir, "%s/vms/%s", vm->m->runtime_dir, vm->rec.id) < 0) {
-		vm->rundir = NULL;
-		return -ENOMEM;
-	}
-	if (asprintf(&vm->api_socket, "%s/api.sock", vm->rundir) < 0) {
-		vm->api_socket = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static char *rundir_file(struct vm *vm, const char *name)
-{
-	char *p;
-
-	return asprintf(&p, "%s/%s", vm->rundir, name) < 0 ? NULL : p;
-}
-
-/* The files a hypervisor and its start leave in the runtime directory; nothing else is ever
- * there (but the cloud-init seed's temporary directory while it is built). */
-static const char *const rundir_files[] = {"api.sock", "serial.sock", "events.json", SEED_FILE};
-
-static void rundir_remove(struct vm *vm)
-{
-	if (!vm->rundir)
-		return;
-	for (size_t i = 0; i < ELEMENTSOF(rundir_files); i++) {
-		_cleanup_free_ char *p = rundir_file(vm, rundir_files[i]);
-		if (p && streq(rundir_files[i], SEED_FILE))
-			cloudinit_seed_remove(p); /* with a crashed build's leftovers */
-		else if (p)
-			(void)unlink(p);
-	}
-	(void)rmdir(vm->rundir);
-}
-
-/* Creates the runtime directory afresh: a killed hypervisor's stale sockets never stop a VM
- * from starting again. */
-static int rundir_prepare(struct vm *vm, struct mv_error *err)
-{
-	_cleanup_free_ char *parent = NULL;
-	int r;
-
-	r = rundir_path(vm);
-	if (r < 0)
-		return r;
-	if (asprintf(&parent, "%s/vms", vm->m->runtime_dir) < 0) {
-		parent = NULL;
-		return -ENOMEM;
-	}
-	if (mkdir(parent, 0700) < 0 && errno != EEXIST)
-		return mv_err(err, -errno, "cannot create %s: %m", parent);
-	rundir_remove(vm);
-	if (mkdir(vm->rundir, 0700) < 0)
-		return mv_err(err, -errno, "cannot create %s: %m", vm->rundir);
-	return 0;
-}
-
-static int bind_api_socket(struct vm *vm, struct mv_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	_cleanup_close_ int fd = -1;
-
-	if (strlen(vm->api_socket) >= sizeof(sa.sun_path))
-		return mv_err(err, -ENAMETOOLONG, "%s: path too long for a socket", vm->api_socket);
-	memcpy(sa.sun_path, vm->api_socket, strlen(vm->api_socket) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(vm->api_socket, 0600) < 0 || listen(fd, 16) < 0)
-		return mv_err(err, -errno, "cannot bind %s: %m", vm->api_socket);
-	return TAKE_FD(fd);
-}
-
-/* The hypervisor's stdout/stderr: <state-dir>/vms/<id>/hypervisor.log, kept across starts and
- * rotated once it exceeds LOG_ROTATE_BYTES. */
-static int open_hv_log(struct vm *vm, char **ret_path)
-{
-	_cleanup_free_ char *path = NULL, *old = NULL;
-	struct stat st;
-	int r, fd;
-
-	r = vm_state_path(vm, "hypervisor.log", &path);
-	if (r < 0)
-		return r;
-	if (stat(path, &st) == 0 && st.st_size > LOG_ROTATE_BYTES &&
-	    asprintf(&old, "%s.1", path) >= 0)
-		(void)rename(path, old);
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	*ret_path = TAKE_PTR(path);
-	return fd;
-}
-
-static void handle_event(void *userdata, const struct ch_event *ev)
-{
-	struct vm *vm = userdata;
-
-	log_debug("vm %s: event %s/%s", vm->rec.name, ev->source, ev->event);
-	if (streq(ev->source, "vm") && streq(ev->event, "shutdown")) {
-		vm->guest_shutdown = true;
-	} else if (streq(ev->source, "guest") && streq(ev->event, "panic")) {
-		/* As libvirt's default on_crash=destroy: a panicked guest is of no use. */
-		log_warning("vm %s: guest kernel panic; stopping its hypervisor", vm->rec.name);
-		vm->guest_panic = true;
-		if (vm->proc)
-			(void)proc_signal(vm->proc, SIGKILL);
-	} else if (streq(ev->source, "vm") && streq(ev->event, "rebooted")) {
-		/* A reboot the guest did by itself; RebootVm reports its own, whose event may
-		 * come before or after the REST reply. */
-		if (vm->op && vm->op->kind == VM_OP_REBOOT) {
-			vm->op->event_seen = true;
-		} else if (vm->reboot_events_owed > 0) {
-			vm->reboot_events_owed--;
-		} else {
-			log_info("vm %s: the guest rebooted", vm->rec.name);
-			vm_emit(vm, VM_EVENT_REBOOTED);
-		}
-	}
-}
-
-static void events_read(struct vm *vm)
-{
-	char buf[8192];
-	ssize_t n;
-
-	if (vm->events_fd < 0)
-		return;
-	while ((n = read(vm->events_fd, buf, sizeof(buf))) > 0)
-		(void)ch_event_parser_feed(&vm->events, buf, (size_t)n, handle_event, vm);
-}
-
-static int on_events(sd_event_source *s, const struct inotify_event *ev, void *userdata)
-{
-	(void)s;
-	(void)ev;
-	events_read(userdata);
-	return 0;
-}
-
-/* Follows <rundir>/events.json (the --event-monitor file), from its start or its end. */
-static int events_open(struct vm *vm, bool create)
-{
-	_cleanup_free_ char *path = rundir_file(vm, "events.json");
-	int r;
-
-	if (!path)
-		return -ENOMEM;
-	if (create) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0)
-			return -errno;
-		close(fd);
-	}
-	vm->events_fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-	if (vm->events_fd < 0)
-		return -errno;
-	if (!create)
-		(void)lseek(vm->events_fd, 0, SEEK_END);
-	ch_event_parser_init(&vm->events);
-	r = sd_event_add_inotify(vm->m->event, &vm->events_watch, path, IN_MODIFY, on_events, vm);
-	if (r < 0)
-		return r;
-	return 0;
-}
-
-static void console_open(struct vm *vm)
-{
-	_cleanup_free_ char *sock = rundir_file(vm, "serial.sock");
-	_cleanup_free_ char *log = NULL;
-
-	if (vm->console || !sock || vm_state_path(vm, "console.log", &log) < 0)
-		return;
-	if (console_new(vm->m->event, sock, log, &vm->console) < 0)
-		log_warning("vm %s: cannot follow the serial console", vm->rec.name);
-}
-
-/* Releases everything runtime but the process itself; console viewers are told why. */
-void vm_run_detach(struct vm *vm, const char *reason)
-{
-	if (vm->op) {
-		op_cancel_io(vm->op);
-		free(vm->op);
-		vm->op = NULL;
-	}
-	if (vm->info_req)
-		ch_request_cancel(vm->info_req);
-	vm->info_req = NULL;
-	proc_free(vm->proc);
-	vm->proc = NULL;
-	console_free(vm->console, reason);
-	vm->console = NULL;
-	vm->events_watch = sd_event_source_disable_unref(vm->events_watch);
-	if (vm->events_fd >= 0)
-		close(vm->events_fd);
-	vm->events_fd = -1;
-	ch_event_parser_done(&vm->events);
-	free(vm->rundir);
-	free(vm->api_socket);
-	vm->rundir = vm->api_socket = NULL;
-}
-
-/* The process is gone: drop its runtime and remember that it has none. */
-static void runtime_clear(struct vm *vm, const char *reason)
-{
-	struct vm_op *op = TAKE_PTR(vm->op);
-
-	rundir_path(vm);
-	rundir_remove(vm);
-	vm_run_detach(vm, reason);
-	vm->op = op;
-	memset(&vm->rec.process, 0, sizeof(vm->rec.process));
-	vm->guest_shutdown = false;
-	vm->guest_panic = false;
-	vm->reboot_events_owed = 0;
 }
 
 /* ---- process exit ---- */
@@ -376,7 +143,7 @@ static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 	char how[128], reason[MV_ERROR_MAX + 64], closing[sizeof(reason) + 64];
 	bool guest_off, panic;
 
-	events_read(vm); /* the last events may explain the exit */
+	vm_events_read(vm); /* the last events may explain the exit */
 	guest_off = vm->guest_shutdown || (exit->known && exit->signal == 0 && exit->code == 0);
 	panic = vm->guest_panic;
 	proc_exit_describe(exit, how, sizeof(how));
@@ -412,7 +179,7 @@ static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 		       vm_op_kind_name(kind));
 
 	snprintf(closing, sizeof(closing), "vm %s: %s", vm_state_name(state), reason);
-	runtime_clear(vm, closing);
+	vm_runtime_clear(vm, closing);
 	vm_set_state(vm, state, type, "%s", reason);
 	if (op)
 		op_finish(vm, kind == VM_OP_START ? &op->err : &err);
@@ -424,7 +191,7 @@ static void start_fail(struct vm *vm, const struct mv_error *err)
 {
 	struct vm_op *op = vm->op;
 
-	op_cancel_io(op);
+	vm_op_cancel_io(op);
 	if (!op->failing) {
 		op->failing = true;
 		op->err = *err;
@@ -469,7 +236,7 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 		return;
 	}
 	if (op->step == START_CREATE)
-		console_open(vm); /* the serial socket exists from vm.create on */
+		vm_console_open(vm); /* the serial socket exists from vm.create on */
 	op->step++;
 	start_step(vm);
 }
@@ -499,129 +266,12 @@ static void start_step(struct vm *vm)
 	}
 }
 
-/* The disks to hand to cloud-hypervisor, and the strings they point to that are not the
- * config's own (resolved volume paths, the seed's path). */
-struct launch_disks {
-	struct ch_disk *disks;
-	char **owned; /* parallel to disks; NULL where the path is borrowed from the config */
-	size_t n, cap;
-};
-
-static void launch_disks_done(struct launch_disks *l)
-{
-	for (size_t i = 0; l->owned && i < l->cap; i++)
-		free(l->owned[i]);
-	free(l->owned);
-	free(l->disks);
-	*l = (struct launch_disks){0};
-}
-
-/* Fills l with the config's disks in order: formats of paths are read from image headers
- * where the config leaves them open, volumes are resolved to their file and format. Room is
- * left for one more disk (the seed). qcow2 images given by path may be overlays of any file
- * the user names (backing_files on, as the user could name that file directly); a volume gets
- * backing_files only when the storage manager made it an overlay of another volume. */
-static int launch_disks(struct vm *vm, struct launch_disks *l, struct mv_error *err)
-{
-	const struct vm_config *c = &vm->rec.config;
-	size_t n = 0;
-	int r;
-
-	l->disks = calloc(c->n_disks + 2, sizeof(*l->disks));
-	l->owned = calloc(c->n_disks + 2, sizeof(*l->owned));
-	if (!l->disks || !l->owned)
-		return -ENOMEM;
-	l->cap = c->n_disks + 2;
-	if (!isempty(c->disk)) {
-		l->disks[n].path = c->disk;
-		r = storage_detect_format(c->disk, &l->disks[n].format, err);
-		if (r < 0) {
-			mv_err_prefix(err, "config.disk: ");
-			return r;
-		}
-		l->disks[n].backing_files = l->disks[n].format == DISK_FORMAT_QCOW2;
-		l->n = ++n;
-	}
-	for (size_t i = 0; i < c->n_disks; i++) {
-		const struct vm_disk *dk = &c->disks[i];
-		struct ch_disk *d = &l->disks[n];
-		bool backing = false;
-
-		d->readonly = dk->readonly;
-		if (!isempty(dk->volume)) {
-			if (!vm->m->storage)
-				return mv_err(
-					err, -ENOMEDIUM,
-					"config.disks[%zu].volume: volume '%s' not found (this "
-					"mvirt-vmm has no volumes)",
-					i, dk->volume);
-			r = storage_volume_resolve(vm->m->storage, dk->volume, &l->owned[n],
-						   &d->format, &backing, err);
-			if (r < 0) {
-				mv_err_prefix(err, "config.disks[%zu].volume: ", i);
-				return r;
-			}
-			d->path = l->owned[n];
-			d->backing_files = backing && d->format == DISK_FORMAT_QCOW2;
-		} else {
-			d->path = dk->path;
-			d->format = dk->format;
-			if (d->format == DISK_FORMAT_UNSPECIFIED) {
-				r = storage_detect_format(d->path, &d->format, err);
-				if (r < 0) {
-					mv_err_prefix(err, "config.disks[%zu].path: ", i);
-					return r;
-				}
-			}
-			d->backing_files = d->format == DISK_FORMAT_QCOW2;
-		}
-		l->n = ++n;
-	}
-	return 0;
-}
-
-/* Builds the VM's cloud-init seed in its runtime directory when the config has user_data, and
- * appends it to l as a read-only raw disk. */
-static int launch_seed(struct vm *vm, struct launch_disks *l, struct mv_error *err)
-{
-	const struct vm_config *c = &vm->rec.config;
-	struct cloudinit_seed seed = {
-		.user_data = c->user_data,
-		.meta_data = c->meta_data,
-		.network_config = c->network_config,
-		.instance_id = vm->rec.id,
-		.hostname = vm->rec.name,
-	};
-	char *path;
-	uint64_t t0 = mono_us();
-	int r;
-
-	if (isempty(c->user_data))
-		return 0;
-	path = rundir_file(vm, SEED_FILE);
-	if (!path)
-		return -ENOMEM;
-	r = cloudinit_seed_build(&seed, path, err);
-	if (r < 0) {
-		free(path);
-		mv_err_prefix(err, "vm '%s': cannot build its cloud-init seed: ", vm->rec.name);
-		return r;
-	}
-	log_debug("vm %s: cloud-init seed built in %.3f ms", vm->rec.name,
-		  (double)(mono_us() - t0) / 1000.0);
-	l->owned[l->n] = path;
-	l->disks[l->n] =
-		(struct ch_disk){.path = path, .format = DISK_FORMAT_RAW, .readonly = true};
-	l->n++;
-	return 0;
-}
-
 /* Everything up to the spawn, synchronously: on failure nothing is left behind and the caller
  * gets the error at once. */
 static int start_launch(struct vm *vm, struct mv_error *err)
 {
 	struct vm_manager *m = vm->m;
-	struct launch_disks disks = {0};
+	struct vm_launch_disks disks = {0};
 	_cleanup_free_ char *json = NULL, *serial = NULL, *events_arg = NULL, *log_path = NULL;
 	_cleanup_close_ int api_fd = -1, log_fd = -1;
 	struct ch_launch launch = {.config = &vm->rec.config};
@@ -643,26 +293,26 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 		limits = (struct host_limits){.cpus = host.cpus, .memory_mb = host.memory_mb};
 	r = validate_vm_config(&vm->rec.config, &limits, err);
 	if (r >= 0)
-		r = launch_disks(vm, &disks, err);
+		r = vm_launch_disks(vm, &disks, err);
 	if (r < 0) {
-		launch_disks_done(&disks);
+		vm_launch_disks_done(&disks);
 		mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name);
 		if (err && r != -ENOMEM)
 			err->code = -ENOMEDIUM;
 		return r == -ENOMEM ? r : -ENOMEDIUM;
 	}
 
-	r = rundir_prepare(vm, err);
+	r = vm_rundir_prepare(vm, err);
 	if (r < 0) {
-		launch_disks_done(&disks);
+		vm_launch_disks_done(&disks);
 		return r;
 	}
-	r = launch_seed(vm, &disks, err);
+	r = vm_launch_seed(vm, &disks, err);
 	if (r < 0)
 		goto fail;
 	launch.disks = disks.disks;
 	launch.n_disks = disks.n;
-	serial = rundir_file(vm, "serial.sock");
+	serial = vm_rundir_file(vm, "serial.sock");
 	if (!serial || asprintf(&events_arg, "path=%s/events.json", vm->rundir) < 0) {
 		events_arg = NULL;
 		r = -ENOMEM;
@@ -674,18 +324,18 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 		mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name);
 		goto fail;
 	}
-	api_fd = bind_api_socket(vm, err);
+	api_fd = vm_bind_api_socket(vm, err);
 	if (api_fd < 0) {
 		r = api_fd;
 		goto fail;
 	}
-	r = events_open(vm, true);
+	r = vm_events_open(vm, true);
 	if (r < 0) {
 		mv_err(err, r, "vm '%s': cannot follow the event monitor: %s", vm->rec.name,
 		       strerror(-r));
 		goto fail;
 	}
-	log_fd = open_hv_log(vm, &log_path);
+	log_fd = vm_open_hv_log(vm, &log_path);
 	if (log_fd < 0) {
 		r = mv_err(err, log_fd, "vm '%s': cannot open its hypervisor log: %s", vm->rec.name,
 			   strerror(-log_fd));
@@ -720,11 +370,11 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 		       vm->rec.name, strerror(-r));
 		start_fail(vm, &vm->op->err);
 	}
-	launch_disks_done(&disks);
+	vm_launch_disks_done(&disks);
 	return 0;
 fail:
-	launch_disks_done(&disks);
-	runtime_clear(vm, "start failed");
+	vm_launch_disks_done(&disks);
+	vm_runtime_clear(vm, "start failed");
 	return r;
 }
 
@@ -906,7 +556,7 @@ int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 	if (!op)
 		return -ENOMEM;
 	op->kind = kind;
-	op->t_begin_us = mono_us();
+	op->t_begin_us = vm_mono_us();
 	if (args)
 		op->args = *args;
 	op->fn = fn;
@@ -1016,11 +666,11 @@ void vm_run_adopt(struct vm *vm)
 	int r;
 
 	memcpy(id.boot_id, vm->rec.process.boot_id, sizeof(id.boot_id));
-	if (rundir_path(vm) < 0)
+	if (vm_rundir_path(vm) < 0)
 		return;
 	r = proc_adopt(vm->m->event, &id, on_proc_exit, vm, &vm->proc);
 	if (r == -ESRCH) {
-		runtime_clear(vm, "exited while mvirt-vmm was down");
+		vm_runtime_clear(vm, "exited while mvirt-vmm was down");
 		vm_set_state(vm, VM_STATE_STOPPED, VM_EVENT_STOPPED,
 			     "exited while mvirt-vmm was down");
 		return;
@@ -1031,9 +681,9 @@ void vm_run_adopt(struct vm *vm)
 		return;
 	}
 	log_info("vm %s: re-adopted cloud-hypervisor pid %d", vm->rec.name, (int)id.pid);
-	if (events_open(vm, false) < 0)
+	if (vm_events_open(vm, false) < 0)
 		log_warning("vm %s: cannot follow its event monitor", vm->rec.name);
-	console_open(vm);
+	vm_console_open(vm);
 	if (ch_call(vm, "GET", "vm.info", NULL, CH_CALL_TIMEOUT_MS, on_adopt_info, &vm->info_req) <
 	    0)
 		vm->info_req = NULL;
