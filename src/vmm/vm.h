@@ -152,3 +152,8 @@ int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 void vm_manager_abort_ops(struct vm_manager *m);
 
 const char *vm_op_kind_name(enum vm_op_kind kind);
+
+/* The state table (vm_state.c): may kind begin on a VM in state, with or without a hypervisor
+ * process? Start needs a stopped or crashed VM without one; stop and reboot a running or
+ * paused one; pause a running one, resume a paused one; kill only needs a process. */
+bool vm_op_allowed(enum vm_state state, bool has_process, enum vm_op_kind kind);

@@ -501,32 +501,9 @@ static void on_simple_reply(void *userdata, const struct ch_reply *reply)
 
 static int check_state(struct vm *vm, enum vm_op_kind kind, struct mv_error *err)
 {
-	enum vm_state s = vm->rec.state;
-	bool ok;
-
-	switch (kind) {
-	case VM_OP_START:
-		ok = (s == VM_STATE_STOPPED || s == VM_STATE_CRASHED) && !vm->proc;
-		break;
-	case VM_OP_STOP:
-	case VM_OP_REBOOT:
-		ok = (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED) && vm->proc;
-		break;
-	case VM_OP_KILL:
-		ok = vm->proc != NULL;
-		break;
-	case VM_OP_PAUSE:
-		ok = s == VM_STATE_RUNNING && vm->proc;
-		break;
-	case VM_OP_RESUME:
-		ok = s == VM_STATE_PAUSED && vm->proc;
-		break;
-	default:
-		ok = false;
-	}
-	if (!ok)
+	if (!vm_op_allowed(vm->rec.state, vm->proc != NULL, kind))
 		return mv_err(err, -EBUSY, "vm '%s' is %s: cannot %s it", vm->rec.name,
-			      vm_state_name(s), vm_op_kind_name(kind));
+			      vm_state_name(vm->rec.state), vm_op_kind_name(kind));
 	return 0;
 }
 

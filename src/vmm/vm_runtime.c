@@ -260,6 +260,26 @@ void vm_launch_disks_done(struct vm_launch_disks *l)
 	*l = (struct vm_launch_disks){0};
 }
 
+/* Writing to a volume that clones are backed by would corrupt every clone: such a volume is
+ * only attached read-only. */
+static int check_no_clones(struct vm *vm, const char *volume, size_t i, struct mv_error *err)
+{
+	struct storage_volume_info info = {0};
+	int r;
+
+	r = storage_volume_get(vm->m->storage, volume, &info, err);
+	if (r < 0)
+		return mv_err_prefix(err, "config.disks[%zu].volume: ", i), r;
+	if (info.clones && info.clones[0]) {
+		r = mv_err(err, -ENOMEDIUM,
+			   "config.disks[%zu].volume: volume '%s' is the backing of clone '%s'%s; "
+			   "writing to it would corrupt them: attach it read-only",
+			   i, volume, info.clones[0], info.clones[1] ? " and others" : "");
+	}
+	storage_volume_info_done(&info);
+	return r;
+}
+
 /* Fills l with the config's disks in order: formats of paths are read from image headers
  * where the config leaves them open, volumes are resolved to their file and format. Room is
  * left for one more disk (the seed). qcow2 images given by path may be overlays of any file
@@ -307,6 +327,11 @@ int vm_launch_disks(struct vm *vm, struct vm_launch_disks *l, struct mv_error *e
 			}
 			d->path = l->owned[n];
 			d->backing_files = backing && d->format == DISK_FORMAT_QCOW2;
+			if (!d->readonly) {
+				r = check_no_clones(vm, dk->volume, i, err);
+				if (r < 0)
+					return r;
+			}
 		} else {
 			d->path = dk->path;
 			d->format = dk->format;

@@ -229,6 +229,24 @@ def test_unknown_volume_is_refused_at_create(make_daemon, vm_files):
     assert len(d.call("ListVms").vms) == 0
 
 
+def test_a_volume_with_clones_is_attached_read_only_only(make_daemon, vm_files):
+    # Writing to a backing volume would corrupt its clones.
+    d = sim_daemon(make_daemon)
+    create_volume(d, "base", 1 << 20, pb.DISK_FORMAT_QCOW2)
+    clone_volume(d, "base", "child")
+    rw = create(d, "rw", sim_config(vm_files, [pb.Disk(volume="base")]))
+    err = rpc_error(d.call, "StartVm", pb.StartVmRequest(vm=rw.id), timeout=60)
+    assert err.code() == Code.FAILED_PRECONDITION, err.details()
+    assert "clone 'child'" in err.details() and "read-only" in err.details(), err.details()
+    assert_left_nothing(d, rw)
+    ro = create(d, "ro", sim_config(vm_files, [pb.Disk(volume="base", readonly=True)]))
+    start_vm(d, ro)
+    kid = create(d, "kid", sim_config(vm_files, [pb.Disk(volume="child")]))
+    start_vm(d, kid)
+    for vm in (ro, kid):
+        d.call("KillVm", pb.KillVmRequest(vm=vm.id), timeout=30)
+
+
 def test_same_volume_twice_is_refused(make_daemon, vm_files):
     d = sim_daemon(make_daemon)
     vol = create_volume(d, "twice", 1 << 20)
