@@ -86,7 +86,9 @@ demo() {
 mvirt-vmm is running (pid $(cat "$dir/mvirt-vmm.pid" 2>/dev/null || echo '?')), serving
 unix:/run/mvirt/mvirt.sock and 127.0.0.1:50051, with VM "demo" running. Try:
   $mvirt show demo
-  $mvirt -o json list
+  $mvirt console demo       # the guest's shell; Ctrl+] detaches
+  $mvirt logs demo          # everything it printed
+  $mvirt events             # live state changes (Ctrl-C ends)
   $mvirt stop demo          # ACPI power button: the guest powers itself off
 Stop it all with: ./dev.sh stop   (stops the demo VM, then the daemon)
 MSG
