@@ -9,19 +9,17 @@
  * TZ=UTC, MTOOLS_SKIP_CHECK=1). They are waited for with a pidfd and poll(), so a hung tool
  * costs at most the timeout. */
 #include "cloudinit.h"
+#include "proc.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -38,14 +36,6 @@ static const char *const seed_files[] = {"user-data", "meta-data", "network-conf
 uint64_t cloudinit_seed_size_kib(uint64_t total)
 {
 	return CLOUDINIT_OVERHEAD_KIB + (total + 1023) / 1024;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Characters that need no quoting in YAML and no escaping anywhere. */
@@ -123,58 +113,14 @@ static void tool_message(int fd, char *buf, size_t size)
 	buf[o] = '\0';
 }
 
-/* Waits up to timeout_ms for the child pid; kills it when it takes longer. Returns its wait
- * status or -ETIMEDOUT / -errno. */
-static int tool_wait(pid_t pid, uint32_t timeout_ms)
-{
-	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	uint64_t deadline = mono_ms() + timeout_ms;
-	bool timed_out = false;
-	int status;
-
-	if (pidfd < 0) {
-		int e = -errno; /* cannot wait with a bound: stop it now */
-
-		(void)kill(pid, SIGKILL);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		return e;
-	}
-	while (!timed_out) {
-		struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-		uint64_t now = mono_ms();
-		int n;
-
-		if (now >= deadline) {
-			(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-			timed_out = true;
-			break;
-		}
-		n = poll(&pfd, 1, (int)(deadline - now));
-		if (n > 0)
-			break;
-		if (n < 0 && errno != EINTR) {
-			(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-			timed_out = true;
-		}
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return timed_out ? -ETIMEDOUT : status;
-}
-
 /* Runs argv[0] (looked up in search) to completion. Fills err with the tool's stderr text
  * when it fails. */
 static int run_tool(const char *search, char *const argv[], uint32_t timeout_ms,
 		    struct mv_error *err)
 {
 	_cleanup_free_ char *exe = NULL, *path_env = NULL;
-	_cleanup_close_ int devnull = -1, errfd = -1;
+	_cleanup_close_ int errfd = -1;
 	char msg[TOOL_MESSAGE_MAX + 1];
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
 	pid_t pid;
 	int r, status;
 
@@ -192,37 +138,19 @@ static int run_tool(const char *search, char *const argv[], uint32_t timeout_ms,
 	char *envp[] = {path_env, (char *)"LC_ALL=C", (char *)"TZ=UTC",
 			(char *)"MTOOLS_SKIP_CHECK=1", NULL};
 
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0)
-		return mv_err(err, -errno, "cannot open /dev/null: %m");
 	errfd = memfd_create("mvirt-cloudinit-stderr", MFD_CLOEXEC);
 	if (errfd < 0)
 		return mv_err(err, -errno, "cannot create a buffer for %s's messages: %m", argv[0]);
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-						POSIX_SPAWN_SETSIGDEF);
-	posix_spawn_file_actions_adddup2(&fa, devnull, 0);
-	posix_spawn_file_actions_adddup2(&fa, devnull, 1);
-	posix_spawn_file_actions_adddup2(&fa, errfd, 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	r = -posix_spawn(&pid, exe, &fa, &attr, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	r = proc_spawn_raw(exe, argv, envp, -1, -1, errfd, NULL, 0, true, &pid);
 	if (r < 0)
 		return mv_err(err, r, "cannot execute %s: %s", exe, strerror(-r));
-
-	status = tool_wait(pid, timeout_ms);
-	if (status == -ETIMEDOUT)
+	r = proc_wait_timeout(pid, timeout_ms, &status);
+	if (r == -ETIMEDOUT)
 		return mv_err(err, -ETIMEDOUT, "%s did not finish within %u ms (killed)", argv[0],
 			      timeout_ms);
-	if (status < 0)
-		return mv_err(err, status, "cannot wait for %s: %s", argv[0], strerror(-status));
+	if (r < 0)
+		return mv_err(err, r, "cannot wait for %s: %s", argv[0], strerror(-r));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	tool_message(errfd, msg, sizeof(msg));

@@ -17,6 +17,7 @@
 #include "api_volume.h"
 #include "api_vm.h"
 #include "listener.h"
+#include "fs.h"
 #include "log.h"
 #include "reflection.h"
 #include "storage.h"
@@ -24,25 +25,6 @@
 #include "vm.h"
 
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ULL)
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *p = strdup(path);
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 /* Takes <state-dir>/mvirt-vmm.lock; the lock dies with the process, the file stays. */
 static int lock_state_dir(struct daemon *d)
@@ -197,10 +179,10 @@ static int daemon_start(struct daemon *d)
 	for (size_t i = 0; d->cfg->listen[i]; i++)
 		if ((r = listener_check_address(d->cfg->listen[i], &err)) < 0)
 			return log_error_errno(r, "%s", err.msg);
-	if ((r = mkdir_p(d->cfg->state_dir, 0700)) < 0)
+	if ((r = mkdir_parents(d->cfg->state_dir, 0700)) < 0)
 		return log_error_errno(r, "cannot create state directory %s: %s", d->cfg->state_dir,
 				       strerror(-r));
-	if ((r = mkdir_p(d->cfg->runtime_dir, 0755)) < 0)
+	if ((r = mkdir_parents(d->cfg->runtime_dir, 0755)) < 0)
 		return log_error_errno(r, "cannot create runtime directory %s: %s",
 				       d->cfg->runtime_dir, strerror(-r));
 	r = lock_state_dir(d);

@@ -107,20 +107,107 @@ static int proc_watch(struct proc *p, sd_event *event)
 	return sd_event_add_io(event, &p->source, p->pidfd, EPOLLIN, on_pidfd, p);
 }
 
-int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, void *userdata,
-	       struct proc **ret, struct mv_error *err)
+int proc_spawn_raw(const char *path, char *const argv[], char *const envp[], int in, int out,
+		   int err_fd, const int *fds, size_t n_fds, bool new_session, pid_t *ret_pid)
 {
 	_cleanup_close_ int devnull = -1;
-	int tmp[16], n_tmp = 0;
+	int tmp[3 + PROC_MAX_PASS_FDS], n_tmp = 0, r;
+	const int n_target = 3 + (int)n_fds;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
-	struct proc *p = NULL;
+	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+
+	if (n_fds > PROC_MAX_PASS_FDS)
+		return -E2BIG;
+	if (in < 0 || out < 0 || err_fd < 0) {
+		devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (devnull < 0)
+			return -errno;
+	}
+	/* Copies of every fd to place, numbered above every target: placing one never overwrites
+	 * another still to be placed, and dup2 never meets an fd onto itself (which would keep
+	 * its close-on-exec flag). The copies are close-on-exec and closed below. */
+	const int src[3] = {in >= 0 ? in : devnull, out >= 0 ? out : devnull,
+			    err_fd >= 0 ? err_fd : devnull};
+	for (int i = 0; i < n_target; i++, n_tmp++) {
+		tmp[i] = fcntl(i < 3 ? src[i] : fds[i - 3], F_DUPFD_CLOEXEC, n_target);
+		if (tmp[i] < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+
+	/* posix_spawn: vfork-like (no copy of the daemon's address space), async-signal-safe in
+	 * the child, and an exec failure comes back as its return value. */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	if (new_session)
+		flags |= POSIX_SPAWN_SETSID;
+	posix_spawnattr_setflags(&attr, flags);
+	for (int i = 0; i < n_target; i++)
+		posix_spawn_file_actions_adddup2(&fa, tmp[i], i);
+	/* Nothing else crosses over, whatever the daemon has open. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, n_target);
+	r = -posix_spawn(ret_pid, path, &fa, &attr, argv, envp ? envp : environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+out:
+	for (int i = 0; i < n_tmp; i++)
+		close(tmp[i]);
+	return r;
+}
+
+int proc_wait_timeout(pid_t pid, uint32_t timeout_ms, int *ret_status)
+{
+	_cleanup_close_ int pidfd = pidfd_open_(pid);
+	struct timespec ts;
+	uint64_t now, deadline;
+	bool timed_out = false;
+	int status;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + timeout_ms;
+	while (pidfd >= 0) {
+		struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+		int n;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+		if (now >= deadline) {
+			timed_out = true;
+			break;
+		}
+		n = poll(&pfd, 1, (int)(deadline - now));
+		if (n > 0)
+			break;
+		if (n < 0 && errno != EINTR) {
+			timed_out = true; /* cannot wait with a bound: stop it */
+			break;
+		}
+	}
+	if (pidfd < 0 || timed_out)
+		(void)kill(pid, SIGKILL); /* our unreaped child: the pid cannot be reused yet */
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (pidfd < 0 || timed_out)
+		return -ETIMEDOUT;
+	*ret_status = status;
+	return 0;
+}
+
+int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, void *userdata,
+	       struct proc **ret, struct mv_error *err)
+{
+	struct proc *p;
 	pid_t pid;
 	int r;
 
-	if (spec->n_pass_fds > ELEMENTSOF(tmp))
-		return mv_err(err, -E2BIG, "too many fds to pass");
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -131,48 +218,14 @@ int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, v
 	r = proc_boot_id(p->id.boot_id);
 	if (r < 0) {
 		mv_err(err, r, "cannot read the boot id: %s", strerror(-r));
-		goto fail_nofa;
+		goto fail;
 	}
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0) {
-		r = mv_err(err, -errno, "cannot open /dev/null: %m");
-		goto fail_nofa;
-	}
-	/* Copies above every target number, so that placing fd i at 3 + i never overwrites
-	 * one still to be placed; they are close-on-exec and closed in the child anyway. */
-	for (size_t i = 0; i < spec->n_pass_fds; i++, n_tmp++) {
-		tmp[i] = fcntl(spec->pass_fds[i], F_DUPFD_CLOEXEC, 3 + (int)spec->n_pass_fds);
-		if (tmp[i] < 0) {
-			r = mv_err(err, -errno, "cannot prepare fds for %s: %m", spec->path);
-			goto fail_nofa;
-		}
-	}
-
-	/* posix_spawn: vfork-like (no copy of the daemon's address space), async-signal-safe
-	 * in the child, and an exec failure comes back as its return value. */
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
 	/* Own session: the hypervisor outlives the daemon and gets none of its signals. */
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-						POSIX_SPAWN_SETSIGDEF);
-	posix_spawn_file_actions_adddup2(&fa, devnull, 0);
-	posix_spawn_file_actions_adddup2(&fa, spec->log_fd >= 0 ? spec->log_fd : devnull, 1);
-	posix_spawn_file_actions_adddup2(&fa, spec->log_fd >= 0 ? spec->log_fd : devnull, 2);
-	for (size_t i = 0; i < spec->n_pass_fds; i++)
-		posix_spawn_file_actions_adddup2(&fa, tmp[i], 3 + (int)i);
-	/* Nothing else crosses over, whatever the daemon has open. */
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3 + (int)spec->n_pass_fds);
-
-	r = -posix_spawn(&pid, spec->path, &fa, &attr, spec->argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	r = proc_spawn_raw(spec->path, spec->argv, NULL, -1, spec->log_fd, spec->log_fd,
+			   spec->pass_fds, spec->n_pass_fds, true, &pid);
 	if (r < 0) {
 		mv_err(err, r, "cannot execute %s: %s", spec->path, strerror(-r));
-		goto fail_nofa;
+		goto fail;
 	}
 	p->id.pid = pid;
 	p->pidfd = pidfd_open_(pid);
@@ -186,15 +239,11 @@ int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, v
 		(void)kill(pid, SIGKILL);
 		(void)waitpid(pid, NULL, 0);
 		mv_err(err, r, "cannot watch process %d: %s", (int)pid, strerror(-r));
-		goto fail_nofa;
+		goto fail;
 	}
-	for (int i = 0; i < n_tmp; i++)
-		close(tmp[i]);
 	*ret = p;
 	return 0;
-fail_nofa:
-	for (int i = 0; i < n_tmp; i++)
-		close(tmp[i]);
+fail:
 	if (p->pidfd >= 0)
 		close(p->pidfd);
 	free(p);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
@@ -44,8 +45,23 @@ struct proc_spec {
 	int log_fd; /* stdout and stderr of the child; -1: /dev/null */
 };
 
-/* Starts the process. -ENOENT/-EACCES/... with a message when it cannot be executed (the exec
- * failure is reported back from the child). fn runs on the loop once, when it exits. */
+#define PROC_MAX_PASS_FDS 16
+
+/* The one way the daemon starts a program: posix_spawn with default signal dispositions, an
+ * empty signal mask, stdin/stdout/stderr from in/out/err_fd (-1: /dev/null), fds[i] as fd
+ * 3 + i, nothing else inherited, and its own session when new_session. envp NULL: the
+ * daemon's environment. Does not wait. -errno when it cannot be executed. */
+int proc_spawn_raw(const char *path, char *const argv[], char *const envp[], int in, int out,
+		   int err_fd, const int *fds, size_t n_fds, bool new_session, pid_t *ret_pid);
+
+/* Waits for the child pid (blocking the caller: only for tools that take milliseconds) at
+ * most timeout_ms, then kills it. Always reaps it. 0 with its wait status, -ETIMEDOUT, or
+ * -errno. */
+int proc_wait_timeout(pid_t pid, uint32_t timeout_ms, int *ret_status);
+
+/* Starts a supervised process (a hypervisor): own session, stdin /dev/null, stdout/stderr to
+ * log_fd, pass_fds as 3, 4, .... -ENOENT/-EACCES/... with a message when it cannot be
+ * executed. fn runs on the loop once, when it exits. */
 int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, void *userdata,
 	       struct proc **ret, struct mv_error *err);
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "log.h"
 #include "macro.h"
 #include "storage_internal.h"
@@ -83,25 +84,6 @@ int storage_check_disk_path(struct storage *s, const char *path, const char *fie
 }
 
 /* ---- start: pools and reconciliation ---- */
-
-static int mkdir_parents(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *p = strdup(path);
-
-	if (!p)
-		return -ENOMEM;
-	for (char *c = p + 1; *c; c++) {
-		if (*c != '/')
-			continue;
-		*c = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*c = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static int pool_open(struct storage *s, const struct storage_pool_config *cfg, struct mv_error *err)
 {

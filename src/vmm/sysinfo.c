@@ -7,11 +7,12 @@
  * Callers: the API layer (GetSystemInfo, GetVersion). */
 #include "sysinfo.h"
 
+#include "proc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -90,59 +91,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Moves *fd to a number above 2, so that the child's dup2() onto 0-2 never meets an fd that
- * already has that number (dup2 onto itself would leave O_CLOEXEC set). */
-static int fd_move_above_stdio(int *fd)
-{
-	int copy;
-
-	if (*fd > STDERR_FILENO)
-		return 0;
-	copy = fcntl(*fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-	if (copy < 0)
-		return -errno;
-	close(*fd);
-	*fd = copy;
-	return 0;
-}
-
-static int spawn_version(const char *path, int stdin_fd, int out_fd, pid_t *ret_pid)
-{
-	char *const argv[] = {(char *)path, (char *)"--version", NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	const short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-	sigset_t all, none;
-	int r;
-
-	sigfillset(&all);
-	sigemptyset(&none);
-
-	r = posix_spawn_file_actions_init(&fa);
-	if (r != 0)
-		return -r;
-	r = posix_spawnattr_init(&attr);
-	if (r != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return -r;
-	}
-
-	if ((r = posix_spawn_file_actions_adddup2(&fa, stdin_fd, STDIN_FILENO)) != 0 ||
-	    (r = posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO)) != 0 ||
-	    (r = posix_spawn_file_actions_adddup2(&fa, out_fd, STDERR_FILENO)) != 0 ||
-	    (r = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1)) != 0 ||
-	    (r = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
-	    (r = posix_spawnattr_setsigdefault(&attr, &all)) != 0 ||
-	    (r = posix_spawnattr_setflags(&attr, flags)) != 0)
-		goto out;
-
-	r = posix_spawn(ret_pid, path, &fa, &attr, argv, environ);
-out:
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	return -r;
-}
-
 /* Reads what is available on fd into buf (up to VERSION_OUTPUT_MAX, the rest is discarded).
  * Returns 1 at end of file, 0 when nothing more is available now, or -errno. */
 static int read_some(int fd, char *buf, size_t *len)
@@ -198,6 +146,7 @@ int sysinfo_hypervisor_version(const char *path, char **ret_version)
 	size_t len = 0;
 	struct stat st;
 	pid_t pid = 0;
+	char *const argv[] = {(char *)path, (char *)"--version", NULL};
 	int fds[2], status = 0, r;
 
 	if (isempty(path) || stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, X_OK) < 0)
@@ -210,13 +159,11 @@ int sysinfo_hypervisor_version(const char *path, char **ret_version)
 		return -errno;
 	out_r = fds[0];
 	out_w = fds[1];
-	if ((r = fd_move_above_stdio(&null_fd)) < 0 || (r = fd_move_above_stdio(&out_w)) < 0)
-		return r;
 	/* Only our end is non-blocking: the child's stdout stays an ordinary blocking pipe. */
 	if (fcntl(out_r, F_SETFL, O_NONBLOCK) < 0)
 		return -errno;
 
-	r = spawn_version(path, null_fd, out_w, &pid);
+	r = proc_spawn_raw(path, argv, NULL, null_fd, out_w, out_w, NULL, 0, false, &pid);
 	if (r == -ENOENT || r == -EACCES)
 		return -ENOENT; /* the file changed since the check above */
 	if (r == -ENOMEM || r == -EAGAIN)
