@@ -1,6 +1,7 @@
 /* See api_vm.h. */
 #include "api_vm.h"
 
+#include <malloc.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -102,6 +103,9 @@ out:
 		api_convert_vm_pb_done(&vms[i]);
 	free(vms);
 	free(ptrs);
+	/* A big answer's temporary copies would otherwise stay in the heap for good. */
+	if (n >= 256)
+		malloc_trim(0);
 }
 
 static void handle_delete(struct api_call *call, const ProtobufCMessage *msg)
