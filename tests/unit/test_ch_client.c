@@ -1,6 +1,10 @@
 /* Unit tests for the hypervisor REST client (ch_client.c): a real sd-event loop in the test,
  * and tiny fake HTTP servers in forked children, each on a Unix socket in a temp dir,
- * answering by scenario. Every wait is bounded; no sleep decides a result. */
+ * answering by scenario. Every wait is bounded; no sleep decides a result.
+ *
+ * ch_client.c dlopen()s libcurl at the first request of the process, so this binary does not
+ * link it, and the tests of that run first, in order: the failed loads in forked children (the
+ * load is once per process), then the first real request, which must map libcurl. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -256,6 +260,7 @@ struct result {
 
 static bool in_start;
 static int completions;
+static int starts; /* requests started by start() in this process */
 
 static uint64_t now_usec(void)
 {
@@ -311,6 +316,7 @@ static int start(struct fixture *f, const char *path, const char *method, const 
 	r = ch_request_start(f->client, path, method, endpoint, body, timeout_ms, on_reply, res,
 			     ret);
 	in_start = false;
+	starts++;
 	return r;
 }
 
@@ -393,7 +399,167 @@ static void request_once(struct fixture *f, enum scenario sc, const char *method
 	assert_false(res->from_start);
 }
 
-/* ---- tests ---- */
+/* ---- tests: libcurl loaded on demand ---- */
+
+/* Whether libcurl is mapped into this process. */
+static bool curl_mapped(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "/libcurl"))
+			return true;
+	return false;
+}
+
+/* What a child saw of two requests made with MVIRT_LIBCURL=soname. */
+struct load_probe {
+	int rc[2];
+	int calls[2];
+	bool from_start[2];
+	int error[2];
+	bool mapped; /* libcurl mapped in the child afterwards */
+	char message[2][512];
+};
+
+/* Child side of probe_load: no cmocka asserts here (they would unwind into the child's copy of
+ * the test runner); failures show as an exit status. */
+static _Noreturn void probe_child(int fd, const char *soname)
+{
+	static struct load_probe out;
+	struct result res[2] = {0};
+	struct ch_client *c = NULL;
+	sd_event *e = NULL;
+	uint64_t deadline = now_usec() + WAIT_MAX_MS * 1000ULL;
+
+	if (setenv("MVIRT_LIBCURL", soname, 1) < 0 || sd_event_new(&e) < 0 ||
+	    ch_client_new(e, &c) < 0)
+		_exit(2);
+	for (int i = 0; i < 2; i++) {
+		in_start = true;
+		out.rc[i] = ch_request_start(c, "/nonexistent/api.sock", "GET", "vmm.ping", NULL,
+					     1000, on_reply, &res[i], NULL);
+		in_start = false;
+	}
+	while ((res[0].calls < 1 || res[1].calls < 1) && now_usec() < deadline)
+		if (sd_event_run(e, 10 * 1000) < 0)
+			_exit(3);
+	for (int i = 0; i < 2; i++) {
+		out.calls[i] = res[i].calls;
+		out.from_start[i] = res[i].from_start;
+		out.error[i] = res[i].error;
+		snprintf(out.message[i], sizeof(out.message[i]), "%s", strempty(res[i].message));
+	}
+	out.mapped = curl_mapped();
+	if (write(fd, &out, sizeof(out)) != (ssize_t)sizeof(out))
+		_exit(4);
+	_exit(0);
+}
+
+/* Runs two requests in a forked child whose MVIRT_LIBCURL is soname. The child inherits this
+ * process's libcurl state, so this runs before any request here. */
+static void probe_load(const char *soname, struct load_probe *p)
+{
+	int pfd[2], status;
+	size_t got = 0;
+	pid_t pid;
+
+	assert_int_equal(starts, 0);
+	assert_false(curl_mapped());
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		probe_child(pfd[1], soname);
+	}
+	close(pfd[1]);
+	while (got < sizeof(*p)) {
+		ssize_t n = read(pfd[0], (char *)p + got, sizeof(*p) - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(got, sizeof(*p));
+}
+
+/* An absent library: every request fails through its callback, from the loop, with the
+ * loader's reason; nothing is mapped. */
+static void test_load_missing(void **state _unused_)
+{
+	const char *soname = "libmvirt-test-absent.so.4";
+	struct load_probe p = {0};
+	char prefix[128];
+
+	probe_load(soname, &p);
+	snprintf(prefix, sizeof(prefix), "cannot load %s: ", soname);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(p.rc[i], 0);
+		assert_int_equal(p.calls[i], 1);
+		assert_false(p.from_start[i]);
+		assert_int_equal(p.error[i], -ELIBACC);
+		assert_true(strncmp(p.message[i], prefix, strlen(prefix)) == 0);
+		/* dlerror()'s text follows */
+		assert_non_null(strstr(p.message[i] + strlen(prefix), soname));
+		assert_non_null(strstr(p.message[i], "cannot open shared object file"));
+	}
+	assert_false(p.mapped);
+}
+
+/* A library that loads but lacks curl's functions: the same failure, naming the symbol. */
+static void test_load_wrong_library(void **state _unused_)
+{
+	struct load_probe p = {0};
+
+	probe_load("libc.so.6", &p);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(p.rc[i], 0);
+		assert_int_equal(p.calls[i], 1);
+		assert_false(p.from_start[i]);
+		assert_int_equal(p.error[i], -ELIBACC);
+		assert_true(strncmp(p.message[i], "cannot load libc.so.6: ", 23) == 0);
+		assert_non_null(strstr(p.message[i], "undefined symbol: curl_"));
+	}
+	assert_false(p.mapped);
+}
+
+/* Creating clients maps nothing; the first request loads libcurl, and works. */
+static void test_load_on_first_request(void **state)
+{
+	struct fixture *f = *state;
+	struct ch_client *other = NULL;
+	struct result res = {0};
+	const char *path;
+
+	/* f->client exists already (setup) */
+	assert_int_equal(starts, 0);
+	assert_int_equal(unsetenv("MVIRT_LIBCURL"), 0);
+	assert_false(curl_mapped());
+	assert_int_equal(ch_client_new(f->event, &other), 0);
+	ch_client_free(other);
+	assert_false(curl_mapped());
+
+	path = server_start(f, "api.sock", SRV_JSON);
+	assert_int_equal(start(f, path, "GET", "vmm.ping", NULL, 5000, &res, NULL), 0);
+	assert_true(curl_mapped());
+	assert_int_equal(res.calls, 0);
+	assert_true(run_until(f->event, &res.calls, 1));
+	assert_false(res.from_start);
+	assert_true(res.ok);
+	assert_string_equal(res.body, JSON_PING);
+	result_clear(&res);
+}
+
+/* ---- tests: requests ---- */
 
 static void test_no_content(void **state)
 {
@@ -877,9 +1043,61 @@ static void test_no_fd_leak(void **state)
 	assert_int_equal(sd_event_new(&f->event), 0);
 }
 
+static int on_noop_timer(sd_event_source *s _unused_, uint64_t usec _unused_,
+			 void *userdata _unused_)
+{
+	return 0;
+}
+
+/* A client whose requests are over holds no fd: its multi handle (and curl's wakeup socketpair)
+ * goes when the last request ends, whether it completed or was cancelled. */
+static void test_idle_holds_no_fds(void **state)
+{
+	struct fixture *f = *state;
+	const char *ok = server_start(f, "ok.sock", SRV_JSON);
+	const char *hang = server_start(f, "hang.sock", SRV_HANG);
+	struct result a = {0}, b = {0}, c = {0};
+	struct ch_request *rb = NULL;
+	sd_event_source *t = NULL;
+	int idle;
+
+	/* sd-event's CLOCK_MONOTONIC timerfd is created at the first timer and kept */
+	assert_true(sd_event_add_time_relative(f->event, &t, CLOCK_MONOTONIC, 1000, 1,
+					       on_noop_timer, NULL) >= 0);
+	run_for(f->event, 5);
+	sd_event_source_unref(t);
+	idle = count_fds();
+
+	assert_int_equal(start(f, ok, "GET", "vmm.ping", NULL, 2000, &a, NULL), 0);
+	assert_true(count_fds() > idle);
+	assert_true(run_until(f->event, &a.calls, 1));
+	assert_true(a.ok);
+	assert_int_equal(count_fds(), idle);
+
+	/* cancelled in flight, outside any callback */
+	assert_int_equal(start(f, hang, "GET", "vm.info", NULL, 5000, &b, &rb), 0);
+	run_for(f->event, 30);
+	assert_true(count_fds() > idle);
+	ch_request_cancel(rb);
+	assert_int_equal(count_fds(), idle);
+	assert_int_equal(b.calls, 0);
+
+	/* and the client still works afterwards */
+	assert_int_equal(start(f, ok, "GET", "vmm.ping", NULL, 2000, &c, NULL), 0);
+	assert_true(run_until(f->event, &c.calls, 1));
+	assert_true(c.ok);
+	assert_int_equal(count_fds(), idle);
+	result_clear(&a);
+	result_clear(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		/* these three first, in this order: see the file's header */
+		cmocka_unit_test(test_load_missing),
+		cmocka_unit_test(test_load_wrong_library),
+		cmocka_unit_test_setup_teardown(test_load_on_first_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_content, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_array_500, setup, teardown),
@@ -901,6 +1119,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_fd_leak, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_holds_no_fds, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,13 +1,26 @@
 /* The hypervisor client: cloud-hypervisor's REST API over its Unix socket, with libcurl's multi
  * interface driven by the daemon's sd-event loop. Only this file knows CURL.
  *
- * One CURLM per client. curl says which sockets to watch (on_curl_socket: one sd-event io
+ * One CURLM per client while it has requests: created at its first request, dropped when the
+ * last one ends (client_idle), so an idle client holds no curl state and no fd (a multi handle
+ * owns a wakeup socketpair). curl says which sockets to watch (on_curl_socket: one sd-event io
  * source per socket, kept with curl_multi_assign) and when to call it back (on_curl_timer: one
  * oneshot CLOCK_MONOTONIC timer, armed only, never acted on from inside curl). When a source
  * fires we call curl_multi_socket_action and then drain curl_multi_info_read for finished
  * transfers.
  *
+ * libcurl is not linked: it drags a TLS stack, Kerberos, LDAP and more into the daemon, whose
+ * constructors run at load and whose pages stay resident, while the daemon only speaks plain HTTP
+ * to local sockets. It is dlopen()ed at the first ch_request_start (never at ch_client_new, which
+ * the daemon calls at start-up) and called only through the sym_* pointers below; <curl/curl.h>
+ * gives types and constants only. The load happens once per process and is never retried: if it
+ * fails, every request fails through its callback with -ELIBACC. Test hook: the environment
+ * variable MVIRT_LIBCURL, read at the load, names the library to load instead of libcurl.so.4
+ * (unit tests point it at absent or wrong libraries); nothing else reads it.
+ *
  * Invariants:
+ * - c->multi != NULL only once libcurl is loaded and while c has requests (or a dispatch
+ *   runs); no sym_* pointer is called before the load;
  * - every live request is on c->requests; ch_client_free cancels them all;
  * - a reply callback runs only from a loop dispatch (io, timer or defer source), never from
  *   ch_request_start and never from inside a curl callback;
@@ -19,13 +32,14 @@
 #include "ch_client.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/un.h>
 
+#include "ch_curl.h"
 #include "macro.h"
 
 #define CH_REPLY_MAX (1024 * 1024)
@@ -41,7 +55,7 @@ struct ch_watch {
 
 struct ch_client {
 	sd_event *event;
-	CURLM *multi;
+	CURLM *multi;           /* while requests run: see client_idle */
 	sd_event_source *timer; /* curl's timeout, created on first use */
 	struct ch_request *requests;
 	struct ch_watch *watches;
@@ -58,6 +72,7 @@ struct ch_request {
 	CURL *easy;
 	sd_event_source *defer; /* delivers defer_error, a failure found at start */
 	int defer_error;
+	const char *defer_message; /* static; NULL: "<socket>: <strerror>" */
 	struct curl_slist *headers;
 	char *socket_path, *url, *body;
 	char *resp; /* response body, NUL-terminated, at most CH_REPLY_MAX bytes */
@@ -68,13 +83,9 @@ struct ch_request {
 	void *userdata;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
+/* ---- libcurl, loaded on first use (systemd's "dlopen on demand") ---- */
 
-static void curl_init_once(void)
-{
-	curl_init_result = curl_global_init(CURL_GLOBAL_NOTHING);
-}
+/* ---- requests and sockets ---- */
 
 static void watch_free(struct ch_watch *w)
 {
@@ -123,7 +134,7 @@ static void request_detach(struct ch_request *r)
 {
 	request_unlink(r);
 	if (r->added) {
-		curl_multi_remove_handle(r->client->multi, r->easy);
+		sym_curl_multi_remove_handle(r->client->multi, r->easy);
 		r->added = false;
 	}
 	r->defer = sd_event_source_disable_unref(r->defer);
@@ -133,8 +144,9 @@ static void request_free(struct ch_request *r)
 {
 	request_detach(r);
 	if (r->easy)
-		curl_easy_cleanup(r->easy);
-	curl_slist_free_all(r->headers);
+		sym_curl_easy_cleanup(r->easy);
+	if (r->headers)
+		sym_curl_slist_free_all(r->headers);
 	free(r->socket_path);
 	free(r->url);
 	free(r->body);
@@ -145,12 +157,27 @@ static void request_free(struct ch_request *r)
 static void client_destroy(struct ch_client *c)
 {
 	/* Cleanup may still report sockets and timeouts to the callbacks: c stays valid. */
-	curl_multi_cleanup(c->multi);
+	if (c->multi)
+		sym_curl_multi_cleanup(c->multi);
 	while (c->watches)
 		watch_free(c->watches);
 	sd_event_source_disable_unref(c->timer);
 	sd_event_unref(c->event);
 	free(c);
+}
+
+/* Drops the multi handle of a client that has no request left. Only where no curl call is on
+ * the stack: outside dispatches (busy == 0). */
+static void client_idle(struct ch_client *c)
+{
+	if (c->busy > 0 || c->requests || !c->multi)
+		return;
+	sym_curl_multi_cleanup(c->multi);
+	c->multi = NULL;
+	while (c->watches)
+		watch_free(c->watches);
+	if (c->timer)
+		sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
 }
 
 static void client_enter(struct ch_client *c)
@@ -161,8 +188,12 @@ static void client_enter(struct ch_client *c)
 /* Ends a dispatch; destroys c if a callback freed it. c must not be used afterwards. */
 static void client_leave(struct ch_client *c)
 {
-	if (--c->busy == 0 && c->free_pending)
+	if (--c->busy > 0)
+		return;
+	if (c->free_pending)
 		client_destroy(c);
+	else
+		client_idle(c);
 }
 
 /* Runs fn once with reply, then frees r. The callback may start or cancel other requests,
@@ -282,7 +313,7 @@ static int error_from_curl(struct ch_request *r, CURLcode code)
 	case CURLE_OPERATION_TIMEDOUT:
 		return -ETIMEDOUT;
 	case CURLE_COULDNT_CONNECT:
-		curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
+		sym_curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
 		if (os_errno == ENOENT || os_errno == EACCES)
 			return (int)-os_errno;
 		if (access(r->socket_path, F_OK) < 0 && errno == ENOENT)
@@ -304,7 +335,7 @@ static int error_from_curl(struct ch_request *r, CURLcode code)
 /* "<curl's text for code>: <detail>"; for socket errors the detail names the socket. */
 static char *message_from_curl(struct ch_request *r, CURLcode code, int error)
 {
-	const char *what = curl_easy_strerror(code);
+	const char *what = sym_curl_easy_strerror(code);
 	size_t n = strlen(r->errbuf);
 	char *msg = NULL;
 	int k;
@@ -329,7 +360,7 @@ static void request_complete(struct ch_request *r, CURLcode code)
 	struct ch_reply reply = {.body = r->resp ? r->resp : "", .message = ""};
 	_cleanup_free_ char *message = NULL;
 
-	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &reply.http_status);
+	sym_curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &reply.http_status);
 	if (code != CURLE_OK) {
 		reply.error = error_from_curl(r, code);
 		message = message_from_curl(r, code, reply.error);
@@ -349,13 +380,13 @@ static void client_drain(struct ch_client *c)
 	CURLMsg *msg;
 	int left;
 
-	while (!c->free_pending && (msg = curl_multi_info_read(c->multi, &left))) {
+	while (!c->free_pending && (msg = sym_curl_multi_info_read(c->multi, &left))) {
 		CURLcode code = msg->data.result;
 		char *priv = NULL;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		sym_curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
 		request_complete((struct ch_request *)priv, code);
 	}
 }
@@ -372,7 +403,7 @@ static int on_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *us
 	if (revents & EPOLLERR)
 		action |= CURL_CSELECT_ERR;
 	client_enter(c);
-	curl_multi_socket_action(c->multi, fd, action, &running);
+	sym_curl_multi_socket_action(c->multi, fd, action, &running);
 	client_drain(c);
 	client_leave(c);
 	return 0;
@@ -384,7 +415,7 @@ static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *u
 	int running;
 
 	client_enter(c);
-	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	sym_curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	client_drain(c);
 	client_leave(c);
 	return 0;
@@ -401,7 +432,7 @@ static int on_curl_socket(CURL *easy _unused_, curl_socket_t fd, int what, void 
 
 	if (what == CURL_POLL_REMOVE) {
 		if (w) {
-			curl_multi_assign(c->multi, fd, NULL);
+			sym_curl_multi_assign(c->multi, fd, NULL);
 			watch_free(w);
 		}
 		return 0;
@@ -424,7 +455,7 @@ static int on_curl_socket(CURL *easy _unused_, curl_socket_t fd, int what, void 
 		if (c->watches)
 			c->watches->prev = w;
 		c->watches = w;
-		curl_multi_assign(c->multi, fd, w);
+		sym_curl_multi_assign(c->multi, fd, w);
 	} else {
 		r = sd_event_source_set_io_events(w->source, events);
 		if (r < 0)
@@ -466,27 +497,32 @@ int ch_client_new(sd_event *event, struct ch_client **ret)
 
 	if (!event || !ret)
 		return -EINVAL;
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_result != CURLE_OK)
-		return -EIO;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->multi = curl_multi_init();
-	if (!c->multi) {
-		free(c);
-		return -ENOMEM;
-	}
-	if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
-	    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-	    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
-	    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK) {
-		curl_multi_cleanup(c->multi);
-		free(c);
-		return -EIO;
-	}
 	c->event = sd_event_ref(event);
 	*ret = c;
+	return 0;
+}
+
+/* Creates c's multi handle (libcurl is loaded). Returns 0, -ENOMEM or -EIO. */
+static int client_multi(struct ch_client *c)
+{
+	CURLM *m;
+
+	if (c->multi)
+		return 0;
+	m = sym_curl_multi_init();
+	if (!m)
+		return -ENOMEM;
+	if (sym_curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+	    sym_curl_multi_setopt(m, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
+	    sym_curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+	    sym_curl_multi_setopt(m, CURLMOPT_TIMERDATA, c) != CURLM_OK) {
+		sym_curl_multi_cleanup(m);
+		return -EIO;
+	}
+	c->multi = m;
 	return 0;
 }
 
@@ -510,7 +546,9 @@ static int on_defer(sd_event_source *s _unused_, void *userdata)
 	_cleanup_free_ char *message = NULL;
 	struct ch_reply reply = {.error = r->defer_error, .body = "", .message = "out of memory"};
 
-	if (asprintf(&message, "%s: %s", r->socket_path, strerror(-r->defer_error)) >= 0)
+	if (r->defer_message)
+		reply.message = r->defer_message;
+	else if (asprintf(&message, "%s: %s", r->socket_path, strerror(-r->defer_error)) >= 0)
 		reply.message = message;
 	client_enter(c);
 	request_deliver(r, &reply);
@@ -543,44 +581,46 @@ static int request_setup(struct ch_request *r, const char *method, uint64_t time
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
-		struct curl_slist *h = curl_slist_append(r->headers, lines[i]);
+		struct curl_slist *h = sym_curl_slist_append(r->headers, lines[i]);
 
 		if (!h)
 			return -ENOMEM;
 		r->headers = h;
 	}
 
-	if (curl_easy_setopt(e, CURLOPT_PRIVATE, r) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, r->socket_path) != CURLE_OK ||
+	if (sym_curl_easy_setopt(e, CURLOPT_PRIVATE, r) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, r->socket_path) != CURLE_OK ||
 #if LIBCURL_VERSION_NUM >= 0x075500
-	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http") != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http") != CURLE_OK ||
 #else
-	    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTP) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)CURLPROTO_HTTP) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTP) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)CURLPROTO_HTTP) != CURLE_OK ||
 #endif
-	    curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout) != CURLE_OK ||
 	    /* a fresh connection per request: no idle fds to a hypervisor that may go away */
-	    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CH_REPLY_MAX) != CURLE_OK)
+	    sym_curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) !=
+		    CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CH_REPLY_MAX) !=
+		    CURLE_OK)
 		return -ENOMEM;
 
 	if (!put)
-		return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK ? 0 : -ENOMEM;
+		return sym_curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK ? 0 : -ENOMEM;
 	/* PUT with POSTFIELDS ("" when bodiless) sends Content-Length, 0 included, which
 	 * cloud-hypervisor requires. */
-	if (curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "") != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-			     (curl_off_t)(r->body ? strlen(r->body) : 0)) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK)
+	if (sym_curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "") != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(r->body ? strlen(r->body) : 0)) != CURLE_OK ||
+	    sym_curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK)
 		return -ENOMEM;
 	return 0;
 }
@@ -612,13 +652,22 @@ int ch_request_start(struct ch_client *c, const char *socket_path, const char *m
 		goto fail;
 	}
 
+	/* Failures found here reach fn from the loop, like socket errors. */
 	if (strlen(socket_path) >= sizeof(sa.sun_path)) {
 		r->defer_error = -ENAMETOOLONG;
+	} else if ((k = ch_curl_load()) < 0) {
+		r->defer_error = k;
+		r->defer_message = ch_curl_load_message();
+	}
+	if (r->defer_error < 0) {
 		k = sd_event_add_defer(c->event, &r->defer, on_defer, r);
 		if (k < 0)
 			goto fail;
 		goto done;
 	}
+	k = client_multi(c);
+	if (k < 0)
+		goto fail;
 
 	if (asprintf(&r->url, CH_URL_PREFIX "%s", endpoint) < 0) {
 		r->url = NULL;
@@ -632,7 +681,7 @@ int ch_request_start(struct ch_client *c, const char *socket_path, const char *m
 			goto fail;
 		}
 	}
-	r->easy = curl_easy_init();
+	r->easy = sym_curl_easy_init();
 	if (!r->easy) {
 		k = -ENOMEM;
 		goto fail;
@@ -641,7 +690,7 @@ int ch_request_start(struct ch_client *c, const char *socket_path, const char *m
 	if (k < 0)
 		goto fail;
 	/* Only arms curl's timer (to 0): the transfer starts from the loop. */
-	if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
+	if (sym_curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
 		k = -ENOMEM;
 		goto fail;
 	}
@@ -653,12 +702,17 @@ done:
 	return 0;
 fail:
 	request_free(r);
+	client_idle(c);
 	return k;
 }
 
 void ch_request_cancel(struct ch_request *r)
 {
+	struct ch_client *c;
+
 	if (!r || r->delivering)
 		return;
+	c = r->client;
 	request_free(r);
+	client_idle(c);
 }
