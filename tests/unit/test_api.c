@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include "api.h"
+#include "api_wire.h"
+#include "mvirt.pb-c.h"
 #include "config.h"
 #include "listener.h"
 
@@ -177,13 +179,59 @@ static void test_config_file(void **state)
 	config_done(&cfg);
 }
 
+/* Packs msg and scans it: the name of the field with a NUL, or NULL. */
+static const char *scan(const ProtobufCMessage *msg)
+{
+	static uint8_t buf[4096];
+	size_t n = protobuf_c_message_pack(msg, buf);
+
+	return api_wire_find_nul(msg->descriptor, buf, n);
+}
+
+static void test_wire_nul(void **state)
+{
+	Mvirt__CreateVmRequest req = MVIRT__CREATE_VM_REQUEST__INIT;
+	Mvirt__VmConfig cfg = MVIRT__VM_CONFIG__INIT;
+	Mvirt__Disk disk = MVIRT__DISK__INIT, *disks[] = {&disk};
+	static const uint8_t truncated[] = {0x0a, 0x05, 'a', 'b'};   /* field 1, len 5, 2 bytes */
+	static const uint8_t nul_name[] = {0x0a, 0x03, 'a', 0, 'b'}; /* name = "a\0b" */
+	static const uint8_t nested[] = {0x12, 0x05, 0x1a, 0x03, 'k', 0, 'x'}; /* config.kernel */
+
+	(void)state;
+	/* protobuf-c packs C strings, so NULs are written by hand on the wire. */
+	assert_string_equal(api_wire_find_nul(&mvirt__create_vm_request__descriptor, nul_name,
+					      sizeof(nul_name)),
+			    "name");
+	assert_string_equal(
+		api_wire_find_nul(&mvirt__create_vm_request__descriptor, nested, sizeof(nested)),
+		"kernel");
+	/* malformed: left to the unpacker */
+	assert_null(api_wire_find_nul(&mvirt__create_vm_request__descriptor, truncated,
+				      sizeof(truncated)));
+	/* clean messages, nested and repeated */
+	req.name = (char *)"ok";
+	req.config = &cfg;
+	cfg.vcpus = 2;
+	cfg.kernel = (char *)"/k";
+	disk.path = (char *)"/d";
+	cfg.n_disks = 1;
+	cfg.disks = disks;
+	assert_null(scan(&req.base));
+	/* bytes fields may hold NULs */
+	Mvirt__ConsoleRequest creq = MVIRT__CONSOLE_REQUEST__INIT;
+	uint8_t in[] = {'a', 0, 'b'};
+	creq.vm = (char *)"vm";
+	creq.input.data = in;
+	creq.input.len = sizeof(in);
+	assert_null(scan(&creq.base));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_map),
-		cmocka_unit_test(test_listen_addresses),
-		cmocka_unit_test(test_config_cli),
-		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_status_map), cmocka_unit_test(test_listen_addresses),
+		cmocka_unit_test(test_config_cli), cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_wire_nul),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
