@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "macro.h"
+#include "common/macro.h"
 
 static const struct cmd_option *find_long(const struct cmd_option *const *tables, const char *name,
 					  size_t len)

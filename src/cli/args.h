@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 struct cmd_option {
 	const char *name;    /* long name without "--"; NULL ends a table */

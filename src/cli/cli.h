@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "args.h"
-#include "macro.h"
+#include "common/macro.h"
 #include "mvirt.pb-c.h"
 
 enum cli_exit {

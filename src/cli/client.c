@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "macro.h"
+#include "common/macro.h"
 
 struct client {
 	grpc_channel *channel;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pbjson.h"
+#include "common/pbjson.h"
 
 struct table {
 	size_t ncols;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "macro.h"
+#include "common/macro.h"
 #include "mvirt.pb-c.h"
 
 #define OUTPUT_KEY_WIDTH 12

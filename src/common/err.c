@@ -1,5 +1,5 @@
 /* See err.h. */
-#include "err.h"
+#include "common/err.h"
 
 #include <stdarg.h>
 #include <string.h>

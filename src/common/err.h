@@ -5,7 +5,7 @@
  * the API layer maps the code to a gRPC status (see api.c). */
 #pragma once
 
-#include "macro.h"
+#include "common/macro.h"
 
 #define MV_ERROR_MAX 1024
 

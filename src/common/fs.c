@@ -1,10 +1,10 @@
 /* See fs.h. */
-#include "fs.h"
+#include "common/fs.h"
 
 #include <string.h>
 #include <sys/stat.h>
 
-#include "macro.h"
+#include "common/macro.h"
 
 int mkdir_parents(const char *path, mode_t mode)
 {

@@ -1,6 +1,6 @@
 /* See log.h. Writes "<N>message" lines when stderr is the journal (systemd parses the
  * priority prefix), plain "mvirt-vmm: message" lines otherwise. */
-#include "log.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * log once, where the decision is made. Library-like modules do not log. */
 #pragma once
 
-#include "macro.h"
+#include "common/macro.h"
 
 enum log_level {
 	LOG_LEVEL_ERR = 3,

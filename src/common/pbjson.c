@@ -1,6 +1,6 @@
 /* See pbjson.h. Walks a protobuf-c message through its descriptor: each field's storage is found
  * at msg + field->offset, its presence or element count at msg + field->quantifier_offset. */
-#include "pbjson.h"
+#include "common/pbjson.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "macro.h"
+#include "common/macro.h"
 
 /* Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range of the JSON mapping. */
 #define TIMESTAMP_MIN_SECONDS INT64_C(-62135596800)

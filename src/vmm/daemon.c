@@ -12,17 +12,17 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
-#include "api.h"
-#include "api_console.h"
-#include "api_volume.h"
-#include "api_vm.h"
-#include "listener.h"
-#include "fs.h"
-#include "log.h"
-#include "reflection.h"
-#include "storage.h"
-#include "store.h"
-#include "vm.h"
+#include "api/api.h"
+#include "api/api_console.h"
+#include "api/api_vm.h"
+#include "api/api_volume.h"
+#include "api/listener.h"
+#include "api/reflection.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "storage/storage.h"
+#include "store/store.h"
+#include "vm/vm.h"
 
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ULL)
 
@@ -57,16 +57,6 @@ static int lock_state_dir(struct daemon *d)
 		log_warning_errno(errno, "cannot write pid to %s: %m", path);
 	d->lock_fd = fd;
 	return 0;
-}
-
-void daemon_host_limits(struct daemon *d, struct host_limits *ret)
-{
-	struct sysinfo_host h;
-
-	if (sysinfo_host_read(&h) >= 0)
-		d->host = h;
-	ret->cpus = d->host.cpus;
-	ret->memory_mb = d->host.memory_mb;
 }
 
 static void on_api_down(void *userdata)
@@ -214,7 +204,11 @@ static int daemon_start(struct daemon *d)
 	r = reflection_init();
 	if (r < 0)
 		return log_error_errno(r, "cannot load the API descriptors for reflection");
-	if (sysinfo_host_read(&d->host) < 0)
+	d->api_ctx = (struct api_context){.event = d->event,
+					  .vms = d->vms,
+					  .storage = d->storage,
+					  .hypervisor = d->cfg->hypervisor};
+	if (sysinfo_host_read(&d->api_ctx.host) < 0)
 		log_warning("cannot read host CPU and memory sizes");
 	d->access_gid = resolve_group(d->cfg->group);
 
@@ -227,7 +221,7 @@ static int daemon_start(struct daemon *d)
 	    (r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d)) < 0)
 		return log_error_errno(r, "cannot watch signals");
 
-	r = api_server_new(d->event, tables, d, &d->api);
+	r = api_server_new(d->event, tables, &d->api_ctx, &d->api);
 	if (r < 0)
 		return log_error_errno(r, "cannot start the gRPC server");
 
@@ -262,7 +256,7 @@ static void daemon_done(struct daemon *d)
 	storage_free(d->storage);
 	store_close(d->store);
 	reflection_done();
-	free(d->hv_version);
+	api_context_done(&d->api_ctx);
 	sd_event_unref(d->event);
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);

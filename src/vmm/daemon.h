@@ -7,9 +7,8 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "api/api_context.h"
 #include "config.h"
-#include "sysinfo.h"
-#include "validate.h"
 
 struct daemon {
 	const struct daemon_config *cfg;
@@ -20,19 +19,11 @@ struct daemon {
 	struct api_server *api;
 	struct listener **listeners;
 	size_t n_listeners;
+	struct api_context api_ctx; /* what the handlers see */
 	int lock_fd;
 	gid_t access_gid;
-	struct sysinfo_host host;
-	/* cached `hypervisor --version`, keyed by the binary's identity */
-	char *hv_version;
-	dev_t hv_dev;
-	ino_t hv_ino;
-	struct timespec hv_mtime;
 	bool stopping;
 };
 
 /* Runs the daemon until SIGTERM/SIGINT. Returns the process exit code. */
 int daemon_run(const struct daemon_config *cfg);
-
-/* The host's limits for validation, refreshed from the system. */
-void daemon_host_limits(struct daemon *d, struct host_limits *ret);

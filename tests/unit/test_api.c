@@ -1,5 +1,6 @@
-/* Unit tests for the daemon's edges that need no running server: the errno → gRPC status
- * map (api.c), listen-address parsing (listener.c) and configuration parsing (config.c). */
+/* Unit tests for the API server's edges that need no running server: the error → gRPC status
+ * map (api_status.c), listen-address parsing (listener.c) and the wire-level NUL check
+ * (api_wire.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,11 +10,10 @@
 
 #include <cmocka.h>
 
-#include "api.h"
-#include "api_wire.h"
+#include "api/api.h"
+#include "api/api_wire.h"
+#include "api/listener.h"
 #include "mvirt.pb-c.h"
-#include "config.h"
-#include "listener.h"
 
 static void test_status_map(void **state)
 {
@@ -77,108 +77,6 @@ static void test_listen_addresses(void **state)
 	assert_non_null(strstr(err.msg, "too long"));
 }
 
-static int parse(struct daemon_config *cfg, struct mv_error *err, ...)
-{
-	char *argv[32];
-	int argc = 0;
-	va_list ap;
-
-	argv[argc++] = (char *)"mvirt-vmm";
-	va_start(ap, err);
-	for (char *a; (a = va_arg(ap, char *));)
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	return config_parse(argc, argv, cfg, err);
-}
-
-static void test_config_cli(void **state)
-{
-	struct daemon_config cfg;
-	struct mv_error err = {0};
-
-	(void)state;
-	assert_int_equal(parse(&cfg, &err, "--state-dir", "/s", "--runtime-dir", "/r", "-l",
-			       "unix:/r/a.sock", "--listen", "127.0.0.1:7", "--hypervisor", "/h",
-			       "--group", "", "-v", NULL),
-			 CONFIG_RUN);
-	assert_string_equal(cfg.state_dir, "/s");
-	assert_string_equal(cfg.runtime_dir, "/r");
-	assert_string_equal(cfg.listen[0], "unix:/r/a.sock");
-	assert_string_equal(cfg.listen[1], "127.0.0.1:7");
-	assert_null(cfg.listen[2]);
-	assert_string_equal(cfg.hypervisor, "/h");
-	assert_string_equal(cfg.group, "");
-	assert_int_equal(cfg.verbose, 1);
-	config_done(&cfg);
-
-	/* Defaults: the listen list follows the runtime directory. */
-	assert_int_equal(parse(&cfg, &err, "--runtime-dir", "/rt", NULL), CONFIG_RUN);
-	assert_string_equal(cfg.listen[0], "unix:/rt/mvirt.sock");
-	assert_string_equal(cfg.listen[1], "127.0.0.1:50051");
-	assert_string_equal(cfg.hypervisor, "/usr/bin/cloud-hypervisor");
-	assert_string_equal(cfg.group, "mvirt");
-	config_done(&cfg);
-
-	assert_int_equal(parse(&cfg, &err, "--bogus", NULL), -EINVAL);
-	assert_non_null(strstr(err.msg, "--bogus"));
-	config_done(&cfg);
-	mv_error_clear(&err);
-	assert_int_equal(parse(&cfg, &err, "--state-dir", "relative", NULL), -EINVAL);
-	assert_non_null(strstr(err.msg, "state-dir"));
-	config_done(&cfg);
-	mv_error_clear(&err);
-	assert_int_equal(parse(&cfg, &err, "stray", NULL), -EINVAL);
-	assert_non_null(strstr(err.msg, "stray"));
-	config_done(&cfg);
-}
-
-static void test_config_file(void **state)
-{
-	char path[] = "/tmp/mvirt-test-config-XXXXXX";
-	struct daemon_config cfg;
-	struct mv_error err = {0};
-	int fd = mkstemp(path);
-	FILE *f;
-
-	(void)state;
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	fputs("# comment\n"
-	      "state_dir = /from/file\n"
-	      "runtime-dir = \"/rt/file\"\n"
-	      "listen = unix:/rt/file/x.sock\n"
-	      "listen = 127.0.0.1:9\n"
-	      "\n"
-	      "hypervisor=/bin/ch\n",
-	      f);
-	fclose(f);
-
-	/* The command line wins over the file. */
-	assert_int_equal(parse(&cfg, &err, "--config", path, "--hypervisor", "/cli/ch", NULL),
-			 CONFIG_RUN);
-	assert_string_equal(cfg.state_dir, "/from/file");
-	assert_string_equal(cfg.runtime_dir, "/rt/file");
-	assert_string_equal(cfg.listen[0], "unix:/rt/file/x.sock");
-	assert_string_equal(cfg.listen[1], "127.0.0.1:9");
-	assert_string_equal(cfg.hypervisor, "/cli/ch");
-	config_done(&cfg);
-
-	f = fopen(path, "w");
-	fputs("nonsense = 1\n", f);
-	fclose(f);
-	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), -EINVAL);
-	assert_non_null(strstr(err.msg, "unknown key 'nonsense'"));
-	assert_non_null(strstr(err.msg, ":1"));
-	config_done(&cfg);
-	unlink(path);
-
-	mv_error_clear(&err);
-	assert_true(parse(&cfg, &err, "--config", "/nonexistent/mvirt.conf", NULL) < 0);
-	assert_non_null(strstr(err.msg, "/nonexistent/mvirt.conf"));
-	config_done(&cfg);
-}
-
 /* Packs msg and scans it: the name of the field with a NUL, or NULL. */
 static const char *scan(const ProtobufCMessage *msg)
 {
@@ -229,8 +127,8 @@ static void test_wire_nul(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_map), cmocka_unit_test(test_listen_addresses),
-		cmocka_unit_test(test_config_cli), cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_status_map),
+		cmocka_unit_test(test_listen_addresses),
 		cmocka_unit_test(test_wire_nul),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,8 +21,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "ch_client.h"
-#include "macro.h"
+#include "common/macro.h"
+#include "hypervisor/ch_client.h"
 
 #define MIB (1024 * 1024)
 #define WAIT_MAX_MS 10000

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "ch_config.h"
+#include "hypervisor/ch_config.h"
 
 /* Where the golden files are: $MVIRT_GOLDEN_DIR, else beside this source file as the compiler
  * saw it (meson passes a path relative to the build dir, where meson runs tests), else from the

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "ch_events.h"
-#include "macro.h"
+#include "common/macro.h"
+#include "hypervisor/ch_events.h"
 
 #define MAX_EVENTS 64
 

@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "cloudinit.h"
-#include "validate.h"
+#include "model/validate.h"
+#include "vm/cloudinit.h"
 
 #define LEAKED_FD 57 /* a non-O_CLOEXEC fd the tools must not see */
 

@@ -16,8 +16,8 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "console.h"
-#include "macro.h"
+#include "common/macro.h"
+#include "vm/console.h"
 
 #define WAIT_MAX_MS 10000
 

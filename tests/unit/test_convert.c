@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "api_convert.h"
-#include "macro.h"
+#include "api/api_convert.h"
+#include "common/macro.h"
 
 /* A record with every field set: two disks (one with an unknown format), two nics. */
 static void record_full(struct vm_record *r)

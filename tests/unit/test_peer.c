@@ -23,8 +23,8 @@
 
 #include <cmocka.h>
 
-#include "macro.h"
-#include "peer.h"
+#include "api/peer.h"
+#include "common/macro.h"
 
 #define NOBODY 65534
 #define EXTRA_GROUP 12345

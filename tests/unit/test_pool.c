@@ -23,9 +23,9 @@
 
 #include <cmocka.h>
 
-#include "storage.h"
-#include "storage_internal.h"
-#include "store.h"
+#include "storage/storage.h"
+#include "storage/storage_internal.h"
+#include "store/store.h"
 
 #define MiB (1024ULL * 1024)
 

@@ -11,10 +11,10 @@
 
 #include <cmocka.h>
 
+#include "api/reflection.h"
+#include "api/reflection_internal.h"
+#include "common/macro.h"
 #include "google/protobuf/descriptor.pb-c.h"
-#include "macro.h"
-#include "reflection.h"
-#include "reflection_internal.h"
 
 typedef Grpc__Reflection__V1__ServerReflectionRequest Request;
 typedef Grpc__Reflection__V1__ServerReflectionResponse Response;

@@ -20,9 +20,9 @@
 
 #include <cmocka.h>
 
-#include "storage.h"
-#include "storage_internal.h"
-#include "sysinfo.h"
+#include "os/sysinfo.h"
+#include "storage/storage.h"
+#include "storage/storage_internal.h"
 
 #define LEAKED_FD 57 /* a non-O_CLOEXEC fd the hypervisor child must not see */
 

@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "validate.h"
-#include "vmdef.h"
+#include "model/validate.h"
+#include "model/vmdef.h"
 
 #define N_EXTRA 17 /* extra disk images: enough for one more than VM_MAX_DISKS */
 

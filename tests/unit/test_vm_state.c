@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "vm.h"
+#include "vm/vm.h"
 
 #define NSTATES 6
 #define NOPS 6

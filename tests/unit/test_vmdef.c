@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "vmdef.h"
+#include "model/vmdef.h"
 
 static char *xstrdup(const char *s)
 {

@@ -29,7 +29,7 @@
  *   run, c->busy > 0 and ch_client_free only marks the client, which is destroyed when the
  *   dispatch unwinds.
  * Silent (no logging). Called by the VM manager. */
-#include "ch_client.h"
+#include "hypervisor/ch_client.h"
 
 #include <ctype.h>
 #include <json-c/json.h>
@@ -39,8 +39,8 @@
 #include <sys/epoll.h>
 #include <sys/un.h>
 
-#include "ch_curl.h"
-#include "macro.h"
+#include "common/macro.h"
+#include "hypervisor/ch_curl.h"
 
 #define CH_REPLY_MAX (1024 * 1024)
 #define CH_URL_PREFIX "http://localhost/api/v1/"

@@ -3,14 +3,14 @@
  * exists in the v54 schema (tests/unit/golden/check_schema.py checks the golden files against
  * it); optional members that are unset are omitted, so cloud-hypervisor applies its defaults.
  * Called by the VM manager just before `vm.create`. */
-#include "ch_config.h"
+#include "hypervisor/ch_config.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdint.h>
 
-#include "macro.h"
+#include "common/macro.h"
 
 static void json_putp(struct json_object **p)
 {

@@ -6,8 +6,8 @@
 
 #include <stdbool.h>
 
-#include "err.h"
-#include "vmdef.h"
+#include "common/err.h"
+#include "model/vmdef.h"
 
 struct ch_disk {
 	const char *path;

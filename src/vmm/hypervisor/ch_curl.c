@@ -2,7 +2,7 @@
  * it only to talk to running hypervisors, and libcurl drags in a TLS stack and more whose
  * constructors and pages would cost every daemon ~8 MB of RSS from start-up. The table of
  * function pointers is filled once per process, at the first request. See ch_curl.h. */
-#include "ch_curl.h"
+#include "hypervisor/ch_curl.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "macro.h"
+#include "common/macro.h"
 
 #define CURL_SONAME "libcurl.so.4"
 /* Test hook: another library to load instead (unit tests check the failure paths). */

@@ -6,7 +6,7 @@
  * (none while skipping); len <= cap <= CH_EVENT_MAX_OBJECT; between objects depth, len,
  * in_string, escape and skipping are all zero. Called by whoever reads cloud-hypervisor's
  * event-monitor pipe, on each read. */
-#include "ch_events.h"
+#include "hypervisor/ch_events.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "macro.h"
+#include "common/macro.h"
 
 #define INITIAL_CAP 1024
 

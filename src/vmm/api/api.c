@@ -1,0 +1,787 @@
+/* The API server: see api.h for the threading model and the call contract.
+ *
+ * Every asynchronous gRPC operation carries a struct api_tag. The completion-queue thread
+ * stores the result in the tag and appends it to a locked FIFO, waking the event loop through
+ * an eventfd; the loop then runs on_tag() for each, in order. A call lives until its
+ * RECV_CLOSE_ON_SERVER operation has completed and no other batch is outstanding
+ * (call_maybe_free). Only the loop touches struct api_call. */
+#include "api/api.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_posix.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "api/api_wire.h"
+#include "common/log.h"
+
+#define API_OUTSTANDING_REQUESTS 8
+#define API_MAX_MESSAGE (8 * 1024 * 1024)
+
+enum tag_kind {
+	TAG_NEW_CALL,
+	TAG_RECV,
+	TAG_SEND,
+	TAG_CLOSE,
+	TAG_RELEASE, /* posted by the loop itself: a held call was answered after it closed */
+	TAG_SERVER_SHUTDOWN,
+};
+
+struct api_tag {
+	enum tag_kind kind;
+	struct api_call *call; /* NULL for TAG_SERVER_SHUTDOWN */
+	struct api_tag *next;  /* FIFO link, owned by whoever holds the tag */
+	bool ok;               /* written by the CQ thread before the push */
+};
+
+struct api_msg {
+	struct api_msg *next;
+	grpc_byte_buffer *buf;
+};
+
+struct api_call {
+	struct api_server *srv;
+	bool deny; /* arrived on the PERMISSION_DENIED server */
+	grpc_call *call;
+	grpc_call_details details;
+	grpc_metadata_array request_md;
+	char *method_name; /* copy of details.method, for logs */
+	const struct api_method *method;
+
+	struct api_tag t_new, t_recv, t_send, t_close, t_release;
+	grpc_byte_buffer *recv_buf;
+	int cancelled;
+
+	struct api_msg *q_head, *q_tail;
+	size_t q_len;
+	grpc_byte_buffer *in_flight;
+	grpc_slice status_slice;
+	bool has_status_slice;
+
+	bool started;       /* t_new completed */
+	bool sending;       /* a send batch is outstanding */
+	bool md_sent;       /* initial metadata went out */
+	bool status_queued; /* the handler ended the call */
+	bool status_sent;   /* SEND_STATUS is in a started batch */
+	bool closed;        /* RECV_CLOSE_ON_SERVER completed */
+	bool held;          /* api_call_hold(): not freed before the handler answers */
+	bool md_wanted;     /* api_call_begin_stream(): send initial metadata now */
+	grpc_status_code status;
+	unsigned pending; /* outstanding batches, t_close included */
+
+	void *data;
+	struct api_call *prev, *next; /* srv->calls */
+};
+
+struct api_server {
+	sd_event *event;
+	sd_event_source *wake_source;
+	int wake_fd;
+	void *userdata;
+	const struct api_method *const *tables;
+
+	grpc_completion_queue *cq;
+	grpc_server *server, *deny_server;
+	struct api_tag t_shutdown_main, t_shutdown_deny;
+	unsigned servers_down;
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t lock;
+	struct api_tag *fifo_head, *fifo_tail; /* guarded by lock */
+
+	struct api_call *calls; /* started calls */
+	unsigned n_requests;    /* outstanding grpc_server_request_call */
+	bool shutting_down;
+	void (*shutdown_done)(void *userdata);
+	bool shutdown_reported;
+};
+
+/* ---- completion-queue thread ---- */
+
+static void push_tag(struct api_server *srv, struct api_tag *tag);
+
+static void *cq_thread(void *arg)
+{
+	struct api_server *srv = arg;
+
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(
+			srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+
+		struct api_tag *tag = ev.tag;
+
+		tag->ok = ev.success != 0;
+		push_tag(srv, tag);
+	}
+	return NULL;
+}
+
+/* Appends tag to the FIFO the loop drains; callable from any thread. */
+static void push_tag(struct api_server *srv, struct api_tag *tag)
+{
+	bool was_empty;
+
+	tag->next = NULL;
+	pthread_mutex_lock(&srv->lock);
+	was_empty = !srv->fifo_head;
+	if (srv->fifo_tail)
+		srv->fifo_tail->next = tag;
+	else
+		srv->fifo_head = tag;
+	srv->fifo_tail = tag;
+	pthread_mutex_unlock(&srv->lock);
+	if (was_empty) {
+		uint64_t one = 1;
+		(void)!write(srv->wake_fd, &one, sizeof(one));
+	}
+}
+
+/* ---- calls ---- */
+
+grpc_status_code api_status_from_errno(int code)
+{
+	switch (code < 0 ? -code : code) {
+	case EINVAL:
+	case E2BIG:
+	case ENAMETOOLONG:
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	case ENOENT:
+		return GRPC_STATUS_NOT_FOUND;
+	case EEXIST:
+		return GRPC_STATUS_ALREADY_EXISTS;
+	case EBUSY:
+	case EALREADY:
+	case ECHILD:
+	case ENOTEMPTY:
+		return GRPC_STATUS_FAILED_PRECONDITION;
+	case EOPNOTSUPP:
+	case ENOSYS:
+		return GRPC_STATUS_UNIMPLEMENTED;
+	case EACCES:
+	case EPERM:
+		return GRPC_STATUS_PERMISSION_DENIED;
+	case ENOSPC:
+	case EDQUOT:
+	case ENOBUFS:
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	case ESHUTDOWN:
+		return GRPC_STATUS_UNAVAILABLE;
+	case ETIMEDOUT:
+		return GRPC_STATUS_DEADLINE_EXCEEDED;
+	case ECANCELED:
+		return GRPC_STATUS_ABORTED;
+	case ENOEXEC:
+	case ENOMEDIUM:
+		return GRPC_STATUS_FAILED_PRECONDITION;
+	default:
+		return GRPC_STATUS_INTERNAL;
+	}
+}
+
+static struct api_call *call_new(struct api_server *srv, bool deny)
+{
+	struct api_call *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->srv = srv;
+	c->deny = deny;
+	c->t_new = (struct api_tag){.kind = TAG_NEW_CALL, .call = c};
+	c->t_recv = (struct api_tag){.kind = TAG_RECV, .call = c};
+	c->t_send = (struct api_tag){.kind = TAG_SEND, .call = c};
+	c->t_close = (struct api_tag){.kind = TAG_CLOSE, .call = c};
+	c->t_release = (struct api_tag){.kind = TAG_RELEASE, .call = c};
+	grpc_call_details_init(&c->details);
+	grpc_metadata_array_init(&c->request_md);
+	return c;
+}
+
+static void queue_clear(struct api_call *c)
+{
+	while (c->q_head) {
+		struct api_msg *m = c->q_head;
+		c->q_head = m->next;
+		grpc_byte_buffer_destroy(m->buf);
+		free(m);
+	}
+	c->q_tail = NULL;
+	c->q_len = 0;
+}
+
+static void call_free(struct api_call *c)
+{
+	struct api_server *srv = c->srv;
+
+	if (c->started) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			srv->calls = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+	}
+	queue_clear(c);
+	if (c->in_flight)
+		grpc_byte_buffer_destroy(c->in_flight);
+	if (c->recv_buf)
+		grpc_byte_buffer_destroy(c->recv_buf);
+	if (c->has_status_slice)
+		grpc_slice_unref(c->status_slice);
+	if (c->call)
+		grpc_call_unref(c->call);
+	grpc_call_details_destroy(&c->details);
+	grpc_metadata_array_destroy(&c->request_md);
+	free(c->method_name);
+	free(c);
+}
+
+static void server_check_shutdown(struct api_server *srv);
+
+/* Frees the call once gRPC holds no more of its tags. Returns true if freed. */
+static bool call_maybe_free(struct api_call *c)
+{
+	struct api_server *srv = c->srv;
+
+	if (!c->closed || c->pending > 0 || c->held)
+		return false;
+	call_free(c);
+	server_check_shutdown(srv);
+	return true;
+}
+
+static void start_batch(struct api_call *c, const grpc_op *ops, size_t n, struct api_tag *tag)
+{
+	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
+
+	if (e != GRPC_CALL_OK) {
+		/* Only a programming error gets here (two batches of one kind). */
+		log_error("api %s: grpc_call_start_batch failed: %s", strempty(c->method_name),
+			  grpc_call_error_to_string(e));
+		return;
+	}
+	c->pending++;
+}
+
+/* Starts the next send batch: initial metadata on first use, one queued message, and the
+ * status once nothing else is queued. */
+static void call_pump(struct api_call *c)
+{
+	grpc_op ops[3];
+	size_t n = 0;
+
+	if (c->sending || c->closed || c->status_sent)
+		return;
+	memset(ops, 0, sizeof(ops));
+	if (!c->md_sent && (c->q_head || c->status_queued || c->md_wanted)) {
+		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		c->md_sent = true;
+	}
+	if (c->q_head) {
+		struct api_msg *m = c->q_head;
+		c->q_head = m->next;
+		if (!c->q_head)
+			c->q_tail = NULL;
+		c->q_len--;
+		c->in_flight = m->buf;
+		free(m);
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n++].data.send_message.send_message = c->in_flight;
+	}
+	if (c->status_queued && !c->q_head) {
+		ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+		ops[n].data.send_status_from_server.status = c->status;
+		ops[n].data.send_status_from_server.status_details =
+			c->has_status_slice ? &c->status_slice : NULL;
+		n++;
+		c->status_sent = true;
+	}
+	if (n == 0)
+		return;
+	c->sending = true;
+	start_batch(c, ops, n, &c->t_send);
+}
+
+static void call_end(struct api_call *c, grpc_status_code status, const char *details)
+{
+	if (!c->status_queued && !c->closed) {
+		c->status_queued = true;
+		c->status = status;
+		if (details && *details) {
+			c->status_slice = grpc_slice_from_copied_string(details);
+			c->has_status_slice = true;
+		}
+		call_pump(c);
+	}
+	if (c->held) {
+		c->held = false;
+		/* Freed from the loop's next turn, never under the caller's feet. */
+		if (c->closed && c->pending == 0)
+			push_tag(c->srv, &c->t_release);
+	}
+}
+
+void api_call_begin_stream(struct api_call *call)
+{
+	call->md_wanted = true;
+	call_pump(call);
+}
+
+void api_call_hold(struct api_call *call)
+{
+	call->held = true;
+}
+
+bool api_call_is_cancelled(struct api_call *call)
+{
+	return call->closed;
+}
+
+void api_call_finish(struct api_call *call, grpc_status_code status, const char *details)
+{
+	call_end(call, status, details);
+}
+
+void api_call_fail(struct api_call *call, grpc_status_code status, const char *fmt, ...)
+{
+	char buf[MV_ERROR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (log_get_max_level() >= LOG_LEVEL_DEBUG)
+		log_debug("api %s: %s", strempty(call->method_name), buf);
+	call_end(call, status, buf);
+}
+
+void api_call_fail_err(struct api_call *call, const struct mv_error *err)
+{
+	api_call_fail(call, api_status_from_errno(err->code), "%s",
+		      err->msg[0] ? err->msg : strerror(err->code < 0 ? -err->code : err->code));
+}
+
+int api_call_send(struct api_call *call, const ProtobufCMessage *msg, size_t max_queued)
+{
+	struct api_msg *m;
+	grpc_slice slice;
+	size_t len;
+
+	if (call->closed || call->status_queued)
+		return -ECANCELED;
+	if (call->q_len >= max_queued)
+		return -ENOBUFS;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	len = protobuf_c_message_get_packed_size(msg);
+	slice = grpc_slice_malloc(len);
+	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
+	m->buf = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+	if (call->q_tail)
+		call->q_tail->next = m;
+	else
+		call->q_head = m;
+	call->q_tail = m;
+	call->q_len++;
+	call_pump(call);
+	return 0;
+}
+
+void api_call_reply(struct api_call *call, const ProtobufCMessage *msg)
+{
+	int r = api_call_send(call, msg, SIZE_MAX);
+
+	if (r == -ECANCELED)
+		return;
+	if (r < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "cannot queue the reply: %s",
+			      strerror(-r));
+		return;
+	}
+	call_end(call, GRPC_STATUS_OK, NULL);
+}
+
+size_t api_call_queued(struct api_call *call)
+{
+	return call->q_len;
+}
+
+void *api_call_userdata(struct api_call *call)
+{
+	return call->srv->userdata;
+}
+
+const char *api_call_method(struct api_call *call)
+{
+	return strempty(call->method_name);
+}
+
+void api_call_set_data(struct api_call *call, void *data)
+{
+	call->data = data;
+}
+
+void *api_call_get_data(struct api_call *call)
+{
+	return call->data;
+}
+
+static const struct api_method *method_find(struct api_server *srv, const char *name)
+{
+	for (const struct api_method *const *t = srv->tables; *t; t++)
+		for (const struct api_method *m = *t; m->path; m++)
+			if (streq(m->path, name))
+				return m;
+	return NULL;
+}
+
+static void call_recv(struct api_call *c)
+{
+	grpc_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &c->recv_buf;
+	start_batch(c, &op, 1, &c->t_recv);
+}
+
+static void server_request(struct api_server *srv, bool deny);
+
+static void on_new_call(struct api_call *c, bool ok)
+{
+	struct api_server *srv = c->srv;
+	grpc_op op;
+
+	srv->n_requests--;
+	if (!ok) {
+		/* The server is shutting down; this request will never see a call. */
+		call_free(c);
+		server_check_shutdown(srv);
+		return;
+	}
+	server_request(srv, c->deny);
+
+	c->started = true;
+	c->next = srv->calls;
+	if (srv->calls)
+		srv->calls->prev = c;
+	srv->calls = c;
+	c->method_name = grpc_slice_to_c_string(c->details.method);
+
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &c->cancelled;
+	start_batch(c, &op, 1, &c->t_close);
+
+	if (c->deny) {
+		api_call_fail(
+			c, GRPC_STATUS_PERMISSION_DENIED,
+			"permission denied: mvirt-vmm serves only root and members of its access "
+			"group");
+		return;
+	}
+	if (srv->shutting_down) {
+		api_call_fail(c, GRPC_STATUS_UNAVAILABLE, "mvirt-vmm is shutting down");
+		return;
+	}
+	c->method = method_find(srv, c->method_name);
+	if (!c->method) {
+		api_call_fail(c, GRPC_STATUS_UNIMPLEMENTED, "method %s is not served by mvirt-vmm",
+			      c->method_name);
+		return;
+	}
+	call_recv(c);
+}
+
+static void on_recv(struct api_call *c)
+{
+	grpc_byte_buffer *buf = TAKE_PTR(c->recv_buf);
+	ProtobufCMessage *msg = NULL;
+	bool unary_like = c->method->kind != API_METHOD_BIDI_STREAM;
+
+	if (c->closed || c->status_queued)
+		goto out;
+	if (!buf) {
+		if (unary_like)
+			api_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request message missing");
+		else
+			c->method->handle(c, NULL);
+		goto out;
+	}
+
+	grpc_byte_buffer_reader reader;
+	grpc_slice slice;
+
+	if (!grpc_byte_buffer_reader_init(&reader, buf)) {
+		api_call_fail(c, GRPC_STATUS_INTERNAL, "cannot read the request");
+		goto out;
+	}
+	slice = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	const char *nul_field = api_wire_find_nul(c->method->request, GRPC_SLICE_START_PTR(slice),
+						  GRPC_SLICE_LENGTH(slice));
+	if (nul_field) {
+		grpc_slice_unref(slice);
+		api_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: contains a NUL byte",
+			      nul_field);
+		goto out;
+	}
+	msg = protobuf_c_message_unpack(c->method->request, NULL, GRPC_SLICE_LENGTH(slice),
+					GRPC_SLICE_START_PTR(slice));
+	grpc_slice_unref(slice);
+	if (!msg) {
+		api_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed request: not a valid %s",
+			      c->method->request->name);
+		goto out;
+	}
+	c->method->handle(c, msg);
+	if (!unary_like && !c->status_queued && !c->closed)
+		call_recv(c);
+out:
+	if (msg)
+		protobuf_c_message_free_unpacked(msg, NULL);
+	if (buf)
+		grpc_byte_buffer_destroy(buf);
+}
+
+static void on_tag(struct api_server *srv, struct api_tag *tag)
+{
+	struct api_call *c = tag->call;
+
+	switch (tag->kind) {
+	case TAG_SERVER_SHUTDOWN:
+		srv->servers_down++;
+		server_check_shutdown(srv);
+		return;
+	case TAG_NEW_CALL:
+		on_new_call(c, tag->ok);
+		return;
+	case TAG_RECV:
+		c->pending--;
+		if (tag->ok)
+			on_recv(c);
+		else if (c->recv_buf)
+			grpc_byte_buffer_destroy(TAKE_PTR(c->recv_buf));
+		break;
+	case TAG_SEND:
+		c->pending--;
+		c->sending = false;
+		if (c->in_flight)
+			grpc_byte_buffer_destroy(TAKE_PTR(c->in_flight));
+		if (!tag->ok)
+			queue_clear(c);
+		else
+			call_pump(c);
+		break;
+	case TAG_RELEASE:
+		break;
+	case TAG_CLOSE:
+		c->pending--;
+		c->closed = true;
+		queue_clear(c);
+		/* Streams: the call is over, whoever ended it; the handler lets go of it. */
+		if (c->method && c->method->kind != API_METHOD_UNARY && c->method->on_cancel)
+			c->method->on_cancel(c);
+		break;
+	}
+	call_maybe_free(c);
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct api_server *srv = userdata;
+	struct api_tag *list;
+	uint64_t v;
+
+	(void)s;
+	(void)revents;
+	(void)!read(fd, &v, sizeof(v));
+	pthread_mutex_lock(&srv->lock);
+	list = srv->fifo_head;
+	srv->fifo_head = srv->fifo_tail = NULL;
+	pthread_mutex_unlock(&srv->lock);
+	while (list) {
+		struct api_tag *t = list;
+		list = t->next;
+		on_tag(srv, t);
+	}
+	return 0;
+}
+
+static void server_request(struct api_server *srv, bool deny)
+{
+	struct api_call *c;
+	grpc_call_error e;
+
+	if (srv->shutting_down)
+		return;
+	c = call_new(srv, deny);
+	if (!c) {
+		log_error("api: out of memory, cannot accept more calls");
+		return;
+	}
+	e = grpc_server_request_call(deny ? srv->deny_server : srv->server, &c->call, &c->details,
+				     &c->request_md, srv->cq, srv->cq, &c->t_new);
+	if (e != GRPC_CALL_OK) {
+		log_error("api: grpc_server_request_call failed: %s", grpc_call_error_to_string(e));
+		call_free(c);
+		return;
+	}
+	srv->n_requests++;
+}
+
+static void server_check_shutdown(struct api_server *srv)
+{
+	if (!srv->shutting_down || srv->shutdown_reported || srv->servers_down < 2 || srv->calls ||
+	    srv->n_requests > 0)
+		return;
+	srv->shutdown_reported = true;
+	if (srv->shutdown_done)
+		srv->shutdown_done(srv->userdata);
+}
+
+int api_server_new(sd_event *event, const struct api_method *const *tables, void *userdata,
+		   struct api_server **ret)
+{
+	struct api_server *srv;
+	grpc_arg arg = {
+		.type = GRPC_ARG_INTEGER,
+		.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+		.value.integer = API_MAX_MESSAGE,
+	};
+	grpc_channel_args args = {.num_args = 1, .args = &arg};
+	int r;
+
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->wake_fd = -1;
+	srv->event = sd_event_ref(event);
+	srv->tables = tables;
+	srv->userdata = userdata;
+	srv->t_shutdown_main.kind = TAG_SERVER_SHUTDOWN;
+	srv->t_shutdown_deny.kind = TAG_SERVER_SHUTDOWN;
+	pthread_mutex_init(&srv->lock, NULL);
+	srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (srv->wake_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = sd_event_add_io(event, &srv->wake_source, srv->wake_fd, EPOLLIN, on_wake, srv);
+	if (r < 0)
+		goto fail;
+
+	grpc_init();
+	srv->cq = grpc_completion_queue_create_for_next(NULL);
+	srv->server = grpc_server_create(&args, NULL);
+	srv->deny_server = grpc_server_create(&args, NULL);
+	grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
+	grpc_server_register_completion_queue(srv->deny_server, srv->cq, NULL);
+	grpc_server_start(srv->server);
+	grpc_server_start(srv->deny_server);
+
+	r = -pthread_create(&srv->thread, NULL, cq_thread, srv);
+	if (r < 0)
+		goto fail;
+	srv->thread_started = true;
+
+	for (int i = 0; i < API_OUTSTANDING_REQUESTS; i++)
+		server_request(srv, false);
+	server_request(srv, true);
+	*ret = srv;
+	return 0;
+fail:
+	api_server_free(srv);
+	return r;
+}
+
+void api_server_add_connection(struct api_server *srv, int fd, bool allowed)
+{
+	grpc_server_credentials *creds;
+
+	if (srv->shutting_down) {
+		close(fd);
+		return;
+	}
+	creds = grpc_insecure_server_credentials_create();
+	grpc_server_add_channel_from_fd(allowed ? srv->server : srv->deny_server, fd, creds);
+	grpc_server_credentials_release(creds);
+}
+
+void api_server_shutdown(struct api_server *srv, void (*done)(void *userdata))
+{
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = true;
+	srv->shutdown_done = done;
+	for (struct api_call *c = srv->calls, *next; c; c = next) {
+		next = c->next;
+		if (c->method && c->method->kind != API_METHOD_UNARY)
+			call_end(c, GRPC_STATUS_UNAVAILABLE, "mvirt-vmm is shutting down");
+	}
+	grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->t_shutdown_main);
+	grpc_server_shutdown_and_notify(srv->deny_server, srv->cq, &srv->t_shutdown_deny);
+}
+
+/* Runs the loop side by hand until the servers are down and every call is gone (used when
+ * the event loop no longer runs). Gives up after timeout_ms. */
+static void drain(struct api_server *srv, int timeout_ms)
+{
+	uint64_t deadline = gpr_now(GPR_CLOCK_MONOTONIC).tv_sec * 1000ULL + (uint64_t)timeout_ms;
+
+	while (srv->servers_down < 2 || srv->calls || srv->n_requests > 0) {
+		struct pollfd pfd = {.fd = srv->wake_fd, .events = POLLIN};
+		uint64_t now = gpr_now(GPR_CLOCK_MONOTONIC).tv_sec * 1000ULL;
+
+		if (now > deadline)
+			break;
+		if (poll(&pfd, 1, 100) > 0)
+			on_wake(NULL, srv->wake_fd, POLLIN, srv);
+	}
+}
+
+void api_server_free(struct api_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->server) {
+		if (!srv->shutting_down)
+			api_server_shutdown(srv, NULL);
+		srv->shutdown_done = NULL;
+		grpc_server_cancel_all_calls(srv->server);
+		grpc_server_cancel_all_calls(srv->deny_server);
+		if (srv->thread_started)
+			drain(srv, 5000);
+	}
+	if (srv->cq)
+		grpc_completion_queue_shutdown(srv->cq);
+	if (srv->thread_started)
+		pthread_join(srv->thread, NULL);
+	if (srv->server)
+		grpc_server_destroy(srv->server);
+	if (srv->deny_server)
+		grpc_server_destroy(srv->deny_server);
+	if (srv->cq) {
+		grpc_completion_queue_destroy(srv->cq);
+		grpc_shutdown();
+	}
+	sd_event_source_disable_unref(srv->wake_source);
+	if (srv->wake_fd >= 0)
+		close(srv->wake_fd);
+	sd_event_unref(srv->event);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}

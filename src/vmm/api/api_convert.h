@@ -1,0 +1,19 @@
+/* Conversion between the protobuf-c messages of proto/mvirt.proto and the plain structs of
+ * vmdef.h. The only place besides api*.c and reflection.c that knows protobuf-c types.
+ *
+ * from_pb functions copy into newly allocated members (free with vmdef_*_done); to_pb functions
+ * build a message tree whose every pointer is allocated here and freed with
+ * api_convert_vm_pb_done() — no pointers into the source are kept, so the source may change or
+ * go away afterwards. */
+#pragma once
+
+#include "model/vmdef.h"
+#include "mvirt.pb-c.h"
+
+/* -ENOMEM only: unknown enum values are copied as they are (validation rejects them). */
+int api_convert_config_from_pb(const Mvirt__VmConfig *pb, struct vm_config *ret);
+
+/* Fills *ret (initialized here) from r. -ENOMEM on allocation failure (*ret then empty). */
+int api_convert_vm_to_pb(const struct vm_record *r, Mvirt__Vm *ret);
+/* Frees what api_convert_vm_to_pb allocated inside vm (not vm itself). */
+void api_convert_vm_pb_done(Mvirt__Vm *vm);

@@ -1,0 +1,250 @@
+/* See api_vm.h. */
+#include "api/api_vm.h"
+
+#include <malloc.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api_context.h"
+#include "api/api_convert.h"
+#include "mvirt.pb-c.h"
+#include "os/sysinfo.h"
+#include "vm/vm.h"
+
+#define API_VERSION 1
+
+static void reply_vm(struct api_call *call, const struct vm_record *rec)
+{
+	Mvirt__Vm vm;
+
+	if (api_convert_vm_to_pb(rec, &vm) < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+		return;
+	}
+	api_call_reply(call, &vm.base);
+	api_convert_vm_pb_done(&vm);
+}
+
+static void handle_create(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__CreateVmRequest *req = (const Mvirt__CreateVmRequest *)msg;
+	struct api_context *ctx = api_context_of(call);
+	struct mv_error err = {0};
+	struct vm_config config = {0};
+	struct host_limits host;
+	const struct vm_record *rec;
+	int r;
+
+	if (!req->config) {
+		api_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "config: required");
+		return;
+	}
+	r = api_convert_config_from_pb(req->config, &config);
+	if (r < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+		return;
+	}
+	api_context_host_limits(ctx, &host);
+	r = vm_manager_create(ctx->vms, req->name, &config, &host, &rec, &err);
+	vmdef_config_done(&config);
+	if (r < 0) {
+		api_call_fail_err(call, &err);
+		return;
+	}
+	log_info("vm %s: created (id %s)", rec->name, rec->id);
+	reply_vm(call, rec);
+}
+
+static void handle_get(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__GetVmRequest *req = (const Mvirt__GetVmRequest *)msg;
+	struct mv_error err = {0};
+	const struct vm_record *rec;
+
+	if (vm_manager_lookup(api_context_of(call)->vms, req->vm, "vm", &rec, &err) < 0)
+		api_call_fail_err(call, &err);
+	else
+		reply_vm(call, rec);
+}
+
+static void handle_list(struct api_call *call, const ProtobufCMessage *msg)
+{
+	struct vm_manager *m = api_context_of(call)->vms;
+	Mvirt__ListVmsResponse resp = MVIRT__LIST_VMS_RESPONSE__INIT;
+	size_t n = vm_manager_count(m), done = 0;
+	Mvirt__Vm *vms = NULL;
+	Mvirt__Vm **ptrs = NULL;
+
+	(void)msg;
+	if (n > 0) {
+		vms = calloc(n, sizeof(*vms));
+		ptrs = calloc(n, sizeof(*ptrs));
+		if (!vms || !ptrs)
+			goto oom;
+	}
+	for (; done < n; done++) {
+		if (api_convert_vm_to_pb(vm_manager_at(m, done), &vms[done]) < 0)
+			goto oom;
+		ptrs[done] = &vms[done];
+	}
+	resp.n_vms = n;
+	resp.vms = ptrs;
+	api_call_reply(call, &resp.base);
+	goto out;
+oom:
+	api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+out:
+	for (size_t i = 0; i < done; i++)
+		api_convert_vm_pb_done(&vms[i]);
+	free(vms);
+	free(ptrs);
+	/* A big answer's temporary copies would otherwise stay in the heap for good. */
+	if (n >= 256)
+		malloc_trim(0);
+}
+
+static void handle_delete(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__DeleteVmRequest *req = (const Mvirt__DeleteVmRequest *)msg;
+	Mvirt__DeleteVmResponse resp = MVIRT__DELETE_VM_RESPONSE__INIT;
+	struct api_context *ctx = api_context_of(call);
+	struct mv_error err = {0};
+	struct vm_record old = {0};
+	Mvirt__Vm vm;
+
+	if (vm_manager_delete(ctx->vms, req->vm, &old, &err) < 0) {
+		api_call_fail_err(call, &err);
+		return;
+	}
+	log_info("vm %s: deleted (id %s)", old.name, old.id);
+	if (api_convert_vm_to_pb(&old, &vm) < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+	} else {
+		resp.vm = &vm;
+		api_call_reply(call, &resp.base);
+		api_convert_vm_pb_done(&vm);
+	}
+	vmdef_record_done(&old);
+}
+
+static void on_op_done(void *userdata, const struct vm_record *rec, const struct mv_error *err)
+{
+	struct api_call *call = userdata;
+
+	if (err->code < 0)
+		api_call_fail_err(call, err);
+	else
+		reply_vm(call, rec);
+}
+
+/* Lifecycle calls answer once the operation is over (a StopVm returns a STOPPED VM). */
+static void run_op(struct api_call *call, enum vm_op_kind kind, const char *ref,
+		   const struct vm_op_args *args)
+{
+	struct mv_error err = {0};
+	int r;
+
+	api_call_hold(call);
+	r = vm_manager_op(api_context_of(call)->vms, kind, ref, args, on_op_done, call, &err);
+	if (r < 0) {
+		if (err.code == 0)
+			mv_err(&err, r, "%s", strerror(-r));
+		api_call_fail_err(call, &err);
+	}
+}
+
+static void handle_start(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_START, ((const Mvirt__StartVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_stop(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__StopVmRequest *req = (const Mvirt__StopVmRequest *)msg;
+	struct vm_op_args args = {
+		.timeout_s = req->timeout_seconds ? req->timeout_seconds->value
+						  : VM_STOP_DEFAULT_TIMEOUT_S,
+		.force = req->force,
+	};
+
+	run_op(call, VM_OP_STOP, req->vm, &args);
+}
+
+static void handle_kill(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_KILL, ((const Mvirt__KillVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_reboot(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_REBOOT, ((const Mvirt__RebootVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_pause(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_PAUSE, ((const Mvirt__PauseVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_resume(struct api_call *call, const ProtobufCMessage *msg)
+{
+	run_op(call, VM_OP_RESUME, ((const Mvirt__ResumeVmRequest *)msg)->vm, NULL);
+}
+
+static void handle_version(struct api_call *call, const ProtobufCMessage *msg)
+{
+	Mvirt__GetVersionResponse resp = MVIRT__GET_VERSION_RESPONSE__INIT;
+
+	(void)msg;
+	resp.version = (char *)MVIRT_VERSION;
+	resp.api_version = API_VERSION;
+	api_call_reply(call, &resp.base);
+}
+
+static void handle_sysinfo(struct api_call *call, const ProtobufCMessage *msg)
+{
+	Mvirt__SystemInfo resp = MVIRT__SYSTEM_INFO__INIT;
+	struct api_context *ctx = api_context_of(call);
+	struct sysinfo_host host;
+	bool found;
+	int r;
+
+	(void)msg;
+	r = sysinfo_host_read(&host);
+	if (r < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "cannot read host information: %s",
+			      strerror(-r));
+		return;
+	}
+	resp.host_cpus = host.cpus;
+	resp.host_memory_mb = host.memory_mb;
+	vm_manager_totals(ctx->vms, &resp.allocated_vcpus, &resp.allocated_memory_mb);
+	resp.vm_count = (uint32_t)vm_manager_count(ctx->vms);
+	resp.hypervisor_path = (char *)ctx->hypervisor;
+	resp.hypervisor_version = (char *)api_context_hypervisor_version(ctx, &found);
+	resp.hypervisor_found = found;
+	resp.hostname = host.hostname;
+	resp.kernel_release = host.kernel_release;
+	api_call_reply(call, &resp.base);
+}
+
+#define UNARY(method, type, fn)                                                                    \
+	{                                                                                          \
+		.path = "/mvirt.VmService/" method, .kind = API_METHOD_UNARY,                      \
+		.request = &type##__descriptor, .handle = fn,                                      \
+	}
+
+const struct api_method api_vm_methods[] = {
+	UNARY("CreateVm", mvirt__create_vm_request, handle_create),
+	UNARY("GetVm", mvirt__get_vm_request, handle_get),
+	UNARY("ListVms", mvirt__list_vms_request, handle_list),
+	UNARY("DeleteVm", mvirt__delete_vm_request, handle_delete),
+	UNARY("StartVm", mvirt__start_vm_request, handle_start),
+	UNARY("StopVm", mvirt__stop_vm_request, handle_stop),
+	UNARY("KillVm", mvirt__kill_vm_request, handle_kill),
+	UNARY("RebootVm", mvirt__reboot_vm_request, handle_reboot),
+	UNARY("PauseVm", mvirt__pause_vm_request, handle_pause),
+	UNARY("ResumeVm", mvirt__resume_vm_request, handle_resume),
+	UNARY("GetVersion", mvirt__get_version_request, handle_version),
+	UNARY("GetSystemInfo", mvirt__get_system_info_request, handle_sysinfo),
+	{.path = NULL},
+};

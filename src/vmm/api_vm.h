@@ -1,9 +1,0 @@
-/* The handlers of mvirt.VmService: decode the request, call the VM manager, encode the answer
- * or map the error. Thin on purpose: rules live in the VM manager and validation. */
-#pragma once
-
-#include "api.h"
-#include "log.h"
-
-/* userdata of the API server must be the struct daemon. */
-extern const struct api_method api_vm_methods[];

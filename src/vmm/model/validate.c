@@ -1,0 +1,405 @@
+/* Validation of VM names and VM configs (see validate.h).
+ *
+ * validate_vm_config() walks the config in the field order of mvirt.VmConfig (vcpus, memory_mb,
+ * kernel, initramfs, cmdline, firmware, disk, disks, nics, user_data) and reports the first
+ * problem only, as "<field as the API spells it>: <cause>". Empty strings count as unset, like
+ * proto3 does. Callers: the API layer on CreateVm, before anything is stored. */
+#include "model/validate.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "common/macro.h"
+
+#define NAME_RULE "use 1-63 characters a-z 0-9 . _ -, starting with a letter or digit"
+#define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
+#define FIELD_MAX 64
+
+enum path_kind {
+	PATH_FILE, /* a regular file */
+	PATH_DISK, /* a regular file or a block device */
+};
+
+/* Copies s into buf for quoting in a message, with bytes that are not printable ASCII shown as
+ * '?', so that user input cannot inject control characters into error messages. */
+static const char *printable(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < size; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+static const char *errno_cause(int e)
+{
+	const char *d;
+
+	switch (e) {
+	case ENOENT:
+		return "no such file";
+	case EACCES:
+		return "permission denied";
+	case ENOTDIR:
+		return "a component of the path is not a directory";
+	case ELOOP:
+		return "too many levels of symbolic links";
+	case ENAMETOOLONG:
+		return "file name too long";
+	}
+	d = strerrordesc_np(e);
+	return d ? d : "unknown error";
+}
+
+static const char *file_type_name(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "a special file";
+}
+
+static bool is_name_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+}
+
+int validate_vm_name(const char *name, const char *field, struct mv_error *err)
+{
+	char quoted[VM_NAME_MAX + 1];
+	size_t len, i;
+
+	if (!field)
+		field = "name";
+	if (isempty(name))
+		return mv_err(err, -EINVAL, "%s: required", field);
+
+	len = strlen(name);
+	if (len > VM_NAME_MAX)
+		return mv_err(err, -EINVAL, "%s: is too long (%zu characters, at most %d)", field,
+			      len, VM_NAME_MAX);
+
+	for (i = 0; i < len; i++) {
+		char ch = name[i];
+
+		if (is_name_char(ch) || (i > 0 && (ch == '.' || ch == '_' || ch == '-')))
+			continue;
+		return mv_err(err, -EINVAL, "%s: '%s' is invalid: " NAME_RULE, field,
+			      printable(name, quoted, sizeof(quoted)));
+	}
+	return 0;
+}
+
+static int hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+int validate_mac(const char *mac, const char *field, struct mv_error *err)
+{
+	char quoted[32];
+	unsigned octet[6];
+	size_t i;
+
+	if (!field)
+		field = "mac";
+	if (isempty(mac))
+		return mv_err(err, -EINVAL, "%s: required", field);
+
+	/* "xx:xx:xx:xx:xx:xx" is exactly 17 characters. */
+	if (strnlen(mac, 18) != 17)
+		goto syntax;
+	for (i = 0; i < 6; i++) {
+		int hi = hex_value(mac[3 * i]), lo = hex_value(mac[3 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (i < 5 && mac[3 * i + 2] != ':'))
+			goto syntax;
+		octet[i] = (unsigned)(hi << 4 | lo);
+	}
+
+	if (octet[0] & 1)
+		return mv_err(err, -EINVAL, "%s: %s is a multicast address; use a unicast one",
+			      field, mac);
+	if ((octet[0] | octet[1] | octet[2] | octet[3] | octet[4] | octet[5]) == 0)
+		return mv_err(err, -EINVAL, "%s: %s is not a usable address", field, mac);
+	return 0;
+
+syntax:
+	return mv_err(err, -EINVAL,
+		      "%s: '%s' is not a MAC address: use six hex pairs like 52:54:00:12:34:56",
+		      field, printable(mac, quoted, sizeof(quoted)));
+}
+
+/* Checks that path is absolute and names an existing object of the expected kind (following
+ * symlinks). On success the stat() result goes to ret_st. */
+static int check_path(const char *path, const char *field, enum path_kind kind, struct stat *ret_st,
+		      struct mv_error *err)
+{
+	struct stat st;
+	size_t len;
+
+	if (path[0] != '/')
+		return mv_err(err, -EINVAL, "%s: must be an absolute path", field);
+	len = strnlen(path, PATH_MAX);
+	if (len >= PATH_MAX)
+		return mv_err(err, -EINVAL, "%s: is too long (at most %d bytes)", field,
+			      PATH_MAX - 1);
+
+	if (stat(path, &st) < 0)
+		return mv_err(err, -EINVAL, "%s: %s: %s", field, path, errno_cause(errno));
+
+	if (S_ISREG(st.st_mode) || (kind == PATH_DISK && S_ISBLK(st.st_mode))) {
+		*ret_st = st;
+		return 0;
+	}
+	return mv_err(err, -EINVAL, "%s: %s is %s, not a regular file%s", field, path,
+		      file_type_name(st.st_mode), kind == PATH_DISK ? " or block device" : "");
+}
+
+/* True when a and b are the same disk: the same inode, or the same block device (two device
+ * nodes may name one device). */
+static bool same_disk(const struct stat *a, const struct stat *b)
+{
+	if (S_ISBLK(a->st_mode) && S_ISBLK(b->st_mode))
+		return a->st_rdev == b->st_rdev;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+static bool known_format(enum disk_format f)
+{
+	switch (f) {
+	case DISK_FORMAT_UNSPECIFIED:
+	case DISK_FORMAT_RAW:
+	case DISK_FORMAT_QCOW2:
+		return true;
+	}
+	return false;
+}
+
+/* The `disk` shorthand and `disks`, as one list: no more than VM_MAX_DISKS in all, each path
+ * an existing file or block device, no file twice. */
+static int check_disks(const struct vm_config *c, struct mv_error *err)
+{
+	/* seen[k] / seen_field[k]: the disks checked so far, for duplicate detection. */
+	struct stat seen[VM_MAX_DISKS];
+	char seen_field[VM_MAX_DISKS][FIELD_MAX];
+	size_t n_seen = 0, total, i, k;
+	int r;
+
+	total = c->n_disks + (isempty(c->disk) ? 0 : 1);
+	if (total > VM_MAX_DISKS)
+		return mv_err(err, -EINVAL, "config.disks: %zu disks%s, at most %d", total,
+			      isempty(c->disk) ? "" : " (counting config.disk)", VM_MAX_DISKS);
+
+	if (!isempty(c->disk)) {
+		r = check_path(c->disk, "config.disk", PATH_DISK, &seen[0], err);
+		if (r < 0)
+			return r;
+		snprintf(seen_field[0], FIELD_MAX, "config.disk");
+		n_seen = 1;
+	}
+
+	for (i = 0; i < c->n_disks; i++) {
+		const struct vm_disk *d = &c->disks[i];
+		char field[FIELD_MAX];
+		struct stat st;
+
+		if (!isempty(d->volume)) {
+			/* Resolved and checked by the VM manager, which knows the volumes. */
+			if (!isempty(d->path))
+				return mv_err(err, -EINVAL,
+					      "config.disks[%zu]: set path or volume, not both", i);
+			snprintf(field, sizeof(field), "config.disks[%zu].volume", i);
+			r = validate_vm_name(d->volume, field, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		snprintf(field, sizeof(field), "config.disks[%zu].path", i);
+		if (isempty(d->path))
+			return mv_err(err, -EINVAL,
+				      "%s: required (or set config.disks[%zu].volume)", field, i);
+		r = check_path(d->path, field, PATH_DISK, &st, err);
+		if (r < 0)
+			return r;
+		for (k = 0; k < n_seen; k++)
+			if (same_disk(&seen[k], &st))
+				return mv_err(err, -EINVAL, "%s: %s refers to the same disk as %s",
+					      field, d->path, seen_field[k]);
+
+		if (!known_format(d->format))
+			return mv_err(err, -EINVAL, "config.disks[%zu].format: unknown value %d", i,
+				      (int)d->format);
+
+		seen[n_seen] = st;
+		snprintf(seen_field[n_seen], FIELD_MAX, "config.disks[%zu]", i);
+		n_seen++;
+	}
+	return 0;
+}
+
+/* Linux's dev_valid_name(): 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
+static bool ifname_valid(const char *s)
+{
+	size_t len = strnlen(s, IFNAME_MAX + 1), i;
+
+	if (len == 0 || len > IFNAME_MAX)
+		return false;
+	if (streq(s, ".") || streq(s, ".."))
+		return false;
+	for (i = 0; i < len; i++)
+		if (s[i] == '/' || s[i] == ':' || s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'))
+			return false;
+	return true;
+}
+
+static int check_nics(const struct vm_config *c, struct mv_error *err)
+{
+	size_t i, k;
+	int r;
+
+	if (c->n_nics > VM_MAX_NICS)
+		return mv_err(err, -EINVAL, "config.nics: %zu NICs, at most %d", c->n_nics,
+			      VM_MAX_NICS);
+
+	for (i = 0; i < c->n_nics; i++) {
+		const struct vm_nic *n = &c->nics[i];
+		char field[FIELD_MAX], quoted[IFNAME_MAX + 2];
+
+		if (isempty(n->tap) == isempty(n->network))
+			return mv_err(err, -EINVAL, "config.nics[%zu]: set tap or network%s", i,
+				      isempty(n->tap) ? "" : ", not both");
+
+		if (!isempty(n->tap) && !ifname_valid(n->tap))
+			return mv_err(err, -EINVAL,
+				      "config.nics[%zu].tap: '%s' is not a valid interface name: "
+				      "use 1-15 characters without '/', ':' or whitespace",
+				      i, printable(n->tap, quoted, sizeof(quoted)));
+
+		if (!isempty(n->network)) {
+			snprintf(field, sizeof(field), "config.nics[%zu].network", i);
+			r = validate_vm_name(n->network, field, err);
+			if (r < 0)
+				return r;
+		}
+
+		if (isempty(n->mac))
+			continue;
+		snprintf(field, sizeof(field), "config.nics[%zu].mac", i);
+		r = validate_mac(n->mac, field, err);
+		if (r < 0)
+			return r;
+		for (k = 0; k < i; k++)
+			if (!isempty(c->nics[k].mac) && strcasecmp(c->nics[k].mac, n->mac) == 0)
+				return mv_err(err, -EINVAL,
+					      "%s: %s is already used by config.nics[%zu]", field,
+					      n->mac, k);
+	}
+	return 0;
+}
+
+int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
+		       struct mv_error *err)
+{
+	bool has_kernel = !isempty(c->kernel);
+	struct stat st;
+	size_t len;
+	int r;
+
+	if (c->vcpus == 0)
+		return mv_err(err, -EINVAL, "config.vcpus: must be at least 1");
+	if (host && host->cpus > 0 && c->vcpus > host->cpus)
+		return mv_err(err, -EINVAL,
+			      "config.vcpus: %" PRIu32 " exceeds the host's %" PRIu32 " CPUs",
+			      c->vcpus, host->cpus);
+
+	if (c->memory_mb < VM_MIN_MEMORY_MB)
+		return mv_err(err, -EINVAL,
+			      "config.memory_mb: %" PRIu64 " is below the minimum of %d MiB",
+			      c->memory_mb, VM_MIN_MEMORY_MB);
+	if (host && host->memory_mb > 0 && c->memory_mb > host->memory_mb)
+		return mv_err(err, -EINVAL,
+			      "config.memory_mb: %" PRIu64 " exceeds the host's %" PRIu64 " MiB",
+			      c->memory_mb, host->memory_mb);
+
+	if (has_kernel) {
+		r = check_path(c->kernel, "config.kernel", PATH_FILE, &st, err);
+		if (r < 0)
+			return r;
+	}
+
+	if (!isempty(c->initramfs)) {
+		if (!has_kernel)
+			return mv_err(err, -EINVAL, "config.initramfs: requires config.kernel");
+		r = check_path(c->initramfs, "config.initramfs", PATH_FILE, &st, err);
+		if (r < 0)
+			return r;
+	}
+
+	if (!isempty(c->cmdline)) {
+		if (!has_kernel)
+			return mv_err(err, -EINVAL, "config.cmdline: requires config.kernel");
+		len = strlen(c->cmdline);
+		if (len > VM_CMDLINE_MAX)
+			return mv_err(err, -EINVAL, "config.cmdline: is %zu bytes, at most %d", len,
+				      VM_CMDLINE_MAX);
+	}
+
+	if (!isempty(c->firmware)) {
+		if (has_kernel)
+			return mv_err(err, -EINVAL,
+				      "config.firmware: cannot be combined with config.kernel");
+		r = check_path(c->firmware, "config.firmware", PATH_FILE, &st, err);
+		if (r < 0)
+			return r;
+	} else if (!has_kernel)
+		return mv_err(
+			err, -EINVAL,
+			"config.kernel: required (or set config.firmware to boot a disk through firmware)");
+
+	r = check_disks(c, err);
+	if (r < 0)
+		return r;
+
+	r = check_nics(c, err);
+	if (r < 0)
+		return r;
+
+	if (!isempty(c->user_data)) {
+		len = strlen(c->user_data);
+		if (len > VM_USER_DATA_MAX)
+			return mv_err(err, -EINVAL, "config.user_data: is %zu bytes, at most %d",
+				      len, VM_USER_DATA_MAX);
+	}
+	if (!isempty(c->meta_data) && (len = strlen(c->meta_data)) > VM_META_DATA_MAX)
+		return mv_err(err, -EINVAL, "config.meta_data: is %zu bytes, at most %d", len,
+			      VM_META_DATA_MAX);
+	if (!isempty(c->network_config) && (len = strlen(c->network_config)) > VM_META_DATA_MAX)
+		return mv_err(err, -EINVAL, "config.network_config: is %zu bytes, at most %d", len,
+			      VM_META_DATA_MAX);
+	if ((!isempty(c->meta_data) || !isempty(c->network_config)) && isempty(c->user_data))
+		return mv_err(err, -EINVAL,
+			      "config.user_data: required when config.meta_data or "
+			      "config.network_config is set");
+	return 0;
+}

@@ -1,0 +1,35 @@
+/* Validation of what users send: VM names and VM configs. Pure checks plus stat() of the
+ * paths a config names; never modifies its input. Every failure returns -EINVAL with a message
+ * naming the field ("config.disks[1].path: ...") and the cause. Silent (no logging). */
+#pragma once
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/vmdef.h"
+
+#define VM_MIN_MEMORY_MB 64
+#define VM_CMDLINE_MAX 4096
+#define VM_USER_DATA_MAX (1024 * 1024)
+#define VM_META_DATA_MAX (64 * 1024)
+#define VM_MAX_DISKS 16
+#define VM_MAX_NICS 16
+
+struct host_limits {
+	uint32_t cpus;      /* online host CPUs */
+	uint64_t memory_mb; /* total host memory */
+};
+
+/* Names match ^[a-z0-9][a-z0-9._-]{0,62}$. field is used in the message ("name"). */
+int validate_vm_name(const char *name, const char *field, struct mv_error *err);
+
+/* Checks every field of c against the rules documented in proto/mvirt.proto and the host's
+ * limits: vcpus 1..host cpus, memory VM_MIN_MEMORY_MB..host memory, exactly one of kernel and
+ * firmware, initramfs/cmdline only with kernel, absolute existing paths (regular files for
+ * kernel/initramfs/firmware; regular files or block devices for disks), known enum values,
+ * no disk path twice, NIC tap/network/MAC syntax, size caps. */
+int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
+		       struct mv_error *err);
+
+/* A MAC address "xx:xx:xx:xx:xx:xx" (hex, either case), unicast. */
+int validate_mac(const char *mac, const char *field, struct mv_error *err);

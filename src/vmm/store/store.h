@@ -1,0 +1,60 @@
+/* The state store: VM definitions and state, and storage volumes, in SQLite.
+ *
+ * One database file per state directory (<state-dir>/mvirt.db), opened by one daemon at a time
+ * (the daemon holds a lock file, see main.c). WAL mode with synchronous=FULL: a save that
+ * returned 0 survives a power cut. The schema is versioned with PRAGMA user_version and
+ * migrated forward in one transaction at open; a database that fails PRAGMA quick_check, or
+ * whose user_version is newer than this build knows, is refused and left untouched.
+ *
+ * Only this module touches sqlite3. It never logs: it returns -errno and, where a user must
+ * read the cause, fills the error object. Called from the daemon's event loop only. */
+#pragma once
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "model/vmdef.h"
+
+#define STORE_SCHEMA_VERSION 3
+
+struct store;
+
+/* Opens (creating if absent, mode 0600) the database at path, checks and migrates it.
+ * Refuses with -EUCLEAN (corrupt: quick_check failed, or not a database) or -EPROTO (schema
+ * newer than STORE_SCHEMA_VERSION), and a message saying so, without modifying the file. */
+int store_open(const char *path, struct store **ret, struct mv_error *err);
+void store_close(struct store *s);
+
+/* Inserts or replaces the VM with vm->id, atomically. -EEXIST if another VM has its name. */
+int store_vm_save(struct store *s, const struct vm_record *vm, struct mv_error *err);
+/* Removes the VM; -ENOENT if there is none with that id. */
+int store_vm_delete(struct store *s, const char *id, struct mv_error *err);
+/* All VMs, ordered by name, as a newly allocated array the caller frees with
+ * vmdef_record_done() on each element and free() on the array. */
+int store_vm_load_all(struct store *s, struct vm_record **ret, size_t *ret_n, struct mv_error *err);
+
+/* A volume of the storage manager (storage.h), as stored. The row is written once the volume's
+ * file is complete, so a row always names a file that was whole (see storage.c). */
+struct volume_record {
+	char *name;
+	char *pool;
+	enum disk_format format; /* raw or qcow2 */
+	int64_t created_at_us;
+	char *backing; /* the volume this one is a qcow2 overlay of; NULL: none */
+};
+
+void store_volume_record_done(struct volume_record *v);
+
+/* Inserts or replaces the volume named v->name, atomically. The backing volume must exist
+ * (-EINVAL otherwise). */
+int store_volume_save(struct store *s, const struct volume_record *v, struct mv_error *err);
+/* Removes the volume; -ENOENT if there is none with that name, -EBUSY if another volume names
+ * it as its backing volume. */
+int store_volume_delete(struct store *s, const char *name, struct mv_error *err);
+/* All volumes, ordered by name, as a newly allocated array the caller frees with
+ * store_volume_record_done() on each element and free() on the array. */
+int store_volume_load_all(struct store *s, struct volume_record **ret, size_t *ret_n,
+			  struct mv_error *err);
+
+/* The schema version the file at hand had before store_open migrated it (for tests/logs). */
+int store_schema_version_found(const struct store *s);

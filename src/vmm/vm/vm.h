@@ -1,0 +1,159 @@
+/* The VM manager: the registry of VMs and the only owner of their state.
+ *
+ * Keeps every VM in memory (sorted by name, for ListVms) and writes every change through to
+ * the store before it becomes visible: a call that returned an error changed nothing, in
+ * memory or on disk. Lifecycle operations (vm_run.c) drive one cloud-hypervisor process per
+ * VM through the hypervisor client, asynchronously: they return at once and report through a
+ * callback on the event loop. One operation per VM at a time, except kill, which always goes
+ * through. Runs on the event loop only. Records returned as const pointers stay valid until the
+ * loop runs again. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "common/err.h"
+#include "model/validate.h"
+#include "model/vmdef.h"
+#include "store/store.h"
+
+struct vm_manager;
+
+struct vm_manager_config {
+	sd_event *event;
+	struct store *store;
+	const char *hypervisor;  /* cloud-hypervisor binary */
+	const char *runtime_dir; /* per-VM sockets: <runtime_dir>/vms/<id>/ */
+	const char *state_dir;   /* per-VM logs: <state_dir>/vms/<id>/ */
+	struct storage *storage; /* volumes named by VM disks; NULL: none can be used. Must
+				  * outlive the VM manager, which registers itself with it as
+				  * the users function (storage_set_users_fn) until it is freed */
+};
+
+int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret);
+/* Stops watching the VMs; their hypervisor processes keep running. NULL-safe. */
+void vm_manager_free(struct vm_manager *m);
+
+/* Loads every VM from the store and re-adopts the hypervisor processes of those that were
+ * running: a process that is gone (or whose pid now names another process) makes its VM
+ * STOPPED with reason "exited while mvirt-vmm was down"; a process that is there is watched
+ * again and asked for its state. Never kills a VM it fails to re-adopt. */
+int vm_manager_load(struct vm_manager *m, struct mv_error *err);
+
+/* The VM whose id or name is ref, or NULL. */
+const struct vm_record *vm_manager_find(struct vm_manager *m, const char *ref);
+/* Like vm_manager_find, but -ENOENT ("vm 'x' not found") or -EINVAL (empty ref, naming field)
+ * with a message. */
+int vm_manager_lookup(struct vm_manager *m, const char *ref, const char *field,
+		      const struct vm_record **ret, struct mv_error *err);
+
+/* Validates name and config against host, fills what the daemon assigns (id, MAC addresses,
+ * disk formats detected from image headers), stores the new VM in state STOPPED. Disks that
+ * name a volume must name an existing one (-EINVAL "config.disks[N].volume: volume 'x' not
+ * found"); raw disk paths inside a pool must be volumes of it (storage_check_disk_path). */
+int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_config *config,
+		      const struct host_limits *host, const struct vm_record **ret,
+		      struct mv_error *err);
+
+/* Removes a VM that is not running (-EBUSY otherwise) with its logs. The removed record is
+ * moved into *ret_old when non-NULL (caller frees with vmdef_record_done). */
+int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *ret_old,
+		      struct mv_error *err);
+
+/* The names of the VMs (in name order, NULL-terminated; caller frees each and the array)
+ * whose config uses the volume: by name in config.disks[].volume, or by the path of its file.
+ * running_only: only VMs whose hypervisor process exists. The storage manager's
+ * storage_users_fn (registered by vm_manager_new). */
+int vm_manager_volume_users(struct vm_manager *m, const char *volume, bool running_only,
+			    char ***ret_names);
+
+size_t vm_manager_count(const struct vm_manager *m);
+/* The i-th VM in name order. */
+const struct vm_record *vm_manager_at(const struct vm_manager *m, size_t i);
+/* Sums of vcpus and memory over all VMs. */
+void vm_manager_totals(const struct vm_manager *m, uint32_t *ret_vcpus, uint64_t *ret_memory_mb);
+
+/* ---- events ---- */
+
+enum vm_event_type {
+	VM_EVENT_CREATED = 1, /* values match mvirt.VmEventType */
+	VM_EVENT_STARTED = 2,
+	VM_EVENT_STOPPED = 3,
+	VM_EVENT_CRASHED = 4,
+	VM_EVENT_PAUSED = 5,
+	VM_EVENT_RESUMED = 6,
+	VM_EVENT_REBOOTED = 7,
+	VM_EVENT_DELETED = 8,
+	VM_EVENT_CONFIG_CHANGED = 9,
+	VM_EVENT_STATE_CHANGED = 10, /* STARTING, STOPPING, re-adoption */
+};
+
+struct vm_event {
+	enum vm_event_type type;
+	const struct vm_record *vm; /* the VM after the event (for DELETED: as it was) */
+	int64_t time_us;            /* CLOCK_REALTIME */
+	uint64_t sequence;          /* +1 per event, over all VMs */
+};
+
+typedef void (*vm_event_fn)(void *userdata, const struct vm_event *ev);
+struct vm_watch;
+
+/* Calls fn for every event from now on, synchronously on the loop, in order. fn must not
+ * block; it may free its own watch (or others). */
+int vm_manager_watch(struct vm_manager *m, vm_event_fn fn, void *userdata, struct vm_watch **ret);
+void vm_watch_free(struct vm_watch *w);
+
+const char *vm_event_type_name(enum vm_event_type type);
+
+/* ---- console ---- */
+
+struct console;
+
+/* The serial console of a running VM: -EBUSY (FAILED_PRECONDITION) when it does not run. */
+int vm_manager_console(struct vm_manager *m, const char *ref, struct console **ret,
+		       const struct vm_record **ret_rec, struct mv_error *err);
+/* The console log path of any VM (it may not exist yet). */
+int vm_manager_console_log(struct vm_manager *m, const char *ref, char **ret_path,
+			   const struct vm_record **ret_rec, struct mv_error *err);
+
+/* ---- lifecycle (vm_run.c) ---- */
+
+/* Called once when an operation ends: err->code == 0 and rec = the VM on success; on failure
+ * err says why and rec is the VM as it is now (or NULL if it is gone). */
+typedef void (*vm_done_fn)(void *userdata, const struct vm_record *rec, const struct mv_error *err);
+
+enum vm_op_kind {
+	VM_OP_START,
+	VM_OP_STOP,
+	VM_OP_KILL,
+	VM_OP_REBOOT,
+	VM_OP_PAUSE,
+	VM_OP_RESUME,
+};
+
+struct vm_op_args {
+	uint32_t timeout_s; /* stop: seconds to wait for the guest after the power button */
+	bool force;         /* stop: skip the power button */
+};
+
+#define VM_STOP_DEFAULT_TIMEOUT_S 30
+
+/* Starts the operation on the VM named by ref. Returns < 0 with err filled when it cannot
+ * begin (not found, wrong state -EBUSY, another operation in progress -EBUSY, no hypervisor
+ * -ENOMEDIUM); fn is then not called. Returns 0 when it began; fn runs later, on the loop. */
+int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
+		  const struct vm_op_args *args, vm_done_fn fn, void *userdata,
+		  struct mv_error *err);
+
+/* Ends every operation in progress with -ESHUTDOWN (the daemon is stopping; processes are left
+ * as they are and re-adopted at the next start). */
+void vm_manager_abort_ops(struct vm_manager *m);
+
+const char *vm_op_kind_name(enum vm_op_kind kind);
+
+/* The state table (vm_state.c): may kind begin on a VM in state, with or without a hypervisor
+ * process? Start needs a stopped or crashed VM without one; stop and reboot a running or
+ * paused one; pause a running one, resume a paused one; kill only needs a process. */
+bool vm_op_allowed(enum vm_state state, bool has_process, enum vm_op_kind kind);

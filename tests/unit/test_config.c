@@ -1,0 +1,122 @@
+/* Unit tests for the daemon's configuration: command line, config file, defaults (config.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static int parse(struct daemon_config *cfg, struct mv_error *err, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = (char *)"mvirt-vmm";
+	va_start(ap, err);
+	for (char *a; (a = va_arg(ap, char *));)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	return config_parse(argc, argv, cfg, err);
+}
+
+static void test_config_cli(void **state)
+{
+	struct daemon_config cfg;
+	struct mv_error err = {0};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--state-dir", "/s", "--runtime-dir", "/r", "-l",
+			       "unix:/r/a.sock", "--listen", "127.0.0.1:7", "--hypervisor", "/h",
+			       "--group", "", "-v", NULL),
+			 CONFIG_RUN);
+	assert_string_equal(cfg.state_dir, "/s");
+	assert_string_equal(cfg.runtime_dir, "/r");
+	assert_string_equal(cfg.listen[0], "unix:/r/a.sock");
+	assert_string_equal(cfg.listen[1], "127.0.0.1:7");
+	assert_null(cfg.listen[2]);
+	assert_string_equal(cfg.hypervisor, "/h");
+	assert_string_equal(cfg.group, "");
+	assert_int_equal(cfg.verbose, 1);
+	config_done(&cfg);
+
+	/* Defaults: the listen list follows the runtime directory. */
+	assert_int_equal(parse(&cfg, &err, "--runtime-dir", "/rt", NULL), CONFIG_RUN);
+	assert_string_equal(cfg.listen[0], "unix:/rt/mvirt.sock");
+	assert_string_equal(cfg.listen[1], "127.0.0.1:50051");
+	assert_string_equal(cfg.hypervisor, "/usr/bin/cloud-hypervisor");
+	assert_string_equal(cfg.group, "mvirt");
+	config_done(&cfg);
+
+	assert_int_equal(parse(&cfg, &err, "--bogus", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "--bogus"));
+	config_done(&cfg);
+	mv_error_clear(&err);
+	assert_int_equal(parse(&cfg, &err, "--state-dir", "relative", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "state-dir"));
+	config_done(&cfg);
+	mv_error_clear(&err);
+	assert_int_equal(parse(&cfg, &err, "stray", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "stray"));
+	config_done(&cfg);
+}
+
+static void test_config_file(void **state)
+{
+	char path[] = "/tmp/mvirt-test-config-XXXXXX";
+	struct daemon_config cfg;
+	struct mv_error err = {0};
+	int fd = mkstemp(path);
+	FILE *f;
+
+	(void)state;
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs("# comment\n"
+	      "state_dir = /from/file\n"
+	      "runtime-dir = \"/rt/file\"\n"
+	      "listen = unix:/rt/file/x.sock\n"
+	      "listen = 127.0.0.1:9\n"
+	      "\n"
+	      "hypervisor=/bin/ch\n",
+	      f);
+	fclose(f);
+
+	/* The command line wins over the file. */
+	assert_int_equal(parse(&cfg, &err, "--config", path, "--hypervisor", "/cli/ch", NULL),
+			 CONFIG_RUN);
+	assert_string_equal(cfg.state_dir, "/from/file");
+	assert_string_equal(cfg.runtime_dir, "/rt/file");
+	assert_string_equal(cfg.listen[0], "unix:/rt/file/x.sock");
+	assert_string_equal(cfg.listen[1], "127.0.0.1:9");
+	assert_string_equal(cfg.hypervisor, "/cli/ch");
+	config_done(&cfg);
+
+	f = fopen(path, "w");
+	fputs("nonsense = 1\n", f);
+	fclose(f);
+	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "unknown key 'nonsense'"));
+	assert_non_null(strstr(err.msg, ":1"));
+	config_done(&cfg);
+	unlink(path);
+
+	mv_error_clear(&err);
+	assert_true(parse(&cfg, &err, "--config", "/nonexistent/mvirt.conf", NULL) < 0);
+	assert_non_null(strstr(err.msg, "/nonexistent/mvirt.conf"));
+	config_done(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_cli),
+		cmocka_unit_test(test_config_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
