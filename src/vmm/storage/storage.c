@@ -1,5 +1,6 @@
 /* The storage manager (see storage.h): the registry of volumes, queries, delete, the resolution
- * of VM disks that name a volume, volume names, and image formats read from headers only.
+ * of VM disks that name a volume, volume names, and image formats read from headers only
+ * (parsed by image.c).
  *
  * Invariants: every volume in the registry has a row in the store (rows are written before a
  * volume is registered and deleted before it is dropped); volume files are only ever opened,
@@ -19,11 +20,9 @@
 
 #include "common/macro.h"
 #include "model/validate.h"
+#include "storage/image.h"
 #include "storage/storage_internal.h"
 
-#define QCOW2_MAGIC "QFI\xfb"
-#define QCOW2_HEADER_PEEK 32 /* magic, version, backing offset/size, cluster bits, size */
-#define QCOW2_SIZE_OFFSET 24
 #define LIST_MSG_MAX 512 /* names listed in an error message */
 
 const char *storage_strerror(int e)
@@ -54,43 +53,22 @@ static ssize_t read_head(int fd, uint8_t *buf, size_t size)
 	return (ssize_t)done;
 }
 
-static uint64_t be_read(const uint8_t *p, size_t n)
+/* The header of an open image, read and parsed (image.c): 0, -EPROTONOSUPPORT (see
+ * image_header_parse) or -errno from reading. */
+static int read_header(int fd, struct image_header *ret)
 {
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* The format from the header of an open image: 0, or -EINVAL with *ret_version set for a
- * qcow2 magic with an unsupported version, or -errno from reading. */
-static int detect_fd(int fd, enum disk_format *ret, uint32_t *ret_version)
-{
-	uint8_t head[8];
+	uint8_t head[IMAGE_HEADER_PEEK];
 	ssize_t n = read_head(fd, head, sizeof(head));
-	uint32_t version;
 
 	if (n < 0)
 		return (int)n;
-	if ((size_t)n < sizeof(head) || memcmp(head, QCOW2_MAGIC, 4) != 0) {
-		*ret = DISK_FORMAT_RAW;
-		return 0;
-	}
-	version = (uint32_t)be_read(head + 4, 4);
-	if (version != 2 && version != 3) {
-		*ret_version = version;
-		return -EINVAL;
-	}
-	*ret = DISK_FORMAT_QCOW2;
-	return 0;
+	return image_header_parse(head, (size_t)n, ret);
 }
 
 int storage_detect_format(const char *path, enum disk_format *ret, struct mv_error *err)
 {
 	_cleanup_close_ int fd = -1;
-	enum disk_format f;
-	uint32_t version = 0;
+	struct image_header h;
 	struct stat st;
 	int r;
 
@@ -102,30 +80,30 @@ int storage_detect_format(const char *path, enum disk_format *ret, struct mv_err
 		return mv_err(err, -errno, "%s: %s", path, storage_strerror(errno));
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return mv_err(err, -EINVAL, "%s: not a regular file or block device", path);
-	r = detect_fd(fd, &f, &version);
-	if (r == -EINVAL)
-		return mv_err(err, r, "%s: qcow2 version %" PRIu32 " is not supported", path,
-			      version);
+	r = read_header(fd, &h);
+	if (r == -EPROTONOSUPPORT)
+		return mv_err(err, -EINVAL, "%s: qcow2 version %" PRIu32 " is not supported", path,
+			      h.qcow2_version);
 	if (r < 0)
 		return mv_err(err, r, "%s: %s", path, storage_strerror(-r));
-	*ret = f;
+	*ret = h.format;
 	return 0;
 }
 
 int storage_image_size(int fd, enum disk_format format, uint64_t *ret)
 {
-	uint8_t head[QCOW2_HEADER_PEEK];
+	struct image_header h;
 	struct stat st;
 	uint64_t size;
-	ssize_t n;
+	int r;
 
 	if (format == DISK_FORMAT_QCOW2) {
-		n = read_head(fd, head, sizeof(head));
-		if (n < 0)
-			return (int)n;
-		if ((size_t)n < sizeof(head) || memcmp(head, QCOW2_MAGIC, 4) != 0)
+		r = read_header(fd, &h);
+		if (r < 0 && r != -EPROTONOSUPPORT)
+			return r;
+		if (r < 0 || h.format != DISK_FORMAT_QCOW2 || !h.size_known)
 			return -EBADMSG;
-		*ret = be_read(head + QCOW2_SIZE_OFFSET, 8);
+		*ret = h.virtual_size;
 		return 0;
 	}
 	if (fstat(fd, &st) < 0)
@@ -341,8 +319,7 @@ void storage_volume_status(const struct storage_volume *v, char *buf, size_t siz
 			   uint64_t *ret_virtual, uint64_t *ret_allocated)
 {
 	_cleanup_close_ int fd = -1;
-	enum disk_format f;
-	uint32_t version = 0;
+	struct image_header h;
 	struct stat st;
 	int r;
 
@@ -366,9 +343,9 @@ void storage_volume_status(const struct storage_volume *v, char *buf, size_t siz
 		return;
 	}
 	*ret_allocated = (uint64_t)st.st_blocks * 512;
-	r = detect_fd(fd, &f, &version);
-	if (r == 0 && f != v->rec.format) {
-		snprintf(buf, size, "file is %s, not %s", disk_format_name(f),
+	r = read_header(fd, &h);
+	if (r == 0 && h.format != v->rec.format) {
+		snprintf(buf, size, "file is %s, not %s", disk_format_name(h.format),
 			 disk_format_name(v->rec.format));
 		return;
 	}
