@@ -95,7 +95,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	vm_manager_abort_ops(d->vms);
 	(void)sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, SHUTDOWN_TIMEOUT_USEC, 0,
 					 on_shutdown_timeout, d);
-	api_server_shutdown(d->api, on_api_down);
+	api_server_shutdown(d->api, on_api_down, d);
 	return 0;
 }
 

@@ -280,14 +280,19 @@ def test_sigterm_with_open_stream(daemon, version):
             next(it)
         assert ei.value.code() == Code.UNAVAILABLE, ei.value.details()
         assert daemon.proc.wait(timeout=30) == 0, daemon.log_text()
+        assert "calls still running" not in daemon.log_text()
     finally:
         q.close()
         it.cancel()
 
 
 def test_sigterm_idle_exits_zero(daemon):
+    daemon.call("ListVms")  # a finished call, and its connection still open
     assert daemon.stop() == 0, daemon.log_text()
     assert (daemon.state_dir / "mvirt.db").is_file()
+    # The graceful shutdown completed on its own: the forced-cancel timer never fired (it did
+    # while the shutdown callback got the wrong userdata, adding 10 s to every stop).
+    assert "calls still running" not in daemon.log_text()
 
 
 # --- databases the daemon must refuse ------------------------------------------------------

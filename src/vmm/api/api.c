@@ -101,6 +101,7 @@ struct api_server {
 	unsigned n_requests;    /* outstanding grpc_server_request_call */
 	bool shutting_down;
 	void (*shutdown_done)(void *userdata);
+	void *shutdown_userdata;
 	bool shutdown_reported;
 };
 
@@ -650,7 +651,7 @@ static void server_check_shutdown(struct api_server *srv)
 		return;
 	srv->shutdown_reported = true;
 	if (srv->shutdown_done)
-		srv->shutdown_done(srv->userdata);
+		srv->shutdown_done(srv->shutdown_userdata);
 }
 
 int api_server_new(sd_event *event, const struct api_method *const *tables, void *userdata,
@@ -721,12 +722,13 @@ void api_server_add_connection(struct api_server *srv, int fd, bool allowed)
 	grpc_server_credentials_release(creds);
 }
 
-void api_server_shutdown(struct api_server *srv, void (*done)(void *userdata))
+void api_server_shutdown(struct api_server *srv, void (*done)(void *userdata), void *userdata)
 {
 	if (srv->shutting_down)
 		return;
 	srv->shutting_down = true;
 	srv->shutdown_done = done;
+	srv->shutdown_userdata = userdata;
 	for (struct api_call *c = srv->calls, *next; c; c = next) {
 		next = c->next;
 		if (c->method && c->method->kind != API_METHOD_UNARY)
@@ -759,7 +761,7 @@ void api_server_free(struct api_server *srv)
 		return;
 	if (srv->server) {
 		if (!srv->shutting_down)
-			api_server_shutdown(srv, NULL);
+			api_server_shutdown(srv, NULL, NULL);
 		srv->shutdown_done = NULL;
 		grpc_server_cancel_all_calls(srv->server);
 		grpc_server_cancel_all_calls(srv->deny_server);

@@ -58,8 +58,8 @@ void api_server_add_connection(struct api_server *srv, int fd, bool allowed);
 
 /* Begins a graceful shutdown: no new calls (they get UNAVAILABLE), streams end with
  * UNAVAILABLE, in-flight unary calls complete. done(userdata) runs on the loop once all calls
- * are gone. */
-void api_server_shutdown(struct api_server *srv, void (*done)(void *userdata));
+ * are gone (its own userdata: the server's goes to the method handlers). */
+void api_server_shutdown(struct api_server *srv, void (*done)(void *userdata), void *userdata);
 
 /* Stops the thread and frees everything. Calls still alive are cancelled. */
 void api_server_free(struct api_server *srv);
