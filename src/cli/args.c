@@ -58,17 +58,17 @@ static int parse_long(const struct cmd_option *const *tables, int argc, char **a
 	const struct cmd_option *opt = find_long(tables, name, len);
 
 	if (!opt)
-		return mv_err(err, -EINVAL, "unknown option '--%.*s'", (int)len, name);
+		return mv_err_invalid(err, "unknown option '--%.*s'", (int)len, name);
 	if (!opt->metavar) {
 		if (eq)
-			return mv_err(err, -EINVAL, "option '--%s' takes no value", opt->name);
+			return mv_err_invalid(err, "option '--%s' takes no value", opt->name);
 		return add_value(a, opt, "");
 	}
 	if (eq)
 		return add_value(a, opt, eq + 1);
 	if (*i + 1 >= argc)
-		return mv_err(err, -EINVAL, "option '--%s' needs a value (%s)", opt->name,
-			      opt->metavar);
+		return mv_err_invalid(err, "option '--%s' needs a value (%s)", opt->name,
+				      opt->metavar);
 	return add_value(a, opt, argv[++*i]);
 }
 
@@ -83,7 +83,7 @@ static int parse_short(const struct cmd_option *const *tables, int argc, char **
 		const struct cmd_option *opt = find_short(tables, *p);
 
 		if (!opt)
-			return mv_err(err, -EINVAL, "unknown option '-%c'", *p);
+			return mv_err_invalid(err, "unknown option '-%c'", *p);
 		if (!opt->metavar) {
 			if ((r = add_value(a, opt, "")) < 0)
 				return r;
@@ -92,8 +92,8 @@ static int parse_short(const struct cmd_option *const *tables, int argc, char **
 		if (p[1])
 			return add_value(a, opt, p + 1);
 		if (*i + 1 >= argc)
-			return mv_err(err, -EINVAL, "option '-%c' needs a value (%s)", *p,
-				      opt->metavar);
+			return mv_err_invalid(err, "option '-%c' needs a value (%s)", *p,
+					      opt->metavar);
 		return add_value(a, opt, argv[++*i]);
 	}
 	return 0;

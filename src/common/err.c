@@ -4,16 +4,20 @@
 #include <stdarg.h>
 #include <string.h>
 
-int mv_err(struct mv_error *err, int code, const char *fmt, ...)
+int mv_err_kind(struct mv_error *err, enum mv_error_kind kind, int code, const char *fmt, ...)
 {
+	int saved = errno;
 	va_list ap;
 
-	if (!err || err->code != 0)
+	if (!err || err->kind != MV_ERR_NONE)
 		return code;
+	err->kind = kind == MV_ERR_NONE ? MV_ERR_INTERNAL : kind;
 	err->code = code;
+	errno = code < 0 ? -code : code; /* for %m */
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
+	errno = saved;
 	return code;
 }
 
@@ -35,10 +39,39 @@ int mv_err_prefix(struct mv_error *err, const char *fmt, ...)
 	return err->code;
 }
 
+int mv_err_ensure(struct mv_error *err, int r)
+{
+	if (r < 0 && err && err->kind == MV_ERR_NONE)
+		mv_err_internal(err, r, "%m");
+	return r;
+}
+
 void mv_error_clear(struct mv_error *err)
 {
 	if (!err)
 		return;
+	err->kind = MV_ERR_NONE;
 	err->code = 0;
 	err->msg[0] = '\0';
+}
+
+const char *mv_error_kind_name(enum mv_error_kind kind)
+{
+	static const char *const names[] = {
+		[MV_ERR_NONE] = "none",
+		[MV_ERR_INVALID] = "invalid",
+		[MV_ERR_NOT_FOUND] = "not-found",
+		[MV_ERR_EXISTS] = "exists",
+		[MV_ERR_PRECONDITION] = "precondition",
+		[MV_ERR_ABORTED] = "aborted",
+		[MV_ERR_TIMEOUT] = "timeout",
+		[MV_ERR_EXHAUSTED] = "exhausted",
+		[MV_ERR_DENIED] = "denied",
+		[MV_ERR_UNAVAILABLE] = "unavailable",
+		[MV_ERR_UNSUPPORTED] = "unsupported",
+		[MV_ERR_INTERNAL] = "internal",
+	};
+
+	_Static_assert(ELEMENTSOF(names) == _MV_ERR_KIND_MAX, "a name for every kind");
+	return (size_t)kind < ELEMENTSOF(names) && names[kind] ? names[kind] : "unknown";
 }

@@ -30,6 +30,7 @@ int log_full_errno(enum log_level level, int error, const char *fmt, ...)
 		errno = saved;
 		return -error;
 	}
+	errno = error; /* "%m" prints the error passed in, as systemd's log functions do */
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);

@@ -16,7 +16,8 @@ enum log_level {
 void log_set_max_level(enum log_level level);
 enum log_level log_get_max_level(void);
 
-/* Always returns -abs(error) (or 0 if error is 0), so callers can `return log_error_errno(r, ...)`. */
+/* Always returns -abs(error) (or 0 if error is 0), so callers can `return log_error_errno(r, ...)`.
+ * "%m" in fmt prints strerror(abs(error)), not whatever errno holds; errno is preserved. */
 int log_full_errno(enum log_level level, int error, const char *fmt, ...) _printf_(3, 4);
 
 #define log_error(...) log_full_errno(LOG_LEVEL_ERR, 0, __VA_ARGS__)

@@ -143,7 +143,7 @@ static int config_read_file(struct daemon_config *cfg, const char *path, const b
 	unsigned lineno = 0;
 
 	if (!f)
-		return mv_err(err, -errno, "config file %s: %m", path);
+		return mv_err_internal(err, -errno, "config file %s: %m", path);
 	while (fgets(line, sizeof(line), f)) {
 		char *p = strip(line), *eq, *key, *value;
 		const struct setting *s;
@@ -154,8 +154,8 @@ static int config_read_file(struct daemon_config *cfg, const char *path, const b
 			continue;
 		eq = strchr(p, '=');
 		if (!eq)
-			return mv_err(err, -EINVAL, "config file %s:%u: expected KEY = VALUE", path,
-				      lineno);
+			return mv_err_invalid(err, "config file %s:%u: expected KEY = VALUE", path,
+					      lineno);
 		*eq = '\0';
 		key = strip(p);
 		value = strip(eq + 1);
@@ -165,8 +165,8 @@ static int config_read_file(struct daemon_config *cfg, const char *path, const b
 		}
 		s = setting_find(key);
 		if (!s)
-			return mv_err(err, -EINVAL, "config file %s:%u: unknown key '%s'", path,
-				      lineno, key);
+			return mv_err_invalid(err, "config file %s:%u: unknown key '%s'", path,
+					      lineno, key);
 		if (given[s - settings])
 			continue;
 		r = setting_apply(cfg, s, value);
@@ -233,7 +233,7 @@ static int config_defaults(struct daemon_config *cfg)
 static int check_absolute(const char *what, const char *path, struct mv_error *err)
 {
 	if (path[0] != '/')
-		return mv_err(err, -EINVAL, "--%s: '%s' must be an absolute path", what, path);
+		return mv_err_invalid(err, "--%s: '%s' must be an absolute path", what, path);
 	return 0;
 }
 
@@ -278,11 +278,11 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 			s = &settings[0];
 			break;
 		case ':':
-			return mv_err(err, -EINVAL, "option %s needs an argument (see --help)",
-				      argv[optind - 1]);
+			return mv_err_invalid(err, "option %s needs an argument (see --help)",
+					      argv[optind - 1]);
 		case '?':
-			return mv_err(err, -EINVAL, "unknown option '%s' (see --help)",
-				      argv[optind - 1]);
+			return mv_err_invalid(err, "unknown option '%s' (see --help)",
+					      argv[optind - 1]);
 		default:
 			s = &settings[c - OPT_FIRST_SETTING];
 		}
@@ -292,7 +292,7 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 			return r;
 	}
 	if (optind < argc)
-		return mv_err(err, -EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+		return mv_err_invalid(err, "unexpected argument '%s' (see --help)", argv[optind]);
 
 	if (!config_file && geteuid() == 0 && access(DEFAULT_SYSTEM_CONFIG, F_OK) == 0)
 		config_file = DEFAULT_SYSTEM_CONFIG;
@@ -315,9 +315,9 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 		const char *colon = strchr(cfg->pools[i], ':');
 
 		if (!colon || colon == cfg->pools[i] || colon[1] != '/')
-			return mv_err(err, -EINVAL,
-				      "--pool: '%s' is not NAME:PATH with an absolute PATH",
-				      cfg->pools[i]);
+			return mv_err_invalid(err,
+					      "--pool: '%s' is not NAME:PATH with an absolute PATH",
+					      cfg->pools[i]);
 	}
 	return CONFIG_RUN;
 }

@@ -152,7 +152,7 @@ out:
 		free(copies[i]);
 	free(copies);
 	if (r == -ENOMEM)
-		mv_err(err, r, "storage: out of memory");
+		mv_err_internal(err, r, "storage: out of memory");
 	return r;
 }
 
@@ -201,6 +201,7 @@ static int daemon_start(struct daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "cannot load VMs: %s",
 				       err.msg[0] ? err.msg : strerror(-r));
+	vm_manager_adopt(d->vms);
 	r = reflection_init();
 	if (r < 0)
 		return log_error_errno(r, "cannot load the API descriptors for reflection");

@@ -33,7 +33,7 @@ Code = grpc.StatusCode
 
 TOLERANCE = 1.0  # seconds: "noticed within 1 s", "answers fast", "at once"
 DEADLINE = 20.0  # seconds: generous bound for anything merely expected to happen
-REST_TIMEOUT = 5.0  # the daemon's timeout for cloud-hypervisor REST calls (vm_run.c)
+REST_TIMEOUT = 5.0  # the daemon's timeout for cloud-hypervisor REST calls (hypervisor/ch_vm.c)
 CALL_TIMEOUT = 60  # gRPC deadline of the test's own calls
 POLL = 0.01
 

@@ -2,6 +2,7 @@
  * map (api_status.c), listen-address parsing (listener.c) and the wire-level NUL check
  * (api_wire.c). */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -15,19 +16,56 @@
 #include "api/listener.h"
 #include "mvirt.pb-c.h"
 
+/* Every kind has its status, and the status follows the kind alone: an error made with an
+ * errno that "looks like" another status keeps its kind's. */
 static void test_status_map(void **state)
 {
+	static const struct {
+		enum mv_error_kind kind;
+		grpc_status_code status;
+	} table[] = {
+		{MV_ERR_NONE, GRPC_STATUS_INTERNAL},
+		{MV_ERR_INVALID, GRPC_STATUS_INVALID_ARGUMENT},
+		{MV_ERR_NOT_FOUND, GRPC_STATUS_NOT_FOUND},
+		{MV_ERR_EXISTS, GRPC_STATUS_ALREADY_EXISTS},
+		{MV_ERR_PRECONDITION, GRPC_STATUS_FAILED_PRECONDITION},
+		{MV_ERR_ABORTED, GRPC_STATUS_ABORTED},
+		{MV_ERR_TIMEOUT, GRPC_STATUS_DEADLINE_EXCEEDED},
+		{MV_ERR_EXHAUSTED, GRPC_STATUS_RESOURCE_EXHAUSTED},
+		{MV_ERR_DENIED, GRPC_STATUS_PERMISSION_DENIED},
+		{MV_ERR_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE},
+		{MV_ERR_UNSUPPORTED, GRPC_STATUS_UNIMPLEMENTED},
+		{MV_ERR_INTERNAL, GRPC_STATUS_INTERNAL},
+	};
+	struct mv_error err = {0};
+	bool seen[_MV_ERR_KIND_MAX] = {false};
+
 	(void)state;
-	assert_int_equal(api_status_from_errno(-EINVAL), GRPC_STATUS_INVALID_ARGUMENT);
-	assert_int_equal(api_status_from_errno(-ENOENT), GRPC_STATUS_NOT_FOUND);
-	assert_int_equal(api_status_from_errno(-EEXIST), GRPC_STATUS_ALREADY_EXISTS);
-	assert_int_equal(api_status_from_errno(-EBUSY), GRPC_STATUS_FAILED_PRECONDITION);
-	assert_int_equal(api_status_from_errno(-EOPNOTSUPP), GRPC_STATUS_UNIMPLEMENTED);
-	assert_int_equal(api_status_from_errno(-EACCES), GRPC_STATUS_PERMISSION_DENIED);
-	assert_int_equal(api_status_from_errno(-ENOSPC), GRPC_STATUS_RESOURCE_EXHAUSTED);
-	assert_int_equal(api_status_from_errno(-ESHUTDOWN), GRPC_STATUS_UNAVAILABLE);
-	assert_int_equal(api_status_from_errno(-EIO), GRPC_STATUS_INTERNAL);
-	assert_int_equal(api_status_from_errno(-EUCLEAN), GRPC_STATUS_INTERNAL);
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		assert_int_equal(api_status_from_kind(table[i].kind), table[i].status);
+		assert_string_not_equal(mv_error_kind_name(table[i].kind), "unknown");
+		seen[table[i].kind] = true;
+	}
+	for (int k = 0; k < _MV_ERR_KIND_MAX; k++)
+		assert_true(seen[k]); /* the table above covers every kind */
+	assert_int_equal(api_status_from_kind(_MV_ERR_KIND_MAX), GRPC_STATUS_INTERNAL);
+
+	/* The kind decides, not the errno. */
+	assert_int_equal(mv_err_precondition(&err, -ENOENT, "hypervisor missing: %m"), -ENOENT);
+	assert_int_equal(api_status_from_kind(err.kind), GRPC_STATUS_FAILED_PRECONDITION);
+	assert_string_equal(err.msg, "hypervisor missing: No such file or directory");
+	/* The first error wins, prefixes keep the kind. */
+	assert_int_equal(mv_err_invalid(&err, "later"), -EINVAL);
+	mv_err_prefix(&err, "vm 'a': ");
+	assert_int_equal(err.kind, MV_ERR_PRECONDITION);
+	assert_string_equal(err.msg, "vm 'a': hypervisor missing: No such file or directory");
+	/* A bare -errno becomes an internal error. */
+	mv_error_clear(&err);
+	assert_int_equal(mv_err_ensure(&err, -ENOMEM), -ENOMEM);
+	assert_int_equal(err.kind, MV_ERR_INTERNAL);
+	assert_string_equal(err.msg, "Cannot allocate memory");
+	assert_int_equal(mv_err_ensure(&err, -EIO), -EIO);
+	assert_string_equal(err.msg, "Cannot allocate memory");
 }
 
 static void test_listen_addresses(void **state)

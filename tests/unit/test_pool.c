@@ -54,7 +54,7 @@ struct result {
 	unsigned progress_calls;
 	uint64_t last_done, last_total;
 	bool cancel_on_progress;
-	struct storage_op *op;
+	struct storage_job *op;
 };
 
 static void xsystem(const char *fmt, ...) _printf_(1, 2);
@@ -160,7 +160,7 @@ static void on_progress(void *userdata, uint64_t done, uint64_t total)
 	res->last_done = done;
 	res->last_total = total;
 	if (res->cancel_on_progress && res->op) {
-		storage_op_cancel(res->op);
+		storage_job_cancel(res->op);
 		res->op = NULL;
 	}
 }
@@ -350,7 +350,8 @@ static void test_symlink_escape(void **state)
 	assert_string_equal(info.status, "file is a symlink (refused)");
 	assert_int_equal(info.virtual_size, 0);
 	storage_volume_info_done(&info);
-	assert_int_equal(storage_volume_resolve(f->storage, "evil", &path, &fmt, &backing, &err),
+	assert_int_equal(storage_volume_resolve(f->storage, "evil", MV_ERR_NOT_FOUND, &path, &fmt,
+						&backing, &err),
 			 -ENOENT);
 	assert_null(path);
 	assert_non_null(strstr(err.msg, "symlink"));
@@ -428,7 +429,8 @@ static void test_create_raw_sparse(void **state)
 	assert_int_equal(rows(f, "disk"), 1);
 	assert_pool_is(f, "disk");
 
-	assert_int_equal(storage_volume_resolve(f->storage, "disk", &path, &fmt, &backing, NULL),
+	assert_int_equal(storage_volume_resolve(f->storage, "disk", MV_ERR_NOT_FOUND, &path, &fmt,
+						&backing, NULL),
 			 0);
 	assert_string_equal(path, p);
 	assert_int_equal(fmt, DISK_FORMAT_RAW);
@@ -486,7 +488,9 @@ static void test_qcow2_clone_chain(void **state)
 	assert_string_equal(info.clones[0], "mid");
 	assert_null(info.clones[1]);
 	storage_volume_info_done(&info);
-	assert_int_equal(storage_volume_resolve(f->storage, "top", &path, &fmt, &backing, NULL), 0);
+	assert_int_equal(storage_volume_resolve(f->storage, "top", MV_ERR_NOT_FOUND, &path, &fmt,
+						&backing, NULL),
+			 0);
 	assert_int_equal(fmt, DISK_FORMAT_QCOW2);
 	assert_true(backing);
 	free(path);

@@ -117,7 +117,7 @@ static void test_detect_format(void **state)
 		_cleanup_free_ char *p = write_file(t->leaf, t->data, t->len, 0644);
 		enum disk_format f = (enum disk_format)99;
 		struct mv_error err = {0};
-		int r = storage_detect_format(p, &f, &err);
+		int r = storage_detect_format(p, MV_ERR_INVALID, &f, &err);
 
 		if (r != t->ret)
 			fail_msg("%s: expected %d, got %d: %s", t->what, t->ret, r, err.msg);
@@ -142,23 +142,23 @@ static void test_detect_format_errors(void **state)
 	struct mv_error err = {0};
 
 	(void)state;
-	assert_int_equal(storage_detect_format(missing, &f, &err), -ENOENT);
+	assert_int_equal(storage_detect_format(missing, MV_ERR_INVALID, &f, &err), -ENOENT);
 	assert_int_equal(err.code, -ENOENT);
 	assert_non_null(strstr(err.msg, missing));
 
 	assert_int_equal(mkdir(dir, 0755), 0);
 	mv_error_clear(&err);
-	assert_int_equal(storage_detect_format(dir, &f, &err), -EINVAL);
+	assert_int_equal(storage_detect_format(dir, MV_ERR_INVALID, &f, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, dir));
 
 	/* A FIFO must not block: O_NONBLOCK open, then rejected as not a file. */
 	_cleanup_free_ char *fifo = tmp_path("fifo");
 	assert_int_equal(mkfifo(fifo, 0600), 0);
 	mv_error_clear(&err);
-	assert_int_equal(storage_detect_format(fifo, &f, &err), -EINVAL);
+	assert_int_equal(storage_detect_format(fifo, MV_ERR_INVALID, &f, &err), -EINVAL);
 
 	/* A NULL error object is allowed. */
-	assert_int_equal(storage_detect_format(missing, &f, NULL), -ENOENT);
+	assert_int_equal(storage_detect_format(missing, MV_ERR_INVALID, &f, NULL), -ENOENT);
 }
 
 static void test_detect_format_qemu_img(void **state)
@@ -180,11 +180,11 @@ static void test_detect_format_qemu_img(void **state)
 			     p2, p3, praw) > 0);
 	assert_int_equal(system(cmd), 0);
 
-	assert_int_equal(storage_detect_format(p2, &f, NULL), 0);
+	assert_int_equal(storage_detect_format(p2, MV_ERR_INVALID, &f, NULL), 0);
 	assert_int_equal(f, DISK_FORMAT_QCOW2);
-	assert_int_equal(storage_detect_format(p3, &f, NULL), 0);
+	assert_int_equal(storage_detect_format(p3, MV_ERR_INVALID, &f, NULL), 0);
 	assert_int_equal(f, DISK_FORMAT_QCOW2);
-	assert_int_equal(storage_detect_format(praw, &f, NULL), 0);
+	assert_int_equal(storage_detect_format(praw, MV_ERR_INVALID, &f, NULL), 0);
 	assert_int_equal(f, DISK_FORMAT_RAW);
 }
 

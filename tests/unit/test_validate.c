@@ -561,7 +561,7 @@ static void test_config_cases(void **state)
 			set_tmp(slot_ptr(&c, t->slot), t->value + 1);
 		else if (t->slot != S_NONE)
 			set_str(slot_ptr(&c, t->slot), t->value);
-		r = validate_vm_config(&c, &host, &err);
+		r = validate_vm_config(&c, &host, MV_ERR_INVALID, &err);
 		vmdef_config_done(&c);
 
 		if (!t->prefix) {
@@ -590,14 +590,14 @@ static void test_config_exact_messages(void **state)
 	(void)state;
 	base_config(&c);
 	c.memory_mb = 32;
-	assert_int_equal(validate_vm_config(&c, &host, &err), -EINVAL);
+	assert_int_equal(validate_vm_config(&c, &host, MV_ERR_INVALID, &err), -EINVAL);
 	assert_string_equal(err.msg, "config.memory_mb: 32 is below the minimum of 64 MiB");
 	vmdef_config_done(&c);
 
 	mv_error_clear(&err);
 	base_config(&c);
 	set_tmp(&c.kernel, "x/vmlinux");
-	assert_int_equal(validate_vm_config(&c, &host, &err), -EINVAL);
+	assert_int_equal(validate_vm_config(&c, &host, MV_ERR_INVALID, &err), -EINVAL);
 	assert_true(asprintf(&expected, "config.kernel: %s/x/vmlinux: no such file", tmpdir) > 0);
 	assert_string_equal(err.msg, expected);
 	free(expected);
@@ -607,28 +607,28 @@ static void test_config_exact_messages(void **state)
 	base_config(&c);
 	set_disks(&c, 2);
 	set_str(&c.disks[1].path, "x.img");
-	assert_int_equal(validate_vm_config(&c, &host, &err), -EINVAL);
+	assert_int_equal(validate_vm_config(&c, &host, MV_ERR_INVALID, &err), -EINVAL);
 	assert_string_equal(err.msg, "config.disks[1].path: must be an absolute path");
 	vmdef_config_done(&c);
 
 	mv_error_clear(&err);
 	base_config(&c);
 	c.disks[0].format = (enum disk_format)7;
-	assert_int_equal(validate_vm_config(&c, &host, &err), -EINVAL);
+	assert_int_equal(validate_vm_config(&c, &host, MV_ERR_INVALID, &err), -EINVAL);
 	assert_string_equal(err.msg, "config.disks[0].format: unknown value 7");
 	vmdef_config_done(&c);
 
 	mv_error_clear(&err);
 	base_config(&c);
 	set_str(&c.nics[0].tap, NULL);
-	assert_int_equal(validate_vm_config(&c, &host, &err), -EINVAL);
+	assert_int_equal(validate_vm_config(&c, &host, MV_ERR_INVALID, &err), -EINVAL);
 	assert_string_equal(err.msg, "config.nics[0]: set tap or network");
 	vmdef_config_done(&c);
 
 	/* A NULL error object is allowed. */
 	base_config(&c);
 	c.vcpus = 0;
-	assert_int_equal(validate_vm_config(&c, &host, NULL), -EINVAL);
+	assert_int_equal(validate_vm_config(&c, &host, MV_ERR_INVALID, NULL), -EINVAL);
 	vmdef_config_done(&c);
 }
 
@@ -640,7 +640,7 @@ static void test_config_not_modified(void **state)
 	(void)state;
 	base_config(&c);
 	assert_int_equal(vmdef_config_copy(&copy, &c), 0);
-	assert_int_equal(validate_vm_config(&c, &host, &err), 0);
+	assert_int_equal(validate_vm_config(&c, &host, MV_ERR_INVALID, &err), 0);
 	assert_true(vmdef_config_equal(&c, &copy));
 	vmdef_config_done(&c);
 	vmdef_config_done(&copy);

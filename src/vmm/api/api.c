@@ -151,46 +151,6 @@ static void push_tag(struct api_server *srv, struct api_tag *tag)
 
 /* ---- calls ---- */
 
-grpc_status_code api_status_from_errno(int code)
-{
-	switch (code < 0 ? -code : code) {
-	case EINVAL:
-	case E2BIG:
-	case ENAMETOOLONG:
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	case ENOENT:
-		return GRPC_STATUS_NOT_FOUND;
-	case EEXIST:
-		return GRPC_STATUS_ALREADY_EXISTS;
-	case EBUSY:
-	case EALREADY:
-	case ECHILD:
-	case ENOTEMPTY:
-		return GRPC_STATUS_FAILED_PRECONDITION;
-	case EOPNOTSUPP:
-	case ENOSYS:
-		return GRPC_STATUS_UNIMPLEMENTED;
-	case EACCES:
-	case EPERM:
-		return GRPC_STATUS_PERMISSION_DENIED;
-	case ENOSPC:
-	case EDQUOT:
-	case ENOBUFS:
-		return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	case ESHUTDOWN:
-		return GRPC_STATUS_UNAVAILABLE;
-	case ETIMEDOUT:
-		return GRPC_STATUS_DEADLINE_EXCEEDED;
-	case ECANCELED:
-		return GRPC_STATUS_ABORTED;
-	case ENOEXEC:
-	case ENOMEDIUM:
-		return GRPC_STATUS_FAILED_PRECONDITION;
-	default:
-		return GRPC_STATUS_INTERNAL;
-	}
-}
-
 static struct api_call *call_new(struct api_server *srv, bool deny)
 {
 	struct api_call *c = calloc(1, sizeof(*c));
@@ -369,8 +329,10 @@ void api_call_fail(struct api_call *call, grpc_status_code status, const char *f
 
 void api_call_fail_err(struct api_call *call, const struct mv_error *err)
 {
-	api_call_fail(call, api_status_from_errno(err->code), "%s",
-		      err->msg[0] ? err->msg : strerror(err->code < 0 ? -err->code : err->code));
+	api_call_fail(call, api_status_from_kind(err->kind), "%s",
+		      err->msg[0] ? err->msg
+		      : err->code ? strerror(err->code < 0 ? -err->code : err->code)
+				  : "unknown error");
 }
 
 int api_call_send(struct api_call *call, const ProtobufCMessage *msg, size_t max_queued)

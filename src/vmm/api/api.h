@@ -85,8 +85,7 @@ void api_call_reply(struct api_call *call, const ProtobufCMessage *msg);
 /* Ends the call with status and a message (printf-style). */
 void api_call_fail(struct api_call *call, grpc_status_code status, const char *fmt, ...)
 	_printf_(3, 4);
-/* Ends the call with the gRPC status that err->code maps to (see api_status_from_errno) and
- * err->msg. */
+/* Ends the call with the gRPC status of err->kind (api_status_from_kind) and err->msg. */
 void api_call_fail_err(struct api_call *call, const struct mv_error *err);
 
 /* Streams: queues msg (serialized now; msg stays the caller's). Returns -ECANCELED when the
@@ -98,8 +97,6 @@ void api_call_finish(struct api_call *call, grpc_status_code status, const char 
 /* Number of messages queued and not yet sent. */
 size_t api_call_queued(struct api_call *call);
 
-/* -EINVAL → INVALID_ARGUMENT, -ENOENT → NOT_FOUND, -EEXIST → ALREADY_EXISTS,
- * -EBUSY/-EALREADY/-ECHILD/-ENOEXEC/-ENOMEDIUM → FAILED_PRECONDITION, -ECANCELED → ABORTED, -EOPNOTSUPP/-ENOSYS → UNIMPLEMENTED,
- * -EACCES/-EPERM → PERMISSION_DENIED, -ENOSPC/-EDQUOT → RESOURCE_EXHAUSTED,
- * -ESHUTDOWN → UNAVAILABLE, -ETIMEDOUT → DEADLINE_EXCEEDED, anything else → INTERNAL. */
-grpc_status_code api_status_from_errno(int code);
+/* The gRPC status of an error kind (api_status.c): the one place where kinds become statuses.
+ * MV_ERR_NONE (nothing recorded) is INTERNAL: a failure without a kind is the daemon's fault. */
+grpc_status_code api_status_from_kind(enum mv_error_kind kind);

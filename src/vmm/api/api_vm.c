@@ -131,7 +131,7 @@ static void on_op_done(void *userdata, const struct vm_record *rec, const struct
 {
 	struct api_call *call = userdata;
 
-	if (err->code < 0)
+	if (err->kind != MV_ERR_NONE)
 		api_call_fail_err(call, err);
 	else
 		reply_vm(call, rec);
@@ -147,8 +147,7 @@ static void run_op(struct api_call *call, enum vm_op_kind kind, const char *ref,
 	api_call_hold(call);
 	r = vm_manager_op(api_context_of(call)->vms, kind, ref, args, on_op_done, call, &err);
 	if (r < 0) {
-		if (err.code == 0)
-			mv_err(&err, r, "%s", strerror(-r));
+		mv_err_ensure(&err, r);
 		api_call_fail_err(call, &err);
 	}
 }

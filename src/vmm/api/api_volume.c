@@ -7,6 +7,7 @@
 
 #include "api/api_context.h"
 #include "common/log.h"
+#include "common/strv.h"
 #include "mvirt.pb-c.h"
 #include "storage/storage.h"
 
@@ -15,15 +16,6 @@
 static struct storage *storage_of(struct api_call *call)
 {
 	return api_context_of(call)->storage;
-}
-
-static size_t strv_len(char **v)
-{
-	size_t n = 0;
-
-	while (v && v[n])
-		n++;
-	return n;
 }
 
 static char *pb_str(char *s)
@@ -101,8 +93,7 @@ static void begun(struct api_call *call, int r, struct mv_error *err)
 {
 	if (r >= 0)
 		return;
-	if (err->code == 0)
-		mv_err(err, r, "%s", strerror(-r));
+	mv_err_ensure(err, r);
 	api_call_fail_err(call, err);
 }
 
@@ -227,7 +218,7 @@ out:
 /* ---- ImportVolume: call data is the import while its operation runs ---- */
 
 struct import_call {
-	struct storage_op *op;
+	struct storage_job *op;
 	char name[VM_NAME_MAX + 1];
 };
 
@@ -299,7 +290,7 @@ static void on_import_over(struct api_call *call)
 	api_call_set_data(call, NULL);
 	log_info("volume %s: import cancelled (the client went away); partial file removed",
 		 ic->name);
-	storage_op_cancel(ic->op);
+	storage_job_cancel(ic->op);
 	free(ic);
 }
 

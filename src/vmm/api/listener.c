@@ -46,13 +46,12 @@ static int parse_address(const char *addr, union sockaddr_any *sa, struct mv_err
 		path = addr;
 	if (path) {
 		if (path[0] != '/')
-			return mv_err(err, -EINVAL,
-				      "listen address '%s': the socket path must be absolute",
-				      addr);
+			return mv_err_invalid(
+				err, "listen address '%s': the socket path must be absolute", addr);
 		if (strlen(path) >= sizeof(sa->un.sun_path))
-			return mv_err(err, -EINVAL,
-				      "listen address '%s': socket path too long (max %zu)", addr,
-				      sizeof(sa->un.sun_path) - 1);
+			return mv_err_invalid(err,
+					      "listen address '%s': socket path too long (max %zu)",
+					      addr, sizeof(sa->un.sun_path) - 1);
 		sa->un.sun_family = AF_UNIX;
 		memcpy(sa->un.sun_path, path, strlen(path) + 1);
 		return (int)sizeof(sa->un);
@@ -60,23 +59,23 @@ static int parse_address(const char *addr, union sockaddr_any *sa, struct mv_err
 
 	colon = strrchr(addr, ':');
 	if (!colon || colon == addr)
-		return mv_err(err, -EINVAL,
-			      "listen address '%s': expected unix:/path, HOST:PORT or [::1]:PORT",
-			      addr);
+		return mv_err_invalid(
+			err, "listen address '%s': expected unix:/path, HOST:PORT or [::1]:PORT",
+			addr);
 	port_s = colon + 1;
 	errno = 0;
 	port = strtoul(port_s, &end, 10);
 	if (!*port_s || *end || errno || port == 0 || port > 65535)
-		return mv_err(err, -EINVAL, "listen address '%s': invalid port '%s'", addr, port_s);
+		return mv_err_invalid(err, "listen address '%s': invalid port '%s'", addr, port_s);
 	hl = (size_t)(colon - addr);
 	if (addr[0] == '[') {
 		if (hl < 2 || addr[hl - 1] != ']')
-			return mv_err(err, -EINVAL, "listen address '%s': unbalanced '['", addr);
+			return mv_err_invalid(err, "listen address '%s': unbalanced '['", addr);
 		h++;
 		hl -= 2;
 	}
 	if (hl >= sizeof(host))
-		return mv_err(err, -EINVAL, "listen address '%s': invalid host", addr);
+		return mv_err_invalid(err, "listen address '%s': invalid host", addr);
 	memcpy(host, h, hl);
 	host[hl] = '\0';
 	if (streq(host, "localhost"))
@@ -96,11 +95,11 @@ static int parse_address(const char *addr, union sockaddr_any *sa, struct mv_err
 			goto not_loopback;
 		return (int)sizeof(sa->in6);
 	}
-	return mv_err(err, -EINVAL, "listen address '%s': '%s' is not an IP address or localhost",
-		      addr, host);
+	return mv_err_invalid(err, "listen address '%s': '%s' is not an IP address or localhost",
+			      addr, host);
 not_loopback:
-	return mv_err(
-		err, -EINVAL,
+	return mv_err_invalid(
+		err,
 		"listen address '%s': not a loopback address; mvirt-vmm serves other hosts only "
 		"once TLS is supported",
 		addr);
@@ -164,21 +163,22 @@ static int unix_path_free(const char *path, const union sockaddr_any *sa, struct
 	_cleanup_close_ int fd = -1;
 
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : mv_err(err, -errno, "unix:%s: %m", path);
+		return errno == ENOENT ? 0 : mv_err_internal(err, -errno, "unix:%s: %m", path);
 	if (!S_ISSOCK(st.st_mode))
-		return mv_err(err, -EEXIST, "unix:%s: exists and is not a socket; not replacing it",
-			      path);
+		return mv_err_exists(err, "unix:%s: exists and is not a socket; not replacing it",
+				     path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return mv_err(err, -errno, "socket: %m");
+		return mv_err_internal(err, -errno, "socket: %m");
 	if (connect(fd, &sa->sa, sizeof(sa->un)) == 0)
-		return mv_err(
+		return mv_err_internal(
 			err, -EADDRINUSE,
 			"unix:%s: another process is serving this socket (is another mvirt-vmm "
 			"running?)",
 			path);
 	if (unlink(path) < 0 && errno != ENOENT)
-		return mv_err(err, -errno, "unix:%s: cannot remove the stale socket: %m", path);
+		return mv_err_internal(err, -errno, "unix:%s: cannot remove the stale socket: %m",
+				       path);
 	return 0;
 }
 
@@ -206,7 +206,7 @@ int listener_open(sd_event *event, const char *addr, struct api_server *api, gid
 
 	l->fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (l->fd < 0) {
-		r = mv_err(err, -errno, "listen %s: socket: %m", addr);
+		r = mv_err_internal(err, -errno, "listen %s: socket: %m", addr);
 		goto fail;
 	}
 	if (sa.sa.sa_family == AF_UNIX) {
@@ -221,8 +221,8 @@ int listener_open(sd_event *event, const char *addr, struct api_server *api, gid
 			(void)setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	}
 	if (bind(l->fd, &sa.sa, (socklen_t)len) < 0) {
-		r = mv_err(err, -errno, "listen %s: bind: %m%s", addr,
-			   errno == EADDRINUSE ? " (is another mvirt-vmm running?)" : "");
+		r = mv_err_internal(err, -errno, "listen %s: bind: %m%s", addr,
+				    errno == EADDRINUSE ? " (is another mvirt-vmm running?)" : "");
 		goto fail;
 	}
 	if (sa.sa.sa_family == AF_UNIX) {
@@ -234,18 +234,20 @@ int listener_open(sd_event *event, const char *addr, struct api_server *api, gid
 		if (chmod(l->unix_path, 0660) < 0 ||
 		    (access_gid != (gid_t)-1 && chown(l->unix_path, 0, access_gid) < 0 &&
 		     geteuid() == 0)) {
-			r = mv_err(err, -errno, "listen %s: cannot set the socket's mode/owner: %m",
-				   addr);
+			r = mv_err_internal(err, -errno,
+					    "listen %s: cannot set the socket's mode/owner: %m",
+					    addr);
 			goto fail;
 		}
 	}
 	if (listen(l->fd, SOMAXCONN) < 0) {
-		r = mv_err(err, -errno, "listen %s: listen: %m", addr);
+		r = mv_err_internal(err, -errno, "listen %s: listen: %m", addr);
 		goto fail;
 	}
 	r = sd_event_add_io(event, &l->source, l->fd, EPOLLIN, on_accept, l);
 	if (r < 0) {
-		mv_err(err, r, "listen %s: cannot watch the socket: %s", addr, strerror(-r));
+		mv_err_internal(err, r, "listen %s: cannot watch the socket: %s", addr,
+				strerror(-r));
 		goto fail;
 	}
 	*ret = l;

@@ -59,7 +59,7 @@ static int config_cpus(const struct vm_config *c, struct json_object **ret, stru
 	int r;
 
 	if (c->vcpus < 1)
-		return mv_err(err, -EINVAL, "config.vcpus: must be at least 1");
+		return mv_err_invalid(err, "config.vcpus: must be at least 1");
 	if (!(o = json_object_new_object()))
 		return -ENOMEM;
 	if ((r = add(o, "boot_vcpus", json_object_new_int64(c->vcpus))) < 0 ||
@@ -76,10 +76,10 @@ static int config_memory(const struct vm_config *c, struct json_object **ret, st
 	int r;
 
 	if (c->memory_mb < 1)
-		return mv_err(err, -EINVAL, "config.memory_mb: must be at least 1");
+		return mv_err_invalid(err, "config.memory_mb: must be at least 1");
 	if (c->memory_mb > (uint64_t)INT64_MAX >> 20)
-		return mv_err(err, -EINVAL, "config.memory_mb: %" PRIu64 " MiB is too large",
-			      c->memory_mb);
+		return mv_err_invalid(err, "config.memory_mb: %" PRIu64 " MiB is too large",
+				      c->memory_mb);
 	if (!(o = json_object_new_object()))
 		return -ENOMEM;
 	if ((r = add(o, "size", json_object_new_int64((int64_t)(c->memory_mb << 20)))) < 0)
@@ -95,10 +95,10 @@ static int config_payload(const struct vm_config *c, struct json_object **ret, s
 	int r;
 
 	if (!isempty(c->kernel) && !isempty(c->firmware))
-		return mv_err(err, -EINVAL,
-			      "config.firmware: cannot be combined with config.kernel");
+		return mv_err_invalid(err,
+				      "config.firmware: cannot be combined with config.kernel");
 	if (isempty(c->kernel) && isempty(c->firmware))
-		return mv_err(err, -EINVAL, "config: set kernel or firmware");
+		return mv_err_invalid(err, "config: set kernel or firmware");
 	if (!(o = json_object_new_object()))
 		return -ENOMEM;
 	if (!isempty(c->kernel)) {
@@ -123,7 +123,7 @@ static int config_disk(const struct ch_disk *d, size_t i, struct json_object **r
 	int r;
 
 	if (isempty(d->path))
-		return mv_err(err, -EINVAL, "disk %zu: no path", i);
+		return mv_err_invalid(err, "disk %zu: no path", i);
 	switch (d->format) {
 	case DISK_FORMAT_RAW:
 		image_type = "Raw";
@@ -132,8 +132,8 @@ static int config_disk(const struct ch_disk *d, size_t i, struct json_object **r
 		image_type = "Qcow2";
 		break;
 	default:
-		return mv_err(err, -EINVAL, "disk %zu (%s): format %s is not resolved", i, d->path,
-			      disk_format_name(d->format));
+		return mv_err_invalid(err, "disk %zu (%s): format %s is not resolved", i, d->path,
+				      disk_format_name(d->format));
 	}
 	if (!(o = json_object_new_object()))
 		return -ENOMEM;
@@ -190,12 +190,13 @@ static int config_net(const struct vm_config *c, struct json_object **ret, struc
 		_cleanup_json_ struct json_object *o = NULL;
 
 		if (!isempty(n->network))
-			return mv_err(err, -EINVAL,
-				      "config.nics[%zu].network: mvirt networks are not supported "
-				      "yet; use tap",
-				      i);
+			return mv_err_invalid(
+				err,
+				"config.nics[%zu].network: mvirt networks are not supported "
+				"yet; use tap",
+				i);
 		if (isempty(n->tap))
-			return mv_err(err, -EINVAL, "config.nics[%zu]: set tap", i);
+			return mv_err_invalid(err, "config.nics[%zu]: set tap", i);
 		if (!(o = json_object_new_object()))
 			return -ENOMEM;
 		if ((r = add_string(o, "tap", n->tap)) < 0 ||
@@ -215,7 +216,7 @@ static int config_serial(const struct ch_launch *l, struct json_object **ret, st
 	int r;
 
 	if (isempty(l->serial_socket))
-		return mv_err(err, -EINVAL, "serial socket path is not set");
+		return mv_err_invalid(err, "serial socket path is not set");
 	if (!(o = json_object_new_object()))
 		return -ENOMEM;
 	if ((r = add_string(o, "mode", "Socket")) < 0 ||

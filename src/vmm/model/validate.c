@@ -86,20 +86,20 @@ int validate_vm_name(const char *name, const char *field, struct mv_error *err)
 	if (!field)
 		field = "name";
 	if (isempty(name))
-		return mv_err(err, -EINVAL, "%s: required", field);
+		return mv_err_invalid(err, "%s: required", field);
 
 	len = strlen(name);
 	if (len > VM_NAME_MAX)
-		return mv_err(err, -EINVAL, "%s: is too long (%zu characters, at most %d)", field,
-			      len, VM_NAME_MAX);
+		return mv_err_invalid(err, "%s: is too long (%zu characters, at most %d)", field,
+				      len, VM_NAME_MAX);
 
 	for (i = 0; i < len; i++) {
 		char ch = name[i];
 
 		if (is_name_char(ch) || (i > 0 && (ch == '.' || ch == '_' || ch == '-')))
 			continue;
-		return mv_err(err, -EINVAL, "%s: '%s' is invalid: " NAME_RULE, field,
-			      printable(name, quoted, sizeof(quoted)));
+		return mv_err_invalid(err, "%s: '%s' is invalid: " NAME_RULE, field,
+				      printable(name, quoted, sizeof(quoted)));
 	}
 	return 0;
 }
@@ -124,7 +124,7 @@ int validate_mac(const char *mac, const char *field, struct mv_error *err)
 	if (!field)
 		field = "mac";
 	if (isempty(mac))
-		return mv_err(err, -EINVAL, "%s: required", field);
+		return mv_err_invalid(err, "%s: required", field);
 
 	/* "xx:xx:xx:xx:xx:xx" is exactly 17 characters. */
 	if (strnlen(mac, 18) != 17)
@@ -138,16 +138,16 @@ int validate_mac(const char *mac, const char *field, struct mv_error *err)
 	}
 
 	if (octet[0] & 1)
-		return mv_err(err, -EINVAL, "%s: %s is a multicast address; use a unicast one",
-			      field, mac);
+		return mv_err_invalid(err, "%s: %s is a multicast address; use a unicast one",
+				      field, mac);
 	if ((octet[0] | octet[1] | octet[2] | octet[3] | octet[4] | octet[5]) == 0)
-		return mv_err(err, -EINVAL, "%s: %s is not a usable address", field, mac);
+		return mv_err_invalid(err, "%s: %s is not a usable address", field, mac);
 	return 0;
 
 syntax:
-	return mv_err(err, -EINVAL,
-		      "%s: '%s' is not a MAC address: use six hex pairs like 52:54:00:12:34:56",
-		      field, printable(mac, quoted, sizeof(quoted)));
+	return mv_err_invalid(
+		err, "%s: '%s' is not a MAC address: use six hex pairs like 52:54:00:12:34:56",
+		field, printable(mac, quoted, sizeof(quoted)));
 }
 
 /* Checks that path is absolute and names an existing object of the expected kind (following
@@ -159,21 +159,22 @@ static int check_path(const char *path, const char *field, enum path_kind kind, 
 	size_t len;
 
 	if (path[0] != '/')
-		return mv_err(err, -EINVAL, "%s: must be an absolute path", field);
+		return mv_err_invalid(err, "%s: must be an absolute path", field);
 	len = strnlen(path, PATH_MAX);
 	if (len >= PATH_MAX)
-		return mv_err(err, -EINVAL, "%s: is too long (at most %d bytes)", field,
-			      PATH_MAX - 1);
+		return mv_err_invalid(err, "%s: is too long (at most %d bytes)", field,
+				      PATH_MAX - 1);
 
 	if (stat(path, &st) < 0)
-		return mv_err(err, -EINVAL, "%s: %s: %s", field, path, errno_cause(errno));
+		return mv_err_invalid(err, "%s: %s: %s", field, path, errno_cause(errno));
 
 	if (S_ISREG(st.st_mode) || (kind == PATH_DISK && S_ISBLK(st.st_mode))) {
 		*ret_st = st;
 		return 0;
 	}
-	return mv_err(err, -EINVAL, "%s: %s is %s, not a regular file%s", field, path,
-		      file_type_name(st.st_mode), kind == PATH_DISK ? " or block device" : "");
+	return mv_err_invalid(err, "%s: %s is %s, not a regular file%s", field, path,
+			      file_type_name(st.st_mode),
+			      kind == PATH_DISK ? " or block device" : "");
 }
 
 /* True when a and b are the same disk: the same inode, or the same block device (two device
@@ -208,8 +209,9 @@ static int check_disks(const struct vm_config *c, struct mv_error *err)
 
 	total = c->n_disks + (isempty(c->disk) ? 0 : 1);
 	if (total > VM_MAX_DISKS)
-		return mv_err(err, -EINVAL, "config.disks: %zu disks%s, at most %d", total,
-			      isempty(c->disk) ? "" : " (counting config.disk)", VM_MAX_DISKS);
+		return mv_err_invalid(err, "config.disks: %zu disks%s, at most %d", total,
+				      isempty(c->disk) ? "" : " (counting config.disk)",
+				      VM_MAX_DISKS);
 
 	if (!isempty(c->disk)) {
 		r = check_path(c->disk, "config.disk", PATH_DISK, &seen[0], err);
@@ -227,8 +229,8 @@ static int check_disks(const struct vm_config *c, struct mv_error *err)
 		if (!isempty(d->volume)) {
 			/* Resolved and checked by the VM manager, which knows the volumes. */
 			if (!isempty(d->path))
-				return mv_err(err, -EINVAL,
-					      "config.disks[%zu]: set path or volume, not both", i);
+				return mv_err_invalid(
+					err, "config.disks[%zu]: set path or volume, not both", i);
 			snprintf(field, sizeof(field), "config.disks[%zu].volume", i);
 			r = validate_vm_name(d->volume, field, err);
 			if (r < 0)
@@ -237,19 +239,19 @@ static int check_disks(const struct vm_config *c, struct mv_error *err)
 		}
 		snprintf(field, sizeof(field), "config.disks[%zu].path", i);
 		if (isempty(d->path))
-			return mv_err(err, -EINVAL,
-				      "%s: required (or set config.disks[%zu].volume)", field, i);
+			return mv_err_invalid(err, "%s: required (or set config.disks[%zu].volume)",
+					      field, i);
 		r = check_path(d->path, field, PATH_DISK, &st, err);
 		if (r < 0)
 			return r;
 		for (k = 0; k < n_seen; k++)
 			if (same_disk(&seen[k], &st))
-				return mv_err(err, -EINVAL, "%s: %s refers to the same disk as %s",
-					      field, d->path, seen_field[k]);
+				return mv_err_invalid(err, "%s: %s refers to the same disk as %s",
+						      field, d->path, seen_field[k]);
 
 		if (!known_format(d->format))
-			return mv_err(err, -EINVAL, "config.disks[%zu].format: unknown value %d", i,
-				      (int)d->format);
+			return mv_err_invalid(err, "config.disks[%zu].format: unknown value %d", i,
+					      (int)d->format);
 
 		seen[n_seen] = st;
 		snprintf(seen_field[n_seen], FIELD_MAX, "config.disks[%zu]", i);
@@ -279,22 +281,23 @@ static int check_nics(const struct vm_config *c, struct mv_error *err)
 	int r;
 
 	if (c->n_nics > VM_MAX_NICS)
-		return mv_err(err, -EINVAL, "config.nics: %zu NICs, at most %d", c->n_nics,
-			      VM_MAX_NICS);
+		return mv_err_invalid(err, "config.nics: %zu NICs, at most %d", c->n_nics,
+				      VM_MAX_NICS);
 
 	for (i = 0; i < c->n_nics; i++) {
 		const struct vm_nic *n = &c->nics[i];
 		char field[FIELD_MAX], quoted[IFNAME_MAX + 2];
 
 		if (isempty(n->tap) == isempty(n->network))
-			return mv_err(err, -EINVAL, "config.nics[%zu]: set tap or network%s", i,
-				      isempty(n->tap) ? "" : ", not both");
+			return mv_err_invalid(err, "config.nics[%zu]: set tap or network%s", i,
+					      isempty(n->tap) ? "" : ", not both");
 
 		if (!isempty(n->tap) && !ifname_valid(n->tap))
-			return mv_err(err, -EINVAL,
-				      "config.nics[%zu].tap: '%s' is not a valid interface name: "
-				      "use 1-15 characters without '/', ':' or whitespace",
-				      i, printable(n->tap, quoted, sizeof(quoted)));
+			return mv_err_invalid(
+				err,
+				"config.nics[%zu].tap: '%s' is not a valid interface name: "
+				"use 1-15 characters without '/', ':' or whitespace",
+				i, printable(n->tap, quoted, sizeof(quoted)));
 
 		if (!isempty(n->network)) {
 			snprintf(field, sizeof(field), "config.nics[%zu].network", i);
@@ -311,15 +314,15 @@ static int check_nics(const struct vm_config *c, struct mv_error *err)
 			return r;
 		for (k = 0; k < i; k++)
 			if (!isempty(c->nics[k].mac) && strcasecmp(c->nics[k].mac, n->mac) == 0)
-				return mv_err(err, -EINVAL,
-					      "%s: %s is already used by config.nics[%zu]", field,
-					      n->mac, k);
+				return mv_err_invalid(err,
+						      "%s: %s is already used by config.nics[%zu]",
+						      field, n->mac, k);
 	}
 	return 0;
 }
 
-int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
-		       struct mv_error *err)
+static int check_config(const struct vm_config *c, const struct host_limits *host,
+			struct mv_error *err)
 {
 	bool has_kernel = !isempty(c->kernel);
 	struct stat st;
@@ -327,20 +330,20 @@ int validate_vm_config(const struct vm_config *c, const struct host_limits *host
 	int r;
 
 	if (c->vcpus == 0)
-		return mv_err(err, -EINVAL, "config.vcpus: must be at least 1");
+		return mv_err_invalid(err, "config.vcpus: must be at least 1");
 	if (host && host->cpus > 0 && c->vcpus > host->cpus)
-		return mv_err(err, -EINVAL,
-			      "config.vcpus: %" PRIu32 " exceeds the host's %" PRIu32 " CPUs",
-			      c->vcpus, host->cpus);
+		return mv_err_invalid(
+			err, "config.vcpus: %" PRIu32 " exceeds the host's %" PRIu32 " CPUs",
+			c->vcpus, host->cpus);
 
 	if (c->memory_mb < VM_MIN_MEMORY_MB)
-		return mv_err(err, -EINVAL,
-			      "config.memory_mb: %" PRIu64 " is below the minimum of %d MiB",
-			      c->memory_mb, VM_MIN_MEMORY_MB);
+		return mv_err_invalid(
+			err, "config.memory_mb: %" PRIu64 " is below the minimum of %d MiB",
+			c->memory_mb, VM_MIN_MEMORY_MB);
 	if (host && host->memory_mb > 0 && c->memory_mb > host->memory_mb)
-		return mv_err(err, -EINVAL,
-			      "config.memory_mb: %" PRIu64 " exceeds the host's %" PRIu64 " MiB",
-			      c->memory_mb, host->memory_mb);
+		return mv_err_invalid(
+			err, "config.memory_mb: %" PRIu64 " exceeds the host's %" PRIu64 " MiB",
+			c->memory_mb, host->memory_mb);
 
 	if (has_kernel) {
 		r = check_path(c->kernel, "config.kernel", PATH_FILE, &st, err);
@@ -350,7 +353,7 @@ int validate_vm_config(const struct vm_config *c, const struct host_limits *host
 
 	if (!isempty(c->initramfs)) {
 		if (!has_kernel)
-			return mv_err(err, -EINVAL, "config.initramfs: requires config.kernel");
+			return mv_err_invalid(err, "config.initramfs: requires config.kernel");
 		r = check_path(c->initramfs, "config.initramfs", PATH_FILE, &st, err);
 		if (r < 0)
 			return r;
@@ -358,23 +361,23 @@ int validate_vm_config(const struct vm_config *c, const struct host_limits *host
 
 	if (!isempty(c->cmdline)) {
 		if (!has_kernel)
-			return mv_err(err, -EINVAL, "config.cmdline: requires config.kernel");
+			return mv_err_invalid(err, "config.cmdline: requires config.kernel");
 		len = strlen(c->cmdline);
 		if (len > VM_CMDLINE_MAX)
-			return mv_err(err, -EINVAL, "config.cmdline: is %zu bytes, at most %d", len,
-				      VM_CMDLINE_MAX);
+			return mv_err_invalid(err, "config.cmdline: is %zu bytes, at most %d", len,
+					      VM_CMDLINE_MAX);
 	}
 
 	if (!isempty(c->firmware)) {
 		if (has_kernel)
-			return mv_err(err, -EINVAL,
-				      "config.firmware: cannot be combined with config.kernel");
+			return mv_err_invalid(
+				err, "config.firmware: cannot be combined with config.kernel");
 		r = check_path(c->firmware, "config.firmware", PATH_FILE, &st, err);
 		if (r < 0)
 			return r;
 	} else if (!has_kernel)
-		return mv_err(
-			err, -EINVAL,
+		return mv_err_invalid(
+			err,
 			"config.kernel: required (or set config.firmware to boot a disk through firmware)");
 
 	r = check_disks(c, err);
@@ -388,18 +391,28 @@ int validate_vm_config(const struct vm_config *c, const struct host_limits *host
 	if (!isempty(c->user_data)) {
 		len = strlen(c->user_data);
 		if (len > VM_USER_DATA_MAX)
-			return mv_err(err, -EINVAL, "config.user_data: is %zu bytes, at most %d",
-				      len, VM_USER_DATA_MAX);
+			return mv_err_invalid(err, "config.user_data: is %zu bytes, at most %d",
+					      len, VM_USER_DATA_MAX);
 	}
 	if (!isempty(c->meta_data) && (len = strlen(c->meta_data)) > VM_META_DATA_MAX)
-		return mv_err(err, -EINVAL, "config.meta_data: is %zu bytes, at most %d", len,
-			      VM_META_DATA_MAX);
+		return mv_err_invalid(err, "config.meta_data: is %zu bytes, at most %d", len,
+				      VM_META_DATA_MAX);
 	if (!isempty(c->network_config) && (len = strlen(c->network_config)) > VM_META_DATA_MAX)
-		return mv_err(err, -EINVAL, "config.network_config: is %zu bytes, at most %d", len,
-			      VM_META_DATA_MAX);
+		return mv_err_invalid(err, "config.network_config: is %zu bytes, at most %d", len,
+				      VM_META_DATA_MAX);
 	if ((!isempty(c->meta_data) || !isempty(c->network_config)) && isempty(c->user_data))
-		return mv_err(err, -EINVAL,
-			      "config.user_data: required when config.meta_data or "
-			      "config.network_config is set");
+		return mv_err_invalid(err, "config.user_data: required when config.meta_data or "
+					   "config.network_config is set");
+	return 0;
+}
+
+int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
+		       enum mv_error_kind bad, struct mv_error *err)
+{
+	struct mv_error e = {0};
+	int r = check_config(c, host, &e);
+
+	if (r < 0)
+		return mv_err_kind(err, bad, r, "%s", e.msg);
 	return 0;
 }

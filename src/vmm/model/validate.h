@@ -1,6 +1,7 @@
 /* Validation of what users send: VM names and VM configs. Pure checks plus stat() of the
  * paths a config names; never modifies its input. Every failure returns -EINVAL with a message
- * naming the field ("config.disks[1].path: ...") and the cause. Silent (no logging). */
+ * naming the field ("config.disks[1].path: ...") and the cause, of kind MV_ERR_INVALID unless
+ * the caller says otherwise. Silent (no logging). */
 #pragma once
 
 #include <stdint.h>
@@ -27,9 +28,11 @@ int validate_vm_name(const char *name, const char *field, struct mv_error *err);
  * limits: vcpus 1..host cpus, memory VM_MIN_MEMORY_MB..host memory, exactly one of kernel and
  * firmware, initramfs/cmdline only with kernel, absolute existing paths (regular files for
  * kernel/initramfs/firmware; regular files or block devices for disks), known enum values,
- * no disk path twice, NIC tap/network/MAC syntax, size caps. */
+ * no disk path twice, NIC tap/network/MAC syntax, size caps. A failure is of kind bad:
+ * MV_ERR_INVALID for a config a request brings, MV_ERR_PRECONDITION for a stored config checked
+ * again before a start (the host or its files changed since). */
 int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
-		       struct mv_error *err);
+		       enum mv_error_kind bad, struct mv_error *err);
 
 /* A MAC address "xx:xx:xx:xx:xx:xx" (hex, either case), unicast. */
 int validate_mac(const char *mac, const char *field, struct mv_error *err);

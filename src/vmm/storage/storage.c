@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "common/strv.h"
 #include "model/validate.h"
 #include "storage/image.h"
 #include "storage/storage_internal.h"
@@ -65,7 +66,7 @@ static int read_header(int fd, struct image_header *ret)
 	return image_header_parse(head, (size_t)n, ret);
 }
 
-int storage_detect_format(const char *path, enum disk_format *ret, struct mv_error *err)
+static int detect_format(const char *path, enum disk_format *ret, struct mv_error *err)
 {
 	_cleanup_close_ int fd = -1;
 	struct image_header h;
@@ -75,18 +76,29 @@ int storage_detect_format(const char *path, enum disk_format *ret, struct mv_err
 	/* O_NONBLOCK: a FIFO must not hang the caller; it has no effect on files and disks. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		return mv_err(err, -errno, "%s: %s", path, storage_strerror(errno));
+		return mv_err_internal(err, -errno, "%s: %s", path, storage_strerror(errno));
 	if (fstat(fd, &st) < 0)
-		return mv_err(err, -errno, "%s: %s", path, storage_strerror(errno));
+		return mv_err_internal(err, -errno, "%s: %s", path, storage_strerror(errno));
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return mv_err(err, -EINVAL, "%s: not a regular file or block device", path);
+		return mv_err_invalid(err, "%s: not a regular file or block device", path);
 	r = read_header(fd, &h);
 	if (r == -EPROTONOSUPPORT)
-		return mv_err(err, -EINVAL, "%s: qcow2 version %" PRIu32 " is not supported", path,
-			      h.qcow2_version);
+		return mv_err_invalid(err, "%s: qcow2 version %" PRIu32 " is not supported", path,
+				      h.qcow2_version);
 	if (r < 0)
-		return mv_err(err, r, "%s: %s", path, storage_strerror(-r));
+		return mv_err_internal(err, r, "%s: %s", path, storage_strerror(-r));
 	*ret = h.format;
+	return 0;
+}
+
+int storage_detect_format(const char *path, enum mv_error_kind bad, enum disk_format *ret,
+			  struct mv_error *err)
+{
+	struct mv_error e = {0};
+	int r = detect_format(path, ret, &e);
+
+	if (r < 0)
+		return mv_err_kind(err, e.code == -ENOMEM ? MV_ERR_INTERNAL : bad, r, "%s", e.msg);
 	return 0;
 }
 
@@ -121,10 +133,10 @@ int storage_image_size(int fd, enum disk_format format, uint64_t *ret)
 int storage_check_name(const char *name, size_t len, const char *field, struct mv_error *err)
 {
 	if (name && memchr(name, '\0', len))
-		return mv_err(err, -EINVAL, "%s: contains a NUL byte", field);
+		return mv_err_invalid(err, "%s: contains a NUL byte", field);
 	if (name && len > VM_NAME_MAX)
-		return mv_err(err, -EINVAL, "%s: is too long (%zu characters, at most %d)", field,
-			      len, VM_NAME_MAX);
+		return mv_err_invalid(err, "%s: is too long (%zu characters, at most %d)", field,
+				      len, VM_NAME_MAX);
 	return validate_vm_name(name, field, err);
 }
 
@@ -133,46 +145,6 @@ char *storage_pool_file(const struct storage_pool *pool, const char *leaf)
 	char *p;
 
 	return asprintf(&p, "%s/%s", pool->path, leaf) < 0 ? NULL : p;
-}
-
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* Appends a copy of str to the NULL-terminated *v of *n entries. */
-static int strv_push(char ***v, size_t *n, const char *str)
-{
-	char **p = reallocarray(*v, *n + 2, sizeof(char *));
-
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	p[*n] = strdup(str);
-	if (!p[*n])
-		return -ENOMEM;
-	p[++*n] = NULL;
-	return 0;
-}
-
-/* "a, b, c" into buf, cut with "..." when long. */
-static void join(char *const *names, char *buf, size_t size)
-{
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; names && names[i]; i++) {
-		int n = snprintf(buf + len, size - len, "%s%s", i ? ", " : "", names[i]);
-
-		if (n < 0 || (size_t)n >= size - len) {
-			if (size > 4)
-				memcpy(buf + size - 4, "...", 4);
-			return;
-		}
-		len += (size_t)n;
-	}
 }
 
 /* ---- registry ---- */
@@ -195,7 +167,7 @@ int storage_lookup(struct storage *s, const char *name, const char *field,
 		return r;
 	v = storage_find(s, name);
 	if (!v)
-		return mv_err(err, -ENOENT, "volume '%s' not found", name);
+		return mv_err_not_found(err, "volume '%s' not found", name);
 	*ret = v;
 	return 0;
 }
@@ -218,7 +190,7 @@ int storage_pool_lookup(struct storage *s, const char *name, struct storage_pool
 				 s->pools[i].name);
 		len += n > 0 ? (size_t)n : 0;
 	}
-	return mv_err(err, -ENOENT, "pool '%s' not found (pools: %s)", name, names);
+	return mv_err_not_found(err, "pool '%s' not found (pools: %s)", name, names);
 }
 
 int storage_register(struct storage *s, struct volume_record *rec, struct storage_pool *pool)
@@ -263,28 +235,6 @@ static void unregister(struct storage *s, struct storage_volume *v)
 	storage_volume_free(v);
 }
 
-int storage_name_available(struct storage *s, const char *name, const char *field,
-			   struct storage_pool *pool, struct mv_error *err)
-{
-	struct stat st;
-	int r;
-
-	if ((r = storage_check_name(name, name ? strlen(name) : 0, field, err)) < 0)
-		return r;
-	if (storage_find(s, name))
-		return mv_err(err, -EEXIST, "volume '%s' already exists", name);
-	if (storage_op_reserves(s, name))
-		return mv_err(err, -EEXIST, "volume '%s' is being created", name);
-	if (fstatat(pool->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return mv_err(err, -EEXIST,
-			      "pool '%s' already has a file named '%s' that is not a volume",
-			      pool->name, name);
-	if (errno != ENOENT)
-		return mv_err(err, -errno, "pool '%s': %s: %s", pool->name, name,
-			      storage_strerror(errno));
-	return 0;
-}
-
 int storage_check_users(struct storage *s, const char *name, bool running_only, const char *action,
 			struct mv_error *err)
 {
@@ -296,12 +246,13 @@ int storage_check_users(struct storage *s, const char *name, bool running_only, 
 		return 0;
 	r = s->users_fn(s->users_data, name, running_only, &users);
 	if (r < 0)
-		return mv_err(err, r, "volume '%s': cannot tell which VMs use it: %s", name,
-			      storage_strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': cannot tell which VMs use it: %s",
+				       name, storage_strerror(-r));
 	if (users && users[0]) {
-		join(users, list, sizeof(list));
-		r = mv_err(err, -EBUSY, "volume '%s' is used by %s VM%s %s; cannot %s it", name,
-			   running_only ? "running" : "the", users[1] ? "s" : "", list, action);
+		strv_join(users, list, sizeof(list));
+		r = mv_err_precondition(
+			err, -EBUSY, "volume '%s' is used by %s VM%s %s; cannot %s it", name,
+			running_only ? "running" : "the", users[1] ? "s" : "", list, action);
 	}
 	strv_free(users);
 	return r;
@@ -420,7 +371,7 @@ int storage_volume_get(struct storage *s, const char *name, struct storage_volum
 	if ((r = storage_lookup(s, name, "name", &v, err)) < 0)
 		return r;
 	if ((r = storage_volume_info_fill(s, v, ret)) < 0)
-		return mv_err(err, r, "volume '%s': %s", name, storage_strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': %s", name, storage_strerror(-r));
 	return 0;
 }
 
@@ -467,7 +418,7 @@ fail:
 		storage_volume_info_done(&infos[i]);
 	free(infos);
 	strv_free(unknown);
-	return mv_err(err, r, "listing volumes: %s", storage_strerror(-r));
+	return mv_err_internal(err, r, "listing volumes: %s", storage_strerror(-r));
 }
 
 int storage_volume_delete(struct storage *s, const char *name, struct mv_error *err)
@@ -481,21 +432,22 @@ int storage_volume_delete(struct storage *s, const char *name, struct mv_error *
 	if ((r = storage_lookup(s, name, "name", &v, err)) < 0)
 		return r;
 	if (v->busy)
-		return mv_err(err, -EBUSY, "volume '%s': an operation on it is in progress", name);
+		return mv_err_precondition(err, -EBUSY,
+					   "volume '%s': an operation on it is in progress", name);
 	if ((r = storage_check_users(s, name, false, "delete", err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->n_vols; i++)
 		if (s->vols[i]->rec.backing && streq(s->vols[i]->rec.backing, name) &&
 		    strv_push(&clones, &n_clones, s->vols[i]->rec.name) < 0) {
 			strv_free(clones);
-			return mv_err(err, -ENOMEM, "volume '%s': out of memory", name);
+			return mv_err_internal(err, -ENOMEM, "volume '%s': out of memory", name);
 		}
 	if (n_clones > 0) {
-		join(clones, list, sizeof(list));
+		strv_join(clones, list, sizeof(list));
 		strv_free(clones);
-		return mv_err(err, -EBUSY,
-			      "volume '%s' is the backing volume of %s; delete %s first", name,
-			      list, n_clones > 1 ? "those clones" : "that clone");
+		return mv_err_precondition(
+			err, -EBUSY, "volume '%s' is the backing volume of %s; delete %s first",
+			name, list, n_clones > 1 ? "those clones" : "that clone");
 	}
 	/* The row goes first: a crash in between leaves a file without a row (reported at the
 	 * next start), never a row whose data is gone. */
@@ -505,8 +457,8 @@ int storage_volume_delete(struct storage *s, const char *name, struct mv_error *
 		r = -errno;
 		if (store_volume_save(s->store, &v->rec, NULL) < 0)
 			unregister(s, v); /* the row is gone: so is the volume */
-		return mv_err(err, r, "volume '%s': cannot remove its file: %s", name,
-			      storage_strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': cannot remove its file: %s", name,
+				       storage_strerror(-r));
 	}
 	if (v->pool)
 		(void)fsync(v->pool->dir_fd);
@@ -516,33 +468,38 @@ int storage_volume_delete(struct storage *s, const char *name, struct mv_error *
 
 /* ---- VM disks ---- */
 
-int storage_volume_usable(const struct storage_volume *v, struct mv_error *err)
+int storage_volume_usable(const struct storage_volume *v, enum mv_error_kind bad,
+			  struct mv_error *err)
 {
 	uint64_t vsize, alloc;
 	char status[256];
 
 	storage_volume_status(v, status, sizeof(status), &vsize, &alloc);
 	if (!streq(status, "ok"))
-		return mv_err(err, -ENOENT, "volume '%s' cannot be used: %s", v->rec.name, status);
+		return mv_err_kind(err, bad, -ENOENT, "volume '%s' cannot be used: %s", v->rec.name,
+				   status);
 	return 0;
 }
 
-int storage_volume_resolve(struct storage *s, const char *name, char **ret_path,
-			   enum disk_format *ret_format, bool *ret_has_backing,
+int storage_volume_resolve(struct storage *s, const char *name, enum mv_error_kind bad,
+			   char **ret_path, enum disk_format *ret_format, bool *ret_has_backing,
 			   struct mv_error *err)
 {
 	struct storage_volume *v;
 	char *path;
 	int r;
 
-	if ((r = storage_lookup(s, name, "volume", &v, err)) < 0)
+	if ((r = storage_check_name(name, name ? strlen(name) : 0, "volume", err)) < 0)
 		return r;
+	if (!(v = storage_find(s, name)))
+		return mv_err_kind(err, bad, -ENOENT, "volume '%s' not found", name);
 	if (v->busy)
-		return mv_err(err, -EBUSY, "volume '%s': an operation on it is in progress", name);
-	if ((r = storage_volume_usable(v, err)) < 0)
+		return mv_err_precondition(err, -EBUSY,
+					   "volume '%s': an operation on it is in progress", name);
+	if ((r = storage_volume_usable(v, bad, err)) < 0)
 		return r;
 	if (!(path = storage_pool_file(v->pool, name)))
-		return mv_err(err, -ENOMEM, "volume '%s': out of memory", name);
+		return mv_err_internal(err, -ENOMEM, "volume '%s': out of memory", name);
 	*ret_path = path;
 	*ret_format = v->rec.format;
 	*ret_has_backing = v->rec.backing != NULL;

@@ -21,7 +21,7 @@
 
 struct store;
 struct storage;
-struct storage_op;
+struct storage_job;
 
 #define STORAGE_DEFAULT_POOL "default"
 #define STORAGE_TMP_PREFIX ".tmp-"
@@ -52,9 +52,11 @@ void storage_free(struct storage *s);
 void storage_set_users_fn(struct storage *s, storage_users_fn fn, void *userdata);
 
 /* For a VM disk that names a volume: the volume's file path (caller frees), format, and
- * whether it is a qcow2 overlay with a backing file. -ENOENT "volume 'x' not found". */
-int storage_volume_resolve(struct storage *s, const char *name, char **ret_path,
-			   enum disk_format *ret_format, bool *ret_has_backing,
+ * whether it is a qcow2 overlay with a backing file. -ENOENT "volume 'x' not found" or "cannot
+ * be used" of kind bad (the caller's view: a bad argument of a CreateVm, a failed
+ * precondition of a start); -EBUSY while an operation works on the volume. */
+int storage_volume_resolve(struct storage *s, const char *name, enum mv_error_kind bad,
+			   char **ret_path, enum disk_format *ret_format, bool *ret_has_backing,
 			   struct mv_error *err);
 
 /* Checks a raw disk path given in a VM config: a path inside a pool directory must be a volume
@@ -64,8 +66,10 @@ int storage_check_disk_path(struct storage *s, const char *path, const char *fie
 
 /* Reads the image header of path (a regular file or block device) and returns its format:
  * qcow2 when it starts with the qcow2 magic "QFI\xfb" and a supported version (2 or 3),
- * raw otherwise. Never trusts the file name. */
-int storage_detect_format(const char *path, enum disk_format *ret, struct mv_error *err);
+ * raw otherwise. Never trusts the file name. Failures (a file that cannot be opened or read,
+ * not a file or device, an unsupported qcow2 version) are of kind bad. */
+int storage_detect_format(const char *path, enum mv_error_kind bad, enum disk_format *ret,
+			  struct mv_error *err);
 
 /* A volume name as received (len bytes, which may include NULs): the VM name rule, no NUL.
  * -EINVAL naming field otherwise. */
@@ -104,7 +108,7 @@ int storage_volume_list(struct storage *s, const char *pool, struct storage_volu
  * volume (-EBUSY naming the clones) and that no operation is working on (-EBUSY). */
 int storage_volume_delete(struct storage *s, const char *name, struct mv_error *err);
 
-/* ---- operations (storage_ops.c) ----
+/* ---- volume operations (storage_volume_ops.c, run as jobs by storage_job.c) ----
  *
  * Each returns < 0 with err filled when it cannot begin (nothing was changed; done is not
  * called), or 0 once it began: done then runs exactly once, later, on the event loop — with the
@@ -125,10 +129,10 @@ int storage_volume_create(struct storage *s, const char *name, uint64_t size,
 /* Copies the image at source (absolute path; its format is read from its header) into a new
  * volume, converted to format (UNSPECIFIED: the source's), with qemu-img convert. progress
  * (may be NULL) reports the bytes copied so far. *ret_op (may be NULL) lets the caller cancel
- * it; it is valid until done runs or storage_op_cancel is called. */
+ * it; it is valid until done runs or storage_job_cancel is called. */
 int storage_volume_import(struct storage *s, const char *name, const char *source,
 			  enum disk_format format, const char *pool, storage_progress_fn progress,
-			  storage_done_fn done, void *userdata, struct storage_op **ret_op,
+			  storage_done_fn done, void *userdata, struct storage_job **ret_op,
 			  struct mv_error *err);
 
 /* A thin copy of source named name, in the source's pool: a qcow2 overlay backed by a qcow2
@@ -144,4 +148,4 @@ int storage_volume_resize(struct storage *s, const char *name, uint64_t size, st
 
 /* Stops an operation: no callback runs any more, its child process is killed and its
  * temporary file removed now. */
-void storage_op_cancel(struct storage_op *op);
+void storage_job_cancel(struct storage_job *op);

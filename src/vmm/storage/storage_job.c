@@ -1,17 +1,17 @@
-/* One operation of the storage manager (see storage_internal.h): a short list of child-process
+/* The storage manager's job runner (see storage_job.h): a short list of child-process
  * steps (qemu-img, cp, sync) run one after the other through the process supervisor (proc.c),
  * each with its stdout and stderr on a pipe read from the event loop: `qemu-img convert -p`
  * progress lines become progress callbacks, the output of `qemu-img info --output=json` is
  * parsed to check the result, and the last other line is the cause reported when a step fails.
  * Work that needs no child is done by the caller at once, and its callback deferred to the next
- * loop iteration (storage_op_defer_success).
+ * loop iteration (storage_job_defer_success).
  *
  * A new volume is built under a temporary name (STORAGE_TMP_PREFIX "NAME-XXXXXXXX", created
  * with O_EXCL in the pool), synced, renamed to NAME without replacing anything, and only then
- * its row is written and it is registered (storage_op_commit). Failure or cancellation removes
- * the temporary file. An operation reserves its target name (storage_op_reserves) and keeps the
+ * its row is written and it is registered (storage_job_commit). Failure or cancellation removes
+ * the temporary file. An operation reserves its target name (storage_job_reserves) and keeps the
  * volumes it works on busy (no delete, no second operation) until it ends. The operations
- * themselves are in storage_ops.c. */
+ * themselves are in storage_volume_ops.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,30 +26,45 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "os/proc.h"
-#include "storage/storage_internal.h"
+#include "storage/storage_job.h"
 
 #define OP_OUTPUT_MAX (64 * 1024) /* output kept per step: the info JSON, messages */
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-static int64_t now_us(void)
+bool storage_job_reserves(struct storage *s, const char *name)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-bool storage_op_reserves(struct storage *s, const char *name)
-{
-	for (struct storage_op *op = s->ops; op; op = op->next)
-		if (!op->cancelled && op->kind != STORAGE_OP_RESIZE && streq(op->name, name))
+	for (struct storage_job *op = s->ops; op; op = op->next)
+		if (!op->cancelled && op->kind != STORAGE_JOB_RESIZE && streq(op->name, name))
 			return true;
 	return false;
 }
 
-static void op_close_output(struct storage_op *op)
+int storage_name_available(struct storage *s, const char *name, const char *field,
+			   struct storage_pool *pool, struct mv_error *err)
+{
+	struct stat st;
+	int r;
+
+	if ((r = storage_check_name(name, name ? strlen(name) : 0, field, err)) < 0)
+		return r;
+	if (storage_find(s, name))
+		return mv_err_exists(err, "volume '%s' already exists", name);
+	if (storage_job_reserves(s, name))
+		return mv_err_exists(err, "volume '%s' is being created", name);
+	if (fstatat(pool->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return mv_err_exists(err,
+				     "pool '%s' already has a file named '%s' that is not a volume",
+				     pool->name, name);
+	if (errno != ENOENT)
+		return mv_err_internal(err, -errno, "pool '%s': %s: %s", pool->name, name,
+				       storage_strerror(errno));
+	return 0;
+}
+
+static void op_close_output(struct storage_job *op)
 {
 	op->out_source = sd_event_source_disable_unref(op->out_source);
 	if (op->out_fd >= 0)
@@ -57,7 +72,7 @@ static void op_close_output(struct storage_op *op)
 	op->out_fd = -1;
 }
 
-void storage_op_remove_tmp(struct storage_op *op)
+void storage_job_remove_tmp(struct storage_job *op)
 {
 	if (op->tmp)
 		(void)unlinkat(op->pool->dir_fd, op->tmp, 0);
@@ -65,14 +80,14 @@ void storage_op_remove_tmp(struct storage_op *op)
 	op->tmp = NULL;
 }
 
-void storage_op_free(struct storage_op *op)
+void storage_job_free(struct storage_job *op)
 {
 	struct storage *s = op->s;
 
 	op_close_output(op);
 	proc_free(op->proc);
 	sd_event_source_disable_unref(op->defer);
-	storage_op_remove_tmp(op);
+	storage_job_remove_tmp(op);
 	if (op->src)
 		op->src->busy--;
 	if (op->vol)
@@ -93,11 +108,11 @@ void storage_op_free(struct storage_op *op)
 	free(op);
 }
 
-struct storage_op *storage_op_new(struct storage *s, enum storage_op_kind kind,
-				  struct storage_pool *pool, const char *name, storage_done_fn done,
-				  void *userdata)
+struct storage_job *storage_job_new(struct storage *s, enum storage_job_kind kind,
+				    struct storage_pool *pool, const char *name,
+				    storage_done_fn done, void *userdata)
 {
-	struct storage_op *op = calloc(1, sizeof(*op));
+	struct storage_job *op = calloc(1, sizeof(*op));
 
 	if (!op)
 		return NULL;
@@ -112,35 +127,35 @@ struct storage_op *storage_op_new(struct storage *s, enum storage_op_kind kind,
 		s->ops->prev = op;
 	s->ops = op;
 	if (!(op->name = strdup(name)) || !(op->out = malloc(OP_OUTPUT_MAX + 1))) {
-		storage_op_free(op);
+		storage_job_free(op);
 		return NULL;
 	}
 	return op;
 }
 
-void storage_op_hold(struct storage_volume **slot, struct storage_volume *v)
+void storage_job_hold(struct storage_volume **slot, struct storage_volume *v)
 {
 	*slot = v;
 	v->busy++;
 }
 
 /* Appends a step; the arguments after what and flags are the argv, NULL-terminated. */
-int storage_op_add_step(struct storage_op *op, const char *what, unsigned flags, ...)
+int storage_job_add_step(struct storage_job *op, const char *what, unsigned flags, ...)
 {
-	struct storage_op_step *st = &op->steps[op->n_steps];
+	struct storage_job_step *st = &op->steps[op->n_steps];
 	const char *arg;
 	size_t n = 0;
 	va_list ap;
 	int r = 0;
 
-	if (op->n_steps == STORAGE_OP_MAX_STEPS)
+	if (op->n_steps == STORAGE_JOB_MAX_STEPS)
 		return -E2BIG;
 	op->n_steps++;
 	st->what = what;
 	st->flags = flags;
 	va_start(ap, flags);
 	while ((arg = va_arg(ap, const char *))) {
-		if (n + 1 >= STORAGE_OP_MAX_ARGS) {
+		if (n + 1 >= STORAGE_JOB_MAX_ARGS) {
 			r = -E2BIG;
 			break;
 		}
@@ -154,7 +169,7 @@ int storage_op_add_step(struct storage_op *op, const char *what, unsigned flags,
 }
 
 /* Creates the temporary file that reserves the operation's place in the pool. */
-int storage_op_make_tmp(struct storage_op *op, struct mv_error *err)
+int storage_job_make_tmp(struct storage_job *op, struct mv_error *err)
 {
 	for (int attempt = 0; attempt < 16; attempt++) {
 		uint32_t rnd;
@@ -162,9 +177,10 @@ int storage_op_make_tmp(struct storage_op *op, struct mv_error *err)
 		int fd;
 
 		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-			rnd = (uint32_t)now_us() ^ (uint32_t)attempt;
+			rnd = (uint32_t)clock_real_us() ^ (uint32_t)attempt;
 		if (asprintf(&tmp, STORAGE_TMP_PREFIX "%s-%08" PRIx32, op->name, rnd) < 0)
-			return mv_err(err, -ENOMEM, "volume '%s': out of memory", op->name);
+			return mv_err_internal(err, -ENOMEM, "volume '%s': out of memory",
+					       op->name);
 		fd = openat(op->pool->dir_fd, tmp,
 			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 		if (fd >= 0) {
@@ -174,20 +190,21 @@ int storage_op_make_tmp(struct storage_op *op, struct mv_error *err)
 		}
 		free(tmp);
 		if (errno != EEXIST)
-			return mv_err(err, -errno, "pool '%s': cannot create a file in %s: %m",
-				      op->pool->name, op->pool->path);
+			return mv_err_internal(err, -errno,
+					       "pool '%s': cannot create a file in %s: %m",
+					       op->pool->name, op->pool->path);
 	}
-	return mv_err(err, -EEXIST, "pool '%s': cannot find a free temporary name", op->pool->name);
+	return mv_err_exists(err, "pool '%s': cannot find a free temporary name", op->pool->name);
 }
 
-char *storage_op_tmp_path(struct storage_op *op)
+char *storage_job_tmp_path(struct storage_job *op)
 {
 	return storage_pool_file(op->pool, op->tmp);
 }
 
 /* ---- completion ---- */
 
-static void op_finish(struct storage_op *op, const struct storage_volume_info *vol,
+static void op_finish(struct storage_job *op, const struct storage_volume_info *vol,
 		      const struct mv_error *err)
 {
 	storage_done_fn done = op->cancelled ? NULL : op->done;
@@ -195,31 +212,34 @@ static void op_finish(struct storage_op *op, const struct storage_volume_info *v
 	op->cancelled = true; /* no callback from here on, whatever done does */
 	if (done)
 		done(op->userdata, vol, err);
-	storage_op_free(op);
+	storage_job_free(op);
 }
 
-static void op_fail(struct storage_op *op, int code, const char *fmt, ...) _printf_(3, 4);
-static void op_fail(struct storage_op *op, int code, const char *fmt, ...)
+static void op_fail(struct storage_job *op, enum mv_error_kind kind, int code, const char *fmt, ...)
+	_printf_(4, 5);
+static void op_fail(struct storage_job *op, enum mv_error_kind kind, int code, const char *fmt, ...)
 {
-	struct mv_error err = {.code = code};
-	int n = snprintf(err.msg, sizeof(err.msg), "volume '%s': ", op->name);
+	struct mv_error err = {0};
+	char msg[MV_ERROR_MAX];
 	va_list ap;
 
+	errno = code < 0 ? -code : code; /* for %m */
 	va_start(ap, fmt);
-	vsnprintf(err.msg + n, sizeof(err.msg) - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	storage_op_remove_tmp(op);
+	mv_err_kind(&err, kind, code, "volume '%s': %s", op->name, msg);
+	storage_job_remove_tmp(op);
 	op_finish(op, NULL, &err);
 }
 
-static void op_succeed(struct storage_op *op)
+static void op_succeed(struct storage_job *op)
 {
 	struct storage_volume_info info;
 	struct mv_error err = {0};
 	int r;
 
 	if ((r = storage_volume_info_fill(op->s, op->vol, &info)) < 0) {
-		mv_err(&err, r, "volume '%s': %s", op->name, strerror(-r));
+		mv_err_internal(&err, r, "volume '%s': %s", op->name, strerror(-r));
 		op_finish(op, NULL, &err);
 		return;
 	}
@@ -235,12 +255,12 @@ static int on_defer(sd_event_source *source, void *userdata)
 }
 
 /* For work done synchronously: done runs from the loop, never inside the initiating call. */
-int storage_op_defer_success(struct storage_op *op, struct mv_error *err)
+int storage_job_defer_success(struct storage_job *op, struct mv_error *err)
 {
 	int r = sd_event_add_defer(op->s->event, &op->defer, on_defer, op);
 
 	if (r < 0)
-		return mv_err(err, r, "volume '%s': %s", op->name, strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': %s", op->name, strerror(-r));
 	return 0;
 }
 
@@ -255,7 +275,7 @@ static int sync_file(int dir_fd, const char *leaf)
 
 /* The temporary file becomes the volume: synced, renamed (never over anything), row written,
  * registered. On failure nothing is left. */
-int storage_op_commit(struct storage_op *op, struct mv_error *err)
+int storage_job_commit(struct storage_job *op, struct mv_error *err)
 {
 	struct storage *s = op->s;
 	struct volume_record rec = {0};
@@ -263,31 +283,32 @@ int storage_op_commit(struct storage_op *op, struct mv_error *err)
 	int r;
 
 	if ((r = sync_file(op->pool->dir_fd, op->tmp)) < 0)
-		return mv_err(err, r, "volume '%s': cannot sync its file: %s", op->name,
-			      strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': cannot sync its file: %s", op->name,
+				       strerror(-r));
 	if (renameat2(op->pool->dir_fd, op->tmp, op->pool->dir_fd, op->name, RENAME_NOREPLACE) < 0)
-		return mv_err(err, -errno, "volume '%s': cannot rename its file into place: %m",
-			      op->name);
+		return mv_err_internal(err, -errno,
+				       "volume '%s': cannot rename its file into place: %m",
+				       op->name);
 	free(op->tmp);
 	op->tmp = NULL;
 	(void)fsync(op->pool->dir_fd);
 
 	rec.format = op->format;
-	rec.created_at_us = now_us();
+	rec.created_at_us = clock_real_us();
 	if (!(rec.name = strdup(op->name)) || !(rec.pool = strdup(op->pool->name)) ||
 	    (op->backing && !(rec.backing = strdup(op->backing)))) {
-		r = mv_err(err, -ENOMEM, "volume '%s': out of memory", op->name);
+		r = mv_err_internal(err, -ENOMEM, "volume '%s': out of memory", op->name);
 		goto fail;
 	}
 	if ((r = store_volume_save(s->store, &rec, err)) < 0)
 		goto fail;
 	if ((r = storage_register(s, &rec, op->pool)) < 0) {
 		(void)store_volume_delete(s->store, op->name, NULL);
-		r = mv_err(err, r, "volume '%s': out of memory", op->name);
+		r = mv_err_internal(err, r, "volume '%s': out of memory", op->name);
 		goto fail;
 	}
 	v = storage_find(s, op->name);
-	storage_op_hold(&op->vol, v);
+	storage_job_hold(&op->vol, v);
 	return 0;
 fail:
 	store_volume_record_done(&rec);
@@ -306,6 +327,12 @@ static int tool_errno(const char *msg)
 	return -EIO;
 }
 
+/* A full disk is a resource running out, anything else a fault of the host. */
+static enum mv_error_kind tool_kind(int code)
+{
+	return code == -ENOSPC || code == -EDQUOT ? MV_ERR_EXHAUSTED : MV_ERR_INTERNAL;
+}
+
 /* "    (12.34/100%)": the progress in hundredths of a percent, or -1. */
 static int parse_progress(const char *line)
 {
@@ -319,9 +346,9 @@ static int parse_progress(const char *line)
 	return (int)(whole * 100 + frac);
 }
 
-static void op_line(struct storage_op *op)
+static void op_line(struct storage_job *op)
 {
-	const struct storage_op_step *st = &op->steps[op->step];
+	const struct storage_job_step *st = &op->steps[op->step];
 	int hundredths;
 
 	op->line[op->line_len] = '\0';
@@ -340,7 +367,7 @@ static void op_line(struct storage_op *op)
 		snprintf(op->last_msg, sizeof(op->last_msg), "%s", op->line);
 }
 
-static void op_feed(struct storage_op *op, const char *buf, size_t n)
+static void op_feed(struct storage_job *op, const char *buf, size_t n)
 {
 	size_t keep = MIN(n, OP_OUTPUT_MAX - op->out_len);
 
@@ -355,7 +382,7 @@ static void op_feed(struct storage_op *op, const char *buf, size_t n)
 }
 
 /* Reads what the child wrote; false at end of file or on error. */
-static bool op_read(struct storage_op *op)
+static bool op_read(struct storage_job *op)
 {
 	char buf[4096];
 
@@ -374,7 +401,7 @@ static bool op_read(struct storage_op *op)
 
 static int on_output(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
-	struct storage_op *op = userdata;
+	struct storage_job *op = userdata;
 
 	(void)fd;
 	(void)revents;
@@ -383,11 +410,11 @@ static int on_output(sd_event_source *source, int fd, uint32_t revents, void *us
 	return 0;
 }
 
-static int op_run_step(struct storage_op *op, struct mv_error *err);
-static void op_complete(struct storage_op *op);
+static int op_run_step(struct storage_job *op, struct mv_error *err);
+static void op_complete(struct storage_job *op);
 
 /* Checks the qemu-img info JSON of the result against what the operation made. */
-static int op_check_info(struct storage_op *op, struct mv_error *err)
+static int op_check_info(struct storage_job *op, struct mv_error *err)
 {
 	const char *fmt = disk_format_name(op->format);
 	struct json_object *o = NULL, *v;
@@ -398,8 +425,8 @@ static int op_check_info(struct storage_op *op, struct mv_error *err)
 	op->out[op->out_len] = '\0';
 	o = json_tokener_parse(op->out);
 	if (!o || !json_object_is_type(o, json_type_object)) {
-		r = mv_err(err, -EIO, "volume '%s': qemu-img info printed no JSON object",
-			   op->name);
+		r = mv_err_internal(err, -EIO, "volume '%s': qemu-img info printed no JSON object",
+				    op->name);
 		goto out;
 	}
 	if (json_object_object_get_ex(o, "virtual-size", &v))
@@ -407,17 +434,17 @@ static int op_check_info(struct storage_op *op, struct mv_error *err)
 	if (json_object_object_get_ex(o, "backing-filename", &v))
 		backing = json_object_get_string(v);
 	if (!json_object_object_get_ex(o, "format", &v) || !streq(json_object_get_string(v), fmt))
-		r = mv_err(err, -EIO, "volume '%s': qemu-img info: the image is not %s", op->name,
-			   fmt);
+		r = mv_err_internal(err, -EIO, "volume '%s': qemu-img info: the image is not %s",
+				    op->name, fmt);
 	else if (vsize < 0 || (op->size && (uint64_t)vsize != op->size))
-		r = mv_err(err, -EIO,
-			   "volume '%s': qemu-img info: virtual size %" PRId64
-			   " instead of %" PRIu64,
-			   op->name, vsize, op->size);
+		r = mv_err_internal(err, -EIO,
+				    "volume '%s': qemu-img info: virtual size %" PRId64
+				    " instead of %" PRIu64,
+				    op->name, vsize, op->size);
 	else if (!op->backing_path != !backing || (backing && !streq(backing, op->backing_path)))
-		r = mv_err(err, -EIO,
-			   "volume '%s': qemu-img info: backing file '%s' instead of '%s'",
-			   op->name, strempty(backing), strempty(op->backing_path));
+		r = mv_err_internal(err, -EIO,
+				    "volume '%s': qemu-img info: backing file '%s' instead of '%s'",
+				    op->name, strempty(backing), strempty(op->backing_path));
 out:
 	json_object_put(o);
 	return r;
@@ -425,8 +452,8 @@ out:
 
 static void on_step_exit(void *userdata, const struct proc_exit *e)
 {
-	struct storage_op *op = userdata;
-	const struct storage_op_step *st = &op->steps[op->step];
+	struct storage_job *op = userdata;
+	const struct storage_job_step *st = &op->steps[op->step];
 	struct mv_error err = {0};
 	char how[128];
 
@@ -438,38 +465,41 @@ static void on_step_exit(void *userdata, const struct proc_exit *e)
 	proc_free(op->proc);
 	op->proc = NULL;
 	if (op->cancelled) {
-		storage_op_free(op);
+		storage_job_free(op);
 		return;
 	}
 	if (!e->known || e->signal || e->code != 0) {
+		int code = tool_errno(op->last_msg);
+
 		proc_exit_describe(e, how, sizeof(how));
-		op_fail(op, tool_errno(op->last_msg), "%s %s%s%s", st->what, how,
+		op_fail(op, tool_kind(code), code, "%s %s%s%s", st->what, how,
 			op->last_msg[0] ? ": " : "", op->last_msg);
 		return;
 	}
 	if ((st->flags & STORAGE_STEP_INFO) && op_check_info(op, &err) < 0) {
-		storage_op_remove_tmp(op);
+		storage_job_remove_tmp(op);
 		op_finish(op, NULL, &err);
 		return;
 	}
 	if (++op->step == op->n_steps) {
 		op_complete(op);
 	} else if (op_run_step(op, &err) < 0) {
-		storage_op_remove_tmp(op);
+		storage_job_remove_tmp(op);
 		op_finish(op, NULL, &err);
 	}
 }
 
 /* Spawns the current step with its output on a pipe; the loop sees its output and its exit. */
-static int op_run_step(struct storage_op *op, struct mv_error *err)
+static int op_run_step(struct storage_job *op, struct mv_error *err)
 {
-	struct storage_op_step *st = &op->steps[op->step];
+	struct storage_job_step *st = &op->steps[op->step];
 	int fds[2], r;
 
 	op->out_len = op->line_len = 0;
 	op->last_msg[0] = '\0';
 	if (pipe2(fds, O_CLOEXEC) < 0)
-		return mv_err(err, -errno, "volume '%s': cannot create a pipe: %m", op->name);
+		return mv_err_internal(err, -errno, "volume '%s': cannot create a pipe: %m",
+				       op->name);
 	/* Non-blocking on our side only: the child writes its progress normally. */
 	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0)
 		r = -errno;
@@ -478,8 +508,8 @@ static int op_run_step(struct storage_op *op, struct mv_error *err)
 	if (r < 0) {
 		close(fds[0]);
 		close(fds[1]);
-		return mv_err(err, r, "volume '%s': cannot watch %s: %s", op->name, st->what,
-			      strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': cannot watch %s: %s", op->name,
+				       st->what, strerror(-r));
 	}
 	op->out_fd = fds[0];
 	r = proc_spawn(op->s->event,
@@ -495,61 +525,61 @@ static int op_run_step(struct storage_op *op, struct mv_error *err)
 }
 
 /* All steps succeeded. */
-static void op_complete(struct storage_op *op)
+static void op_complete(struct storage_job *op)
 {
 	struct mv_error err = {0};
 
-	if (op->kind != STORAGE_OP_RESIZE && storage_op_commit(op, &err) < 0) {
-		storage_op_remove_tmp(op);
+	if (op->kind != STORAGE_JOB_RESIZE && storage_job_commit(op, &err) < 0) {
+		storage_job_remove_tmp(op);
 		op_finish(op, NULL, &err);
 		return;
 	}
-	if (op->kind == STORAGE_OP_RESIZE && sync_file(op->pool->dir_fd, op->name) < 0) {
-		op_fail(op, -errno, "cannot sync its file: %m");
+	if (op->kind == STORAGE_JOB_RESIZE && sync_file(op->pool->dir_fd, op->name) < 0) {
+		op_fail(op, MV_ERR_INTERNAL, -errno, "cannot sync its file: %m");
 		return;
 	}
 	op_succeed(op);
 }
 
 /* Starts the first step; on failure frees op and returns < 0 (done is not called). */
-int storage_op_start(struct storage_op *op, struct mv_error *err)
+int storage_job_start(struct storage_job *op, struct mv_error *err)
 {
 	int r = op_run_step(op, err);
 
 	if (r < 0) {
-		storage_op_remove_tmp(op);
-		storage_op_free(op);
+		storage_job_remove_tmp(op);
+		storage_job_free(op);
 	}
 	return r;
 }
 
-void storage_op_cancel(struct storage_op *op)
+void storage_job_cancel(struct storage_job *op)
 {
 	if (!op || op->cancelled)
 		return;
 	op->cancelled = true;
-	if (op->kind == STORAGE_OP_RESIZE)
+	if (op->kind == STORAGE_JOB_RESIZE)
 		return; /* works in place: killing it could corrupt the image; it just ends */
-	storage_op_remove_tmp(op);
+	storage_job_remove_tmp(op);
 	if (op->proc) {
 		(void)proc_signal(op->proc, SIGKILL);
 		return; /* freed when its exit is seen */
 	}
-	storage_op_free(op);
+	storage_job_free(op);
 }
 
-void storage_op_free_all(struct storage *s)
+void storage_job_free_all(struct storage *s)
 {
 	while (s->ops) {
-		struct storage_op *op = s->ops;
+		struct storage_job *op = s->ops;
 
 		if (op->proc) {
 			pid_t pid = proc_get_id(op->proc)->pid;
 
-			if (op->kind != STORAGE_OP_RESIZE)
+			if (op->kind != STORAGE_JOB_RESIZE)
 				(void)proc_signal(op->proc, SIGKILL);
 			(void)waitpid(pid, NULL, 0);
 		}
-		storage_op_free(op);
+		storage_job_free(op);
 	}
 }

@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "model/validate.h"
-#include "storage/storage_internal.h"
+#include "storage/storage_job.h"
 
 /* The pool whose directory is path or one of its parents, and the first component below it
  * (NULL when path is the directory itself). Compares device and inode, so bind mounts and
@@ -61,10 +61,11 @@ int storage_check_disk_path(struct storage *s, const char *path, const char *fie
 		len = leaf ? strcspn(leaf, "/") : 0;
 		v = leaf && !leaf[len] ? storage_find(s, leaf) : NULL;
 		if (!v || v->pool != pool)
-			return mv_err(err, -EINVAL,
-				      "%s: %s lies in storage pool '%s' but is not one of its "
-				      "volumes",
-				      field, path, pool->name);
+			return mv_err_invalid(
+				err,
+				"%s: %s lies in storage pool '%s' but is not one of its "
+				"volumes",
+				field, path, pool->name);
 		return 0;
 	}
 	/* Elsewhere, but the same file as a volume (a hard link): it must be named as such. */
@@ -75,10 +76,11 @@ int storage_check_disk_path(struct storage *s, const char *path, const char *fie
 		if (v->pool &&
 		    fstatat(v->pool->dir_fd, v->rec.name, &vst, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    vst.st_dev == st.st_dev && vst.st_ino == st.st_ino)
-			return mv_err(err, -EINVAL,
-				      "%s: %s is a link to volume '%s' of pool '%s'; use the "
-				      "volume instead",
-				      field, path, v->rec.name, v->pool->name);
+			return mv_err_invalid(
+				err,
+				"%s: %s is a link to volume '%s' of pool '%s'; use the "
+				"volume instead",
+				field, path, v->rec.name, v->pool->name);
 	}
 	return 0;
 }
@@ -95,22 +97,22 @@ static int pool_open(struct storage *s, const struct storage_pool_config *cfg, s
 	if ((r = validate_vm_name(cfg->name, "pool name", err)) < 0)
 		return r;
 	if (!cfg->path || cfg->path[0] != '/')
-		return mv_err(err, -EINVAL, "pool '%s': path '%s' must be absolute", cfg->name,
-			      strempty(cfg->path));
+		return mv_err_invalid(err, "pool '%s': path '%s' must be absolute", cfg->name,
+				      strempty(cfg->path));
 	for (size_t i = 0; i < s->n_pools; i++)
 		if (streq(s->pools[i].name, cfg->name))
-			return mv_err(err, -EINVAL, "pool '%s' is configured twice", cfg->name);
+			return mv_err_invalid(err, "pool '%s' is configured twice", cfg->name);
 	if ((r = mkdir_parents(cfg->path, 0700)) < 0)
-		return mv_err(err, r, "pool '%s': cannot create %s: %s", cfg->name, cfg->path,
-			      storage_strerror(-r));
+		return mv_err_internal(err, r, "pool '%s': cannot create %s: %s", cfg->name,
+				       cfg->path, storage_strerror(-r));
 	fd = open(cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return mv_err(err, -errno, "pool '%s': cannot open %s: %s", cfg->name, cfg->path,
-			      storage_strerror(errno));
+		return mv_err_internal(err, -errno, "pool '%s': cannot open %s: %s", cfg->name,
+				       cfg->path, storage_strerror(errno));
 	*pool = (struct storage_pool){.dir_fd = -1, .dev = st.st_dev, .ino = st.st_ino};
 	if (!(pool->name = strdup(cfg->name)) || !(pool->path = realpath(cfg->path, NULL))) {
 		free(pool->name);
-		return mv_err(err, -ENOMEM, "pool '%s': out of memory", cfg->name);
+		return mv_err_internal(err, -ENOMEM, "pool '%s': out of memory", cfg->name);
 	}
 	pool->dir_fd = TAKE_FD(fd);
 	s->n_pools++;
@@ -120,8 +122,8 @@ static int pool_open(struct storage *s, const struct storage_pool_config *cfg, s
 
 		if ((la <= lb && !strncmp(a, b, la) && (b[la] == '/' || !b[la] || la == 1)) ||
 		    (lb < la && !strncmp(a, b, lb) && (a[lb] == '/' || lb == 1)))
-			return mv_err(err, -EINVAL, "pools '%s' (%s) and '%s' (%s) overlap",
-				      s->pools[i].name, a, pool->name, b);
+			return mv_err_invalid(err, "pools '%s' (%s) and '%s' (%s) overlap",
+					      s->pools[i].name, a, pool->name, b);
 	}
 	return 0;
 }
@@ -156,8 +158,8 @@ static int pool_scan(struct storage *s, struct storage_pool *pool, struct mv_err
 		r = -errno;
 		if (fd >= 0)
 			close(fd);
-		return mv_err(err, r, "pool '%s': cannot read %s: %s", pool->name, pool->path,
-			      storage_strerror(-r));
+		return mv_err_internal(err, r, "pool '%s': cannot read %s: %s", pool->name,
+				       pool->path, storage_strerror(-r));
 	}
 	while (r >= 0 && (errno = 0, de = readdir(d))) {
 		struct storage_volume *v;
@@ -185,8 +187,8 @@ static int pool_scan(struct storage *s, struct storage_pool *pool, struct mv_err
 		r = -errno;
 	closedir(d);
 	if (r < 0)
-		return mv_err(err, r, "pool '%s': scanning %s: %s", pool->name, pool->path,
-			      storage_strerror(-r));
+		return mv_err_internal(err, r, "pool '%s': scanning %s: %s", pool->name, pool->path,
+				       storage_strerror(-r));
 	(void)fsync(pool->dir_fd);
 	return 0;
 }
@@ -204,7 +206,7 @@ static int load_volumes(struct storage *s, struct mv_error *err)
 
 		(void)storage_pool_lookup(s, recs[i].pool, &pool, NULL);
 		if ((r = storage_register(s, &recs[i], pool)) < 0) {
-			mv_err(err, r, "loading volumes: out of memory");
+			mv_err_internal(err, r, "loading volumes: out of memory");
 			break;
 		}
 	}
@@ -236,7 +238,7 @@ int storage_new(sd_event *event, struct store *store, const struct storage_pool_
 
 	if (!s || (n_pools > 0 && !(s->pools = calloc(n_pools, sizeof(*s->pools))))) {
 		free(s);
-		return mv_err(err, -ENOMEM, "storage: out of memory");
+		return mv_err_internal(err, -ENOMEM, "storage: out of memory");
 	}
 	s->event = sd_event_ref(event);
 	s->store = store;
@@ -260,7 +262,7 @@ void storage_free(struct storage *s)
 {
 	if (!s)
 		return;
-	storage_op_free_all(s);
+	storage_job_free_all(s);
 	for (size_t i = 0; i < s->n_vols; i++)
 		storage_volume_free(s->vols[i]);
 	free(s->vols);

@@ -105,16 +105,31 @@ static int sqlite_errno(int rc)
 	}
 }
 
+/* What a failed SQLite call means for the caller: a full disk is a resource running out, a
+ * database locked by another process is worth a retry, anything else is the host's fault. */
+static enum mv_error_kind sqlite_kind(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return MV_ERR_EXHAUSTED;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return MV_ERR_UNAVAILABLE;
+	default:
+		return MV_ERR_INTERNAL;
+	}
+}
+
 /* Fills err from the connection's last error; call before anything that could overwrite it. */
 static int store_fail(struct store *s, int rc, struct mv_error *err, const char *what)
 {
-	return mv_err(err, sqlite_errno(rc), "state database %s: %s: %s", s->path, what,
-		      sqlite3_errmsg(s->db));
+	return mv_err_kind(err, sqlite_kind(rc), sqlite_errno(rc), "state database %s: %s: %s",
+			   s->path, what, sqlite3_errmsg(s->db));
 }
 
 static int refuse_corrupt(struct store *s, const char *cause, struct mv_error *err)
 {
-	return mv_err(
+	return mv_err_internal(
 		err, -EUCLEAN,
 		"state database %s is corrupt (%s); refusing to start. Restore it from a backup "
 		"or move it away; mvirt-vmm never deletes it.",
@@ -203,10 +218,11 @@ static int store_check(struct store *s, struct mv_error *err)
 	if ((r = read_user_version(s, &s->version_found, err)) < 0)
 		return r;
 	if (s->version_found > STORE_SCHEMA_VERSION || s->version_found < 0)
-		return mv_err(err, -EPROTO,
-			      "state database %s has schema version %d, newer than this mvirt-vmm "
-			      "understands (%d); refusing to start",
-			      s->path, s->version_found, STORE_SCHEMA_VERSION);
+		return mv_err_internal(
+			err, -EPROTO,
+			"state database %s has schema version %d, newer than this mvirt-vmm "
+			"understands (%d); refusing to start",
+			s->path, s->version_found, STORE_SCHEMA_VERSION);
 	return run_quick_check(s, err);
 }
 
@@ -222,8 +238,9 @@ static int store_configure(struct store *s, struct mv_error *err)
 	if (rc != SQLITE_ROW)
 		r = store_fail(s, rc, err, "enabling WAL");
 	else if (!(mode = (const char *)sqlite3_column_text(st, 0)) || strcasecmp(mode, "wal") != 0)
-		r = mv_err(err, -EIO, "state database %s: cannot enable WAL (journal mode is %s)",
-			   s->path, strempty(mode));
+		r = mv_err_internal(err, -EIO,
+				    "state database %s: cannot enable WAL (journal mode is %s)",
+				    s->path, strempty(mode));
 	sqlite3_finalize(st);
 	if (r < 0)
 		return r;
@@ -254,9 +271,10 @@ static int store_migrate(struct store *s, struct mv_error *err)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		return 0;
-	r = mv_err(err, sqlite_errno(rc),
-		   "state database %s: migrating the schema from version %d to %d: %s", s->path,
-		   s->version_found, STORE_SCHEMA_VERSION, msg ? msg : sqlite3_errstr(rc));
+	r = mv_err_kind(err, sqlite_kind(rc), sqlite_errno(rc),
+			"state database %s: migrating the schema from version %d to %d: %s",
+			s->path, s->version_found, STORE_SCHEMA_VERSION,
+			msg ? msg : sqlite3_errstr(rc));
 	sqlite3_free(msg);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -294,14 +312,14 @@ int store_open(const char *path, struct store **ret, struct mv_error *err)
 
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0)
-		return mv_err(err, -errno, "state database %s: cannot open: %s", path,
-			      strerror(errno));
+		return mv_err_internal(err, -errno, "state database %s: cannot open: %s", path,
+				       strerror(errno));
 	close(fd);
 
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->path = strdup(path))) {
 		free(s);
-		return mv_err(err, -ENOMEM, "state database %s: out of memory", path);
+		return mv_err_internal(err, -ENOMEM, "state database %s: out of memory", path);
 	}
 	rc = sqlite3_open_v2(path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -309,7 +327,7 @@ int store_open(const char *path, struct store **ret, struct mv_error *err)
 			     NULL);
 	if (rc != SQLITE_OK) {
 		r = s->db ? store_fail(s, rc, err, "cannot open")
-			  : mv_err(err, -ENOMEM, "state database %s: out of memory", path);
+			  : mv_err_internal(err, -ENOMEM, "state database %s: out of memory", path);
 		goto fail;
 	}
 	/* Until the checks pass, closing must not checkpoint a WAL into a file we refuse. */
@@ -332,7 +350,7 @@ int store_open(const char *path, struct store **ret, struct mv_error *err)
 		goto fail;
 	s->tok = json_tokener_new();
 	if (!s->tok) {
-		r = mv_err(err, -ENOMEM, "state database %s: out of memory", path);
+		r = mv_err_internal(err, -ENOMEM, "state database %s: out of memory", path);
 		goto fail;
 	}
 	*ret = s;
@@ -377,24 +395,24 @@ static int check_record(const struct vm_record *vm, struct mv_error *err)
 	size_t id_len = strnlen(vm->id, sizeof(vm->id));
 
 	if (id_len == 0 || id_len > VM_ID_LEN)
-		return mv_err(err, -EINVAL, "vm has no valid id");
+		return mv_err_invalid(err, "vm has no valid id");
 	if (isempty(vm->name))
-		return mv_err(err, -EINVAL, "vm %s has no name", vm->id);
+		return mv_err_invalid(err, "vm %s has no name", vm->id);
 	if (!vm_state_valid(vm->state))
-		return mv_err(err, -EINVAL, "vm '%s': invalid state %d", vm->name, (int)vm->state);
+		return mv_err_invalid(err, "vm '%s': invalid state %d", vm->name, (int)vm->state);
 	if (vm->process.pid < 0)
-		return mv_err(err, -EINVAL, "vm '%s': invalid pid %d", vm->name,
-			      (int)vm->process.pid);
+		return mv_err_invalid(err, "vm '%s': invalid pid %d", vm->name,
+				      (int)vm->process.pid);
 	if (strnlen(vm->process.boot_id, sizeof(vm->process.boot_id)) ==
 	    sizeof(vm->process.boot_id))
-		return mv_err(err, -EINVAL, "vm '%s': boot_id is not terminated", vm->name);
+		return mv_err_invalid(err, "vm '%s': boot_id is not terminated", vm->name);
 	for (size_t i = 0; i < vm->config.n_disks; i++) {
 		enum disk_format f = vm->config.disks[i].format;
 
 		if (f != DISK_FORMAT_UNSPECIFIED && f != DISK_FORMAT_RAW && f != DISK_FORMAT_QCOW2)
-			return mv_err(err, -EINVAL,
-				      "vm '%s': config.disks[%zu].format: invalid value %d",
-				      vm->name, i, (int)f);
+			return mv_err_invalid(err,
+					      "vm '%s': config.disks[%zu].format: invalid value %d",
+					      vm->name, i, (int)f);
 	}
 	return 0;
 }
@@ -408,10 +426,10 @@ static int name_conflict(struct store *s, const char *name, struct mv_error *err
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		r = mv_err(err, -EEXIST, "name '%s' is already used by vm %s", name,
-			   (const char *)sqlite3_column_text(st, 0));
+		r = mv_err_exists(err, "name '%s' is already used by vm %s", name,
+				  (const char *)sqlite3_column_text(st, 0));
 	else
-		r = mv_err(err, -EEXIST, "name '%s' is already used by another vm", name);
+		r = mv_err_exists(err, "name '%s' is already used by another vm", name);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return r;
@@ -429,9 +447,10 @@ int store_vm_save(struct store *s, const struct vm_record *vm, struct mv_error *
 		return r;
 	if (store_config_to_json(&vm->config, &config) < 0 ||
 	    !(text = json_object_to_json_string_length(config, STORE_JSON_FLAGS, &len)))
-		return mv_err(err, -ENOMEM, "vm '%s': out of memory", vm->name);
+		return mv_err_internal(err, -ENOMEM, "vm '%s': out of memory", vm->name);
 	if (len > INT_MAX)
-		return mv_err(err, -E2BIG, "vm '%s': config is too large", vm->name);
+		return mv_err_kind(err, MV_ERR_INVALID, -E2BIG, "vm '%s': config is too large",
+				   vm->name);
 
 	rc = sqlite3_bind_text(st, 1, vm->id, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
@@ -475,14 +494,14 @@ int store_vm_delete(struct store *s, const char *id, struct mv_error *err)
 	int rc, r = 0;
 
 	if (!id)
-		return mv_err(err, -EINVAL, "no vm id given");
+		return mv_err_invalid(err, "no vm id given");
 	rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		r = store_fail(s, rc, err, "deleting vm");
 	else if (sqlite3_changes(s->db) == 0)
-		r = mv_err(err, -ENOENT, "vm %s does not exist", id);
+		r = mv_err_not_found(err, "vm %s does not exist", id);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (r < 0 && r != -ENOENT)
@@ -517,51 +536,54 @@ static int row_to_record(struct store *s, sqlite3_stmt *st, struct vm_record *vm
 
 	len = sqlite3_column_bytes(st, 0);
 	if (!id || len == 0 || len > VM_ID_LEN)
-		return mv_err(err, -EUCLEAN, "state database %s: a vm row has an invalid id",
-			      s->path);
+		return mv_err_internal(err, -EUCLEAN,
+				       "state database %s: a vm row has an invalid id", s->path);
 	memcpy(vm->id, id, (size_t)len);
 	vm->id[len] = '\0';
 	if (column_strdup(st, 1, &vm->name) < 0 || column_strdup(st, 3, &vm->state_reason) < 0)
-		return mv_err(err, -ENOMEM, "vm %s: out of memory", vm->id);
+		return mv_err_internal(err, -ENOMEM, "vm %s: out of memory", vm->id);
 	state = sqlite3_column_int64(st, 2);
 	if (!vm->name || !vm_state_valid(state))
-		return mv_err(err, -EUCLEAN, "state database %s: vm %s: invalid name or state",
-			      s->path, vm->id);
+		return mv_err_internal(err, -EUCLEAN,
+				       "state database %s: vm %s: invalid name or state", s->path,
+				       vm->id);
 	vm->state = (enum vm_state)state;
 	vm->created_at_us = sqlite3_column_int64(st, 4);
 	vm->started_at_us = sqlite3_column_int64(st, 5);
 	pid = sqlite3_column_int64(st, 7);
 	if (pid < 0 || pid > INT32_MAX)
-		return mv_err(err, -EUCLEAN, "state database %s: vm %s: invalid pid", s->path,
-			      vm->id);
+		return mv_err_internal(err, -EUCLEAN, "state database %s: vm %s: invalid pid",
+				       s->path, vm->id);
 	vm->process.pid = (int32_t)pid;
 	vm->process.starttime = (uint64_t)sqlite3_column_int64(st, 8);
 	text = (const char *)sqlite3_column_text(st, 9);
 	len = sqlite3_column_bytes(st, 9);
 	if (!text && sqlite3_column_type(st, 9) != SQLITE_NULL)
-		return mv_err(err, -ENOMEM, "vm %s: out of memory", vm->id);
+		return mv_err_internal(err, -ENOMEM, "vm %s: out of memory", vm->id);
 	if (!text || (size_t)len >= sizeof(vm->process.boot_id) || memchr(text, '\0', (size_t)len))
-		return mv_err(err, -EUCLEAN, "state database %s: vm %s: invalid boot_id", s->path,
-			      vm->id);
+		return mv_err_internal(err, -EUCLEAN, "state database %s: vm %s: invalid boot_id",
+				       s->path, vm->id);
 	memcpy(vm->process.boot_id, text, (size_t)len + 1);
 
 	text = (const char *)sqlite3_column_text(st, 6);
 	len = sqlite3_column_bytes(st, 6);
 	if (!text)
-		return mv_err(err, -EUCLEAN, "state database %s: vm %s: no config", s->path,
-			      vm->id);
+		return mv_err_internal(err, -EUCLEAN, "state database %s: vm %s: no config",
+				       s->path, vm->id);
 	json_tokener_reset(s->tok);
 	config = json_tokener_parse_ex(s->tok, text, len);
 	if (!config || json_tokener_get_error(s->tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(s->tok) != (size_t)len)
-		return mv_err(err, -EUCLEAN, "state database %s: vm %s: config is not valid JSON",
-			      s->path, vm->id);
+		return mv_err_internal(err, -EUCLEAN,
+				       "state database %s: vm %s: config is not valid JSON",
+				       s->path, vm->id);
 	r = store_config_from_json(config, &vm->config, &field);
 	if (r == -ENOMEM)
-		return mv_err(err, r, "vm %s: out of memory", vm->id);
+		return mv_err_internal(err, r, "vm %s: out of memory", vm->id);
 	if (r < 0)
-		return mv_err(err, -EUCLEAN, "state database %s: vm %s: config.%s is invalid",
-			      s->path, vm->id, field);
+		return mv_err_internal(err, -EUCLEAN,
+				       "state database %s: vm %s: config.%s is invalid", s->path,
+				       vm->id, field);
 	return 0;
 }
 
@@ -578,7 +600,7 @@ int store_vm_load_all(struct store *s, struct vm_record **ret, size_t *ret_n, st
 			struct vm_record *p = reallocarray(vms, ncap, sizeof(*vms));
 
 			if (!p) {
-				r = mv_err(err, -ENOMEM, "loading vms: out of memory");
+				r = mv_err_internal(err, -ENOMEM, "loading vms: out of memory");
 				break;
 			}
 			vms = p;
@@ -622,10 +644,10 @@ int store_volume_save(struct store *s, const struct volume_record *v, struct mv_
 	int rc, r = 0;
 
 	if (isempty(v->name) || isempty(v->pool))
-		return mv_err(err, -EINVAL, "volume has no name or pool");
+		return mv_err_invalid(err, "volume has no name or pool");
 	if (v->format != DISK_FORMAT_RAW && v->format != DISK_FORMAT_QCOW2)
-		return mv_err(err, -EINVAL, "volume '%s': invalid format %d", v->name,
-			      (int)v->format);
+		return mv_err_invalid(err, "volume '%s': invalid format %d", v->name,
+				      (int)v->format);
 	rc = sqlite3_bind_text(st, 1, v->name, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(st, 2, v->pool, -1, SQLITE_STATIC);
@@ -639,8 +661,8 @@ int store_volume_save(struct store *s, const struct volume_record *v, struct mv_
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		r = mv_err(err, -EINVAL, "volume '%s': backing volume '%s' does not exist", v->name,
-			   strempty(v->backing));
+		r = mv_err_invalid(err, "volume '%s': backing volume '%s' does not exist", v->name,
+				   strempty(v->backing));
 	else if (rc != SQLITE_DONE)
 		r = store_fail(s, rc, err, "saving volume");
 	sqlite3_reset(st);
@@ -656,16 +678,17 @@ int store_volume_delete(struct store *s, const char *name, struct mv_error *err)
 	int rc, r = 0;
 
 	if (!name)
-		return mv_err(err, -EINVAL, "no volume name given");
+		return mv_err_invalid(err, "no volume name given");
 	rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		r = mv_err(err, -EBUSY, "volume '%s' is the backing volume of other volumes", name);
+		r = mv_err_precondition(err, -EBUSY,
+					"volume '%s' is the backing volume of other volumes", name);
 	else if (rc != SQLITE_DONE)
 		r = store_fail(s, rc, err, "deleting volume");
 	else if (sqlite3_changes(s->db) == 0)
-		r = mv_err(err, -ENOENT, "volume '%s' does not exist", name);
+		r = mv_err_not_found(err, "volume '%s' does not exist", name);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (r < 0 && r != -ENOENT && r != -EBUSY)
@@ -680,13 +703,14 @@ static int row_to_volume(struct store *s, sqlite3_stmt *st, struct volume_record
 
 	if (column_strdup(st, 0, &v->name) < 0 || column_strdup(st, 1, &v->pool) < 0 ||
 	    column_strdup(st, 4, &v->backing) < 0)
-		return mv_err(err, -ENOMEM, "loading volumes: out of memory");
+		return mv_err_internal(err, -ENOMEM, "loading volumes: out of memory");
 	format = sqlite3_column_int64(st, 2);
 	if (isempty(v->name) || isempty(v->pool) ||
 	    (format != DISK_FORMAT_RAW && format != DISK_FORMAT_QCOW2))
-		return mv_err(err, -EUCLEAN,
-			      "state database %s: volume '%s' has an invalid name, pool or format",
-			      s->path, strempty(v->name));
+		return mv_err_internal(
+			err, -EUCLEAN,
+			"state database %s: volume '%s' has an invalid name, pool or format",
+			s->path, strempty(v->name));
 	v->format = (enum disk_format)format;
 	v->created_at_us = sqlite3_column_int64(st, 3);
 	return 0;
@@ -706,7 +730,7 @@ int store_volume_load_all(struct store *s, struct volume_record **ret, size_t *r
 			struct volume_record *p = reallocarray(vols, ncap, sizeof(*vols));
 
 			if (!p) {
-				r = mv_err(err, -ENOMEM, "loading volumes: out of memory");
+				r = mv_err_internal(err, -ENOMEM, "loading volumes: out of memory");
 				break;
 			}
 			vols = p;

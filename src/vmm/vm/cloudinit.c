@@ -1,7 +1,7 @@
 /* See cloudinit.h. A seed is built in a private temporary directory beside the target:
  * the three files are written there, mkfs.vfat creates the image, mcopy copies the files in,
  * and the image is renamed to the target without replacing anything. The temporary directory
- * is removed on every path out. Called by the VM manager (vm_run.c) when a VM with user_data
+ * is removed on every path out. Called by the VM manager (vm_runtime.c) when a VM with user_data
  * starts.
  *
  * Children get stdin and stdout on /dev/null, stderr on a memfd (read back for the error
@@ -126,9 +126,10 @@ static int run_tool(const char *search, char *const argv[], uint32_t timeout_ms,
 
 	r = find_tool(search, argv[0], &exe);
 	if (r == -ENOENT)
-		return mv_err(err, -ENOMEDIUM,
-			      "%s not found (searched %s); install Debian's dosfstools and mtools",
-			      argv[0], search);
+		return mv_err_precondition(
+			err, -ENOMEDIUM,
+			"%s not found (searched %s); install Debian's dosfstools and mtools",
+			argv[0], search);
 	if (r < 0)
 		return r;
 	if (asprintf(&path_env, "PATH=%s", search) < 0) {
@@ -140,25 +141,26 @@ static int run_tool(const char *search, char *const argv[], uint32_t timeout_ms,
 
 	errfd = memfd_create("mvirt-cloudinit-stderr", MFD_CLOEXEC);
 	if (errfd < 0)
-		return mv_err(err, -errno, "cannot create a buffer for %s's messages: %m", argv[0]);
+		return mv_err_internal(err, -errno, "cannot create a buffer for %s's messages: %m",
+				       argv[0]);
 
 	r = proc_spawn_raw(exe, argv, envp, -1, -1, errfd, NULL, 0, true, &pid);
 	if (r < 0)
-		return mv_err(err, r, "cannot execute %s: %s", exe, strerror(-r));
+		return mv_err_internal(err, r, "cannot execute %s: %s", exe, strerror(-r));
 	r = proc_wait_timeout(pid, timeout_ms, &status);
 	if (r == -ETIMEDOUT)
-		return mv_err(err, -ETIMEDOUT, "%s did not finish within %u ms (killed)", argv[0],
-			      timeout_ms);
+		return mv_err_timeout(err, "%s did not finish within %u ms (killed)", argv[0],
+				      timeout_ms);
 	if (r < 0)
-		return mv_err(err, r, "cannot wait for %s: %s", argv[0], strerror(-r));
+		return mv_err_internal(err, r, "cannot wait for %s: %s", argv[0], strerror(-r));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	tool_message(errfd, msg, sizeof(msg));
 	if (WIFSIGNALED(status))
-		return mv_err(err, -EIO, "%s was killed by signal %d%s%s", argv[0],
-			      WTERMSIG(status), *msg ? ": " : "", msg);
-	return mv_err(err, -EIO, "%s exited with status %d%s%s", argv[0], WEXITSTATUS(status),
-		      *msg ? ": " : "", msg);
+		return mv_err_internal(err, -EIO, "%s was killed by signal %d%s%s", argv[0],
+				       WTERMSIG(status), *msg ? ": " : "", msg);
+	return mv_err_internal(err, -EIO, "%s exited with status %d%s%s", argv[0],
+			       WEXITSTATUS(status), *msg ? ": " : "", msg);
 }
 
 static int write_file(int dirfd, const char *name, const char *data, struct mv_error *err)
@@ -168,18 +170,18 @@ static int write_file(int dirfd, const char *name, const char *data, struct mv_e
 
 	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return mv_err(err, -errno, "cannot create %s: %m", name);
+		return mv_err_internal(err, -errno, "cannot create %s: %m", name);
 	while (done < len) {
 		ssize_t n = write(fd, data + done, len - done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return mv_err(err, -errno, "cannot write %s: %m", name);
+			return mv_err_internal(err, -errno, "cannot write %s: %m", name);
 		done += (size_t)n;
 	}
 	if (close(TAKE_FD(fd)) < 0)
-		return mv_err(err, -errno, "cannot write %s: %m", name);
+		return mv_err_internal(err, -errno, "cannot write %s: %m", name);
 	return 0;
 }
 
@@ -188,7 +190,7 @@ static int check_size(const char *field, const char *s, size_t max, struct mv_er
 	size_t len = strlen(strempty(s));
 
 	if (len > max)
-		return mv_err(err, -EINVAL, "%s: is %zu bytes, at most %zu", field, len, max);
+		return mv_err_invalid(err, "%s: is %zu bytes, at most %zu", field, len, max);
 	return 0;
 }
 
@@ -241,7 +243,7 @@ int cloudinit_seed_build(const struct cloudinit_seed *seed, const char *path, st
 	int r;
 
 	if (isempty(seed->user_data))
-		return mv_err(err, -EINVAL, "user-data: required for a cloud-init seed");
+		return mv_err_invalid(err, "user-data: required for a cloud-init seed");
 	if ((r = check_size("user-data", seed->user_data, VM_USER_DATA_MAX, err)) < 0 ||
 	    (r = check_size("meta-data", seed->meta_data, VM_META_DATA_MAX, err)) < 0 ||
 	    (r = check_size("network-config", seed->network_config, VM_META_DATA_MAX, err)) < 0)
@@ -250,9 +252,9 @@ int cloudinit_seed_build(const struct cloudinit_seed *seed, const char *path, st
 		meta = strdup(seed->meta_data);
 	} else {
 		if (!plain_word(seed->instance_id) || !plain_word(seed->hostname))
-			return mv_err(err, -EINVAL,
-				      "meta-data: the default needs an instance id and a host name "
-				      "of letters, digits, '.', '_' and '-'");
+			return mv_err_invalid(
+				err, "meta-data: the default needs an instance id and a host name "
+				     "of letters, digits, '.', '_' and '-'");
 		if (asprintf(&meta, "instance-id: %s\nlocal-hostname: %s\n", seed->instance_id,
 			     seed->hostname) < 0)
 			meta = NULL;
@@ -263,12 +265,13 @@ int cloudinit_seed_build(const struct cloudinit_seed *seed, const char *path, st
 		return -ENOMEM;
 	}
 	if (access(path, F_OK) == 0)
-		return mv_err(err, -EEXIST, "%s: already exists", path);
+		return mv_err_exists(err, "%s: already exists", path);
 	if (!mkdtemp(tmp))
-		return mv_err(err, -errno, "cannot create a temporary directory %s: %m", tmp);
+		return mv_err_internal(err, -errno, "cannot create a temporary directory %s: %m",
+				       tmp);
 	dirfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
-		r = mv_err(err, -errno, "cannot open %s: %m", tmp);
+		r = mv_err_internal(err, -errno, "cannot open %s: %m", tmp);
 		(void)rmdir(tmp);
 		return r;
 	}
@@ -309,7 +312,7 @@ int cloudinit_seed_build(const struct cloudinit_seed *seed, const char *path, st
 	if (r < 0)
 		goto out;
 	if (renameat2(AT_FDCWD, img, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
-		r = mv_err(err, -errno, "cannot move the seed image to %s: %m", path);
+		r = mv_err_internal(err, -errno, "cannot move the seed image to %s: %m", path);
 		goto out;
 	}
 	r = 0;

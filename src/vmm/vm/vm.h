@@ -2,7 +2,7 @@
  *
  * Keeps every VM in memory (sorted by name, for ListVms) and writes every change through to
  * the store before it becomes visible: a call that returned an error changed nothing, in
- * memory or on disk. Lifecycle operations (vm_run.c) drive one cloud-hypervisor process per
+ * memory or on disk. Lifecycle operations (vm_lifecycle.c) drive one cloud-hypervisor process per
  * VM through the hypervisor client, asynchronously: they return at once and report through a
  * callback on the event loop. One operation per VM at a time, except kill, which always goes
  * through. Runs on the event loop only. Records returned as const pointers stay valid until the
@@ -36,11 +36,14 @@ int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret)
 /* Stops watching the VMs; their hypervisor processes keep running. NULL-safe. */
 void vm_manager_free(struct vm_manager *m);
 
-/* Loads every VM from the store and re-adopts the hypervisor processes of those that were
- * running: a process that is gone (or whose pid now names another process) makes its VM
- * STOPPED with reason "exited while mvirt-vmm was down"; a process that is there is watched
- * again and asked for its state. Never kills a VM it fails to re-adopt. */
+/* Loads every VM from the store. Their hypervisor processes are not looked at yet: the daemon
+ * calls vm_manager_adopt next. */
 int vm_manager_load(struct vm_manager *m, struct mv_error *err);
+/* Re-adopts the hypervisor processes of the VMs that were running (vm_lifecycle.c): a process
+ * that is gone (or whose pid now names another process) makes its VM STOPPED with reason
+ * "exited while mvirt-vmm was down"; a process that is there is watched again and asked for
+ * its state. Never kills a VM it fails to re-adopt. */
+void vm_manager_adopt(struct vm_manager *m);
 
 /* The VM whose id or name is ref, or NULL. */
 const struct vm_record *vm_manager_find(struct vm_manager *m, const char *ref);
@@ -111,14 +114,14 @@ const char *vm_event_type_name(enum vm_event_type type);
 
 struct console;
 
-/* The serial console of a running VM: -EBUSY (FAILED_PRECONDITION) when it does not run. */
+/* The serial console of a running VM: -EBUSY (a failed precondition) when it does not run. */
 int vm_manager_console(struct vm_manager *m, const char *ref, struct console **ret,
 		       const struct vm_record **ret_rec, struct mv_error *err);
 /* The console log path of any VM (it may not exist yet). */
 int vm_manager_console_log(struct vm_manager *m, const char *ref, char **ret_path,
 			   const struct vm_record **ret_rec, struct mv_error *err);
 
-/* ---- lifecycle (vm_run.c) ---- */
+/* ---- lifecycle (vm_lifecycle.c) ---- */
 
 /* Called once when an operation ends: err->code == 0 and rec = the VM on success; on failure
  * err says why and rec is the VM as it is now (or NULL if it is gone). */
@@ -141,19 +144,19 @@ struct vm_op_args {
 #define VM_STOP_DEFAULT_TIMEOUT_S 30
 
 /* Starts the operation on the VM named by ref. Returns < 0 with err filled when it cannot
- * begin (not found, wrong state -EBUSY, another operation in progress -EBUSY, no hypervisor
- * -ENOMEDIUM); fn is then not called. Returns 0 when it began; fn runs later, on the loop. */
+ * begin (not found; a failed precondition: wrong state, another operation in progress, no
+ * hypervisor binary, files of the config gone); fn is then not called. Returns 0 when it began; fn runs later, on the loop. */
 int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 		  const struct vm_op_args *args, vm_done_fn fn, void *userdata,
 		  struct mv_error *err);
 
-/* Ends every operation in progress with -ESHUTDOWN (the daemon is stopping; processes are left
+/* Ends every operation in progress as unavailable (the daemon is stopping; processes are left
  * as they are and re-adopted at the next start). */
 void vm_manager_abort_ops(struct vm_manager *m);
 
 const char *vm_op_kind_name(enum vm_op_kind kind);
 
-/* The state table (vm_state.c): may kind begin on a VM in state, with or without a hypervisor
+/* The vocabulary (vm_state.c). The state table: may kind begin on a VM in state, with or without a hypervisor
  * process? Start needs a stopped or crashed VM without one; stop and reboot a running or
  * paused one; pause a running one, resume a paused one; kill only needs a process. */
 bool vm_op_allowed(enum vm_state state, bool has_process, enum vm_op_kind kind);

@@ -1,38 +1,39 @@
-/* VM lifecycle: one cloud-hypervisor process per running VM, driven through its REST API.
+/* VM lifecycle: one cloud-hypervisor process per running VM, driven through its REST API
+ * (typed calls: hypervisor/ch_vm.h).
  *
- * Start: prepare <runtime-dir>/vms/<id> (0700, stale leftovers removed), bind the API socket
- * (passed to the hypervisor as fd 3: no connect race), spawn, vm.create with the full VmConfig,
- * vm.boot, and vm.info must say Running before the VM is RUNNING. Any failure kills the
- * process, and the caller hears about it only once the process is gone and the runtime
- * directory removed.
+ * Start: a prepare step does everything that can fail without a process (the hypervisor
+ * binary, the stored config checked again, disks resolved, the runtime directory made afresh,
+ * the cloud-init seed, the VmConfig JSON, the API socket bound to be passed as fd 3, the
+ * event-monitor file, the hypervisor log), filling one struct start_launch; the spawn step
+ * starts the process and vm.create, vm.boot follow, and vm.info must say Running before the VM
+ * is RUNNING. A failure before the spawn leaves nothing behind and is answered at once; after
+ * it, the process is killed and the caller hears about it only once the process is gone and
+ * the runtime directory removed.
  * Stop: vm.power-button, wait for the guest, then vmm.shutdown, SIGTERM, SIGKILL; StopVm
  * returns once the process is gone.
  * The process's exit (pidfd, process supervisor) is the truth about a VM that ends on its own;
- * the event monitor stream is a hint (guest power-off vs. crash, guest panic).
+ * the event monitor stream is a hint (guest power-off vs. crash, guest panic), and its policy
+ * is here: a panicked guest is killed, a reboot the guest did by itself is an event.
  *
  * Every REST call is asynchronous with a timeout (ch_client.c), so a hung hypervisor blocks
- * neither the loop nor other VMs. */
-#include <fcntl.h>
-#include <json-c/json.h>
+ * neither the loop nor other VMs. Owns vm->proc, vm->op, vm->info_req and the event flags;
+ * sets the VM's state through the registry. */
+#include "vm/vm_lifecycle.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "hypervisor/ch_config.h"
+#include "hypervisor/ch_vm.h"
+#include "model/validate.h"
 #include "os/sysinfo.h"
-#include "storage/storage.h"
-#include "vm/cloudinit.h"
-#include "vm/vm_internal.h"
+#include "vm/vm_disks.h"
+#include "vm/vm_registry.h"
+#include "vm/vm_runtime.h"
 
-#define CH_CREATE_TIMEOUT_MS 10000
-#define CH_BOOT_TIMEOUT_MS 30000
-#define CH_CALL_TIMEOUT_MS 5000
 #define STOP_STEP_USEC (5 * 1000000ULL) /* vmm.shutdown, then SIGTERM, each get this long */
 
 enum start_step {
@@ -41,34 +42,7 @@ enum start_step {
 	START_INFO,
 };
 
-const char *vm_op_kind_name(enum vm_op_kind kind)
-{
-	switch (kind) {
-	case VM_OP_START:
-		return "start";
-	case VM_OP_STOP:
-		return "stop";
-	case VM_OP_KILL:
-		return "kill";
-	case VM_OP_REBOOT:
-		return "reboot";
-	case VM_OP_PAUSE:
-		return "pause";
-	case VM_OP_RESUME:
-		return "resume";
-	}
-	return "operation";
-}
-
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void vm_op_cancel_io(struct vm_op *op)
+static void op_cancel_io(struct vm_op *op)
 {
 	if (op->req)
 		ch_request_cancel(op->req);
@@ -85,13 +59,13 @@ static void op_finish(struct vm *vm, const struct mv_error *err)
 	if (!op)
 		return;
 	vm->op = NULL;
-	vm_op_cancel_io(op);
-	if (err && err->code != 0)
+	op_cancel_io(op);
+	if (err && err->kind != MV_ERR_NONE)
 		log_info("vm %s: %s failed: %s", vm->rec.name, vm_op_kind_name(op->kind), err->msg);
 	else
 		log_debug("vm %s: %s took %.3f ms, %.3f ms of it waiting for cloud-hypervisor",
 			  vm->rec.name, vm_op_kind_name(op->kind),
-			  (double)(vm_mono_us() - op->t_begin_us) / 1000.0,
+			  (double)(clock_mono_us() - op->t_begin_us) / 1000.0,
 			  (double)op->hv_wait_us / 1000.0);
 	op->fn(op->userdata, &vm->rec, err ? err : &ok);
 	free(op);
@@ -102,14 +76,14 @@ static int reply_error(struct vm *vm, const char *what, const struct ch_reply *r
 		       struct mv_error *err)
 {
 	if (reply->error == -ETIMEDOUT)
-		return mv_err(err, -ETIMEDOUT,
-			      "vm '%s': %s: cloud-hypervisor did not answer in time", vm->rec.name,
-			      what);
+		return mv_err_timeout(err, "vm '%s': %s: cloud-hypervisor did not answer in time",
+				      vm->rec.name, what);
 	if (reply->error < 0)
-		return mv_err(err, -EIO, "vm '%s': %s: cannot reach cloud-hypervisor: %s",
-			      vm->rec.name, what, reply->message);
-	return mv_err(err, -ENOEXEC, "vm '%s': %s: cloud-hypervisor: %s", vm->rec.name, what,
-		      reply->message);
+		return mv_err_internal(err, -EIO, "vm '%s': %s: cannot reach cloud-hypervisor: %s",
+				       vm->rec.name, what, reply->message);
+	/* cloud-hypervisor refused: the request does not fit the VM as it is now. */
+	return mv_err_precondition(err, -EREMOTEIO, "vm '%s': %s: cloud-hypervisor: %s",
+				   vm->rec.name, what, reply->message);
 }
 
 /* Called first thing in every reply callback of an operation: accounts the wait. */
@@ -117,20 +91,48 @@ static void op_replied(struct vm_op *op)
 {
 	op->req = NULL;
 	if (op->t_call_us)
-		op->hv_wait_us += vm_mono_us() - op->t_call_us;
+		op->hv_wait_us += clock_mono_us() - op->t_call_us;
 	op->t_call_us = 0;
 }
 
-static int ch_call(struct vm *vm, const char *method, const char *endpoint, const char *body,
-		   uint64_t timeout_ms, ch_reply_fn fn, struct ch_request **ret)
+/* Accounts the time of a REST call that the operation in progress waits for. */
+static void op_calling(struct vm *vm)
 {
 	if (vm->op)
-		vm->op->t_call_us = vm_mono_us();
-	return ch_request_start(vm->m->ch, vm->api_socket, method, endpoint, body, timeout_ms, fn,
-				vm, ret);
+		vm->op->t_call_us = clock_mono_us();
 }
 
-/* ---- process exit ---- */
+/* ---- what the hypervisor reports ---- */
+
+static void runtime_clear(struct vm *vm, const char *reason);
+
+/* The event monitor's policy. */
+static void on_hv_event(void *userdata, const struct ch_event *ev)
+{
+	struct vm *vm = userdata;
+
+	log_debug("vm %s: event %s/%s", vm->rec.name, ev->source, ev->event);
+	if (streq(ev->source, "vm") && streq(ev->event, "shutdown")) {
+		vm->guest_shutdown = true;
+	} else if (streq(ev->source, "guest") && streq(ev->event, "panic")) {
+		/* As libvirt's default on_crash=destroy: a panicked guest is of no use. */
+		log_warning("vm %s: guest kernel panic; stopping its hypervisor", vm->rec.name);
+		vm->guest_panic = true;
+		if (vm->proc)
+			(void)proc_signal(vm->proc, SIGKILL);
+	} else if (streq(ev->source, "vm") && streq(ev->event, "rebooted")) {
+		/* A reboot the guest did by itself; RebootVm reports its own, whose event may
+		 * come before or after the REST reply. */
+		if (vm->op && vm->op->kind == VM_OP_REBOOT) {
+			vm->op->event_seen = true;
+		} else if (vm->reboot_events_owed > 0) {
+			vm->reboot_events_owed--;
+		} else {
+			log_info("vm %s: the guest rebooted", vm->rec.name);
+			vm_emit(vm, VM_EVENT_REBOOTED);
+		}
+	}
+}
 
 static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 {
@@ -143,7 +145,7 @@ static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 	char how[128], reason[MV_ERROR_MAX + 64], closing[sizeof(reason) + 64];
 	bool guest_off, panic;
 
-	vm_events_read(vm); /* the last events may explain the exit */
+	vm_runtime_events_read(vm); /* the last events may explain the exit */
 	guest_off = vm->guest_shutdown || (exit->known && exit->signal == 0 && exit->code == 0);
 	panic = vm->guest_panic;
 	proc_exit_describe(exit, how, sizeof(how));
@@ -151,10 +153,10 @@ static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 
 	if (op && kind == VM_OP_START) {
 		if (!op->failing)
-			mv_err(&op->err, -EIO,
-			       "vm '%s': cloud-hypervisor %s while starting the VM (see %s/vms/%s/"
-			       "hypervisor.log)",
-			       vm->rec.name, how, vm->m->state_dir, vm->rec.id);
+			mv_err_internal(&op->err, -EIO,
+					"vm '%s': cloud-hypervisor %s while starting the VM (see "
+					"%s/vms/%s/hypervisor.log)",
+					vm->rec.name, how, vm->m->state_dir, vm->rec.id);
 		snprintf(reason, sizeof(reason), "start failed: %s", op->err.msg);
 	} else if (op && kind == VM_OP_STOP) {
 		if (op->step == STOP_PHASE_BUTTON && guest_off)
@@ -175,14 +177,54 @@ static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 	if (state == VM_STATE_CRASHED)
 		type = VM_EVENT_CRASHED;
 	if (op && kind != VM_OP_START && kind != VM_OP_STOP && kind != VM_OP_KILL)
-		mv_err(&err, -EIO, "vm '%s': cloud-hypervisor %s during %s", vm->rec.name, how,
-		       vm_op_kind_name(kind));
+		mv_err_internal(&err, -EIO, "vm '%s': cloud-hypervisor %s during %s", vm->rec.name,
+				how, vm_op_kind_name(kind));
 
 	snprintf(closing, sizeof(closing), "vm %s: %s", vm_state_name(state), reason);
-	vm_runtime_clear(vm, closing);
+	runtime_clear(vm, closing);
 	vm_set_state(vm, state, type, "%s", reason);
 	if (op)
 		op_finish(vm, kind == VM_OP_START ? &op->err : &err);
+}
+
+/* Cancels what the lifecycle has in flight for the VM but the operation itself, and lets go of
+ * the process handle (not the process) and the runtime streams. */
+static void detach(struct vm *vm, const char *reason)
+{
+	if (vm->info_req)
+		ch_request_cancel(vm->info_req);
+	vm->info_req = NULL;
+	proc_free(vm->proc);
+	vm->proc = NULL;
+	vm_runtime_release(vm, reason);
+}
+
+/* The process is gone: its runtime directory goes, and nothing of it is remembered. An
+ * operation in progress stays (its caller is told by whoever called this). */
+static void runtime_clear(struct vm *vm, const char *reason)
+{
+	detach(vm, reason);
+	vm_runtime_remove(vm, reason);
+	memset(&vm->rec.process, 0, sizeof(vm->rec.process));
+	vm->guest_shutdown = false;
+	vm->guest_panic = false;
+	vm->reboot_events_owed = 0;
+}
+
+bool vm_lifecycle_runs(const struct vm *vm)
+{
+	return vm->proc || vm->rec.process.pid != 0 ||
+	       (vm->rec.state != VM_STATE_STOPPED && vm->rec.state != VM_STATE_CRASHED);
+}
+
+void vm_lifecycle_release(struct vm *vm, const char *reason)
+{
+	if (vm->op) {
+		op_cancel_io(vm->op);
+		free(vm->op);
+		vm->op = NULL;
+	}
+	detach(vm, reason);
 }
 
 /* ---- start ---- */
@@ -191,7 +233,7 @@ static void start_fail(struct vm *vm, const struct mv_error *err)
 {
 	struct vm_op *op = vm->op;
 
-	vm_op_cancel_io(op);
+	op_cancel_io(op);
 	if (!op->failing) {
 		op->failing = true;
 		op->err = *err;
@@ -208,6 +250,7 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 	struct vm *vm = userdata;
 	struct vm_op *op = vm->op;
 	struct mv_error err = {0};
+	struct ch_vm_info info;
 
 	op_replied(vm->op);
 	if (!ch_reply_ok(reply)) {
@@ -216,27 +259,21 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 		return;
 	}
 	if (op->step == START_INFO) {
-		struct json_object *info = json_tokener_parse(reply->body), *state = NULL;
-		const char *s = info && json_object_object_get_ex(info, "state", &state)
-					? json_object_get_string(state)
-					: NULL;
-
-		if (!s || !streq(s, "Running")) {
-			mv_err(&err, -EIO,
-			       "vm '%s': cloud-hypervisor reports state %s after vm.boot",
-			       vm->rec.name, s ? s : "(none)");
-			json_object_put(info);
+		if (ch_reply_vm_info(reply, &info) < 0 || info.state != CH_VM_STATE_RUNNING) {
+			mv_err_internal(&err, -EIO,
+					"vm '%s': cloud-hypervisor reports state %s after vm.boot",
+					vm->rec.name,
+					info.state_name[0] ? info.state_name : "(none)");
 			start_fail(vm, &err);
 			return;
 		}
-		json_object_put(info);
-		vm->rec.started_at_us = now_us();
+		vm->rec.started_at_us = clock_real_us();
 		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_STARTED, "started");
 		op_finish(vm, NULL);
 		return;
 	}
 	if (op->step == START_CREATE)
-		vm_console_open(vm); /* the serial socket exists from vm.create on */
+		vm_runtime_console_open(vm); /* the serial socket exists from vm.create on */
 	op->step++;
 	start_step(vm);
 }
@@ -244,45 +281,62 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 static void start_step(struct vm *vm)
 {
 	struct vm_op *op = vm->op;
+	struct ch_client *ch = vm->m->ch;
+	const char *sock = vm->run.api_socket;
 	struct mv_error err = {0};
 	int r;
 
+	op_calling(vm);
 	switch (op->step) {
 	case START_BOOT:
-		r = ch_call(vm, "PUT", "vm.boot", NULL, CH_BOOT_TIMEOUT_MS, on_start_reply,
-			    &op->req);
+		r = ch_vm_boot(ch, sock, on_start_reply, vm, &op->req);
 		break;
 	case START_INFO:
-		r = ch_call(vm, "GET", "vm.info", NULL, CH_CALL_TIMEOUT_MS, on_start_reply,
-			    &op->req);
+		r = ch_vm_info(ch, sock, on_start_reply, vm, &op->req);
 		break;
 	default:
 		r = -EINVAL;
 	}
 	if (r < 0) {
-		mv_err(&err, r, "vm '%s': cannot talk to cloud-hypervisor: %s", vm->rec.name,
-		       strerror(-r));
+		mv_err_internal(&err, r, "vm '%s': cannot talk to cloud-hypervisor: %m",
+				vm->rec.name);
 		start_fail(vm, &err);
 	}
 }
 
-/* Everything up to the spawn, synchronously: on failure nothing is left behind and the caller
- * gets the error at once. */
-static int start_launch(struct vm *vm, struct mv_error *err)
+/* What a start needs before the hypervisor process exists. */
+struct start_launch {
+	struct vm_disk_set disks;
+	char *config_json;
+	char *events_arg; /* --event-monitor path=<rundir>/events.json */
+	int api_fd;       /* the bound API socket, the hypervisor's fd 3 */
+	int log_fd;       /* the hypervisor's stdout/stderr */
+	bool rundir_made; /* the runtime directory exists: remove it on failure */
+};
+
+static void start_launch_done(struct start_launch *l)
+{
+	vm_disk_set_done(&l->disks);
+	free(l->config_json);
+	free(l->events_arg);
+	closep(&l->api_fd);
+	closep(&l->log_fd);
+}
+
+/* Everything up to the spawn, synchronously; fills l. On failure the caller removes what l
+ * says was made. */
+static int start_prepare(struct vm *vm, struct start_launch *l, struct mv_error *err)
 {
 	struct vm_manager *m = vm->m;
-	struct vm_launch_disks disks = {0};
-	_cleanup_free_ char *json = NULL, *serial = NULL, *events_arg = NULL, *log_path = NULL;
-	_cleanup_close_ int api_fd = -1, log_fd = -1;
-	struct ch_launch launch = {.config = &vm->rec.config};
+	_cleanup_free_ char *serial = NULL;
 	struct sysinfo_host host;
 	struct host_limits limits = {0};
-	const struct proc_id *id;
+	struct ch_launch launch = {.config = &vm->rec.config};
 	int r;
 
 	if (access(m->hypervisor, X_OK) < 0)
-		return mv_err(
-			err, -ENOMEDIUM,
+		return mv_err_precondition(
+			err, -errno,
 			"cannot start vm '%s': cloud-hypervisor not found at %s (%m); install "
 			"it, or run mvirt-vmm with --hypervisor PATH (config file: hypervisor = "
 			"PATH)",
@@ -291,70 +345,65 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 	 * start that failed, not a bad argument of StartVm. */
 	if (sysinfo_host_read(&host) >= 0)
 		limits = (struct host_limits){.cpus = host.cpus, .memory_mb = host.memory_mb};
-	r = validate_vm_config(&vm->rec.config, &limits, err);
+	r = validate_vm_config(&vm->rec.config, &limits, MV_ERR_PRECONDITION, err);
 	if (r >= 0)
-		r = vm_launch_disks(vm, &disks, err);
-	if (r < 0) {
-		vm_launch_disks_done(&disks);
-		mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name);
-		if (err && r != -ENOMEM)
-			err->code = -ENOMEDIUM;
-		return r == -ENOMEM ? r : -ENOMEDIUM;
-	}
-
-	r = vm_rundir_prepare(vm, err);
-	if (r < 0) {
-		vm_launch_disks_done(&disks);
-		return r;
-	}
-	r = vm_launch_seed(vm, &disks, err);
+		r = vm_disks_resolve(m->storage, &vm->rec.config, VM_DISKS_START, &l->disks, err);
 	if (r < 0)
-		goto fail;
-	launch.disks = disks.disks;
-	launch.n_disks = disks.n;
-	serial = vm_rundir_file(vm, "serial.sock");
-	if (!serial || asprintf(&events_arg, "path=%s/events.json", vm->rundir) < 0) {
-		events_arg = NULL;
-		r = -ENOMEM;
-		goto fail;
-	}
-	launch.serial_socket = serial;
-	r = ch_config_json(&launch, &json, err);
-	if (r < 0) {
-		mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name);
-		goto fail;
-	}
-	api_fd = vm_bind_api_socket(vm, err);
-	if (api_fd < 0) {
-		r = api_fd;
-		goto fail;
-	}
-	r = vm_events_open(vm, true);
-	if (r < 0) {
-		mv_err(err, r, "vm '%s': cannot follow the event monitor: %s", vm->rec.name,
-		       strerror(-r));
-		goto fail;
-	}
-	log_fd = vm_open_hv_log(vm, &log_path);
-	if (log_fd < 0) {
-		r = mv_err(err, log_fd, "vm '%s': cannot open its hypervisor log: %s", vm->rec.name,
-			   strerror(-log_fd));
-		goto fail;
-	}
+		return mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name), r;
 
+	r = vm_runtime_prepare(vm, err);
+	if (r < 0)
+		return r;
+	l->rundir_made = true;
+	r = vm_runtime_seed(vm, &l->disks, err);
+	if (r < 0)
+		return r;
+	serial = vm_runtime_file(vm, "serial.sock");
+	if (!serial || asprintf(&l->events_arg, "path=%s/events.json", vm->run.rundir) < 0) {
+		l->events_arg = NULL;
+		return mv_err_oom(err);
+	}
+	launch.disks = l->disks.disks;
+	launch.n_disks = l->disks.n;
+	launch.serial_socket = serial;
+	r = ch_config_json(&launch, &l->config_json, err);
+	if (r < 0)
+		return mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name), r;
+	l->api_fd = vm_runtime_bind_api_socket(vm, err);
+	if (l->api_fd < 0)
+		return l->api_fd;
+	r = vm_runtime_events_open(vm, true, on_hv_event, err);
+	if (r < 0)
+		return mv_err_prefix(err,
+				     "vm '%s': cannot follow the event monitor: ", vm->rec.name),
+		       r;
+	l->log_fd = vm_runtime_open_hv_log(vm, err);
+	if (l->log_fd < 0)
+		return l->log_fd;
+	return 0;
+}
+
+/* Starts the hypervisor with what l holds and sends vm.create. From here on a failure is
+ * reported through the operation, once the process is gone. */
+static int start_spawn(struct vm *vm, struct start_launch *l, struct mv_error *err)
+{
+	struct vm_manager *m = vm->m;
+	const struct proc_id *id;
 	char *argv[] = {m->hypervisor,  (char *)"--api-socket",
 			(char *)"fd=3", (char *)"--event-monitor",
-			events_arg,     NULL};
+			l->events_arg,  NULL};
 	struct proc_spec spec = {
 		.path = m->hypervisor,
 		.argv = argv,
-		.pass_fds = &api_fd,
+		.pass_fds = &l->api_fd,
 		.n_pass_fds = 1,
-		.log_fd = log_fd,
+		.log_fd = l->log_fd,
 	};
+	int r;
+
 	r = proc_spawn(m->event, &spec, on_proc_exit, vm, &vm->proc, err);
 	if (r < 0)
-		goto fail;
+		return r;
 	id = proc_get_id(vm->proc);
 	vm->rec.process.pid = id->pid;
 	vm->rec.process.starttime = id->starttime;
@@ -362,19 +411,28 @@ static int start_launch(struct vm *vm, struct mv_error *err)
 	vm_set_state(vm, VM_STATE_STARTING, VM_EVENT_STATE_CHANGED, "starting");
 	log_debug("vm %s: cloud-hypervisor pid %d", vm->rec.name, (int)id->pid);
 
-	r = ch_call(vm, "PUT", "vm.create", json, CH_CREATE_TIMEOUT_MS, on_start_reply,
-		    &vm->op->req);
+	op_calling(vm);
+	r = ch_vm_create(m->ch, vm->run.api_socket, l->config_json, on_start_reply, vm,
+			 &vm->op->req);
 	if (r < 0) {
 		/* The process exists: the op finishes once it is gone. */
-		mv_err(&vm->op->err, r, "vm '%s': cannot talk to cloud-hypervisor: %s",
-		       vm->rec.name, strerror(-r));
+		mv_err_internal(&vm->op->err, r, "vm '%s': cannot talk to cloud-hypervisor: %m",
+				vm->rec.name);
 		start_fail(vm, &vm->op->err);
 	}
-	vm_launch_disks_done(&disks);
 	return 0;
-fail:
-	vm_launch_disks_done(&disks);
-	vm_runtime_clear(vm, "start failed");
+}
+
+static int start_begin(struct vm *vm, struct mv_error *err)
+{
+	_cleanup_(start_launch_done) struct start_launch l = {.api_fd = -1, .log_fd = -1};
+	int r;
+
+	r = start_prepare(vm, &l, err);
+	if (r >= 0)
+		r = start_spawn(vm, &l, err);
+	if (r < 0 && l.rundir_made)
+		runtime_clear(vm, "start failed");
 	return r;
 }
 
@@ -431,8 +489,8 @@ static void stop_escalate(struct vm *vm)
 	switch (op->step) {
 	case STOP_PHASE_SHUTDOWN:
 		stop_arm(vm, STOP_STEP_USEC);
-		if (ch_call(vm, "PUT", "vmm.shutdown", NULL, CH_CALL_TIMEOUT_MS, on_stop_reply,
-			    &op->req) < 0)
+		op_calling(vm);
+		if (ch_vmm_shutdown(vm->m->ch, vm->run.api_socket, on_stop_reply, vm, &op->req) < 0)
 			op->req = NULL;
 		break;
 	case STOP_PHASE_TERM:
@@ -453,15 +511,14 @@ static void stop_begin(struct vm *vm)
 		!op->args.force && op->args.timeout_s > 0 && vm->rec.state == VM_STATE_RUNNING;
 
 	vm_set_state(vm, VM_STATE_STOPPING, VM_EVENT_STATE_CHANGED, "stop requested");
+	op->step = STOP_PHASE_BUTTON; /* without the button, escalate goes to vmm.shutdown */
 	if (!button) {
-		op->step = STOP_PHASE_BUTTON; /* escalate goes to vmm.shutdown */
 		stop_escalate(vm);
 		return;
 	}
-	op->step = STOP_PHASE_BUTTON;
 	stop_arm(vm, (uint64_t)op->args.timeout_s * 1000000ULL);
-	if (ch_call(vm, "PUT", "vm.power-button", NULL, CH_CALL_TIMEOUT_MS, on_stop_reply,
-		    &op->req) < 0) {
+	op_calling(vm);
+	if (ch_vm_power_button(vm->m->ch, vm->run.api_socket, on_stop_reply, vm, &op->req) < 0) {
 		op->req = NULL;
 		op->timer = sd_event_source_disable_unref(op->timer);
 		stop_escalate(vm);
@@ -497,91 +554,96 @@ static void on_simple_reply(void *userdata, const struct ch_reply *reply)
 	op_finish(vm, NULL);
 }
 
-/* ---- entry points ---- */
-
-static int check_state(struct vm *vm, enum vm_op_kind kind, struct mv_error *err)
+static int simple_begin(struct vm *vm, struct mv_error *err)
 {
-	if (!vm_op_allowed(vm->rec.state, vm->proc != NULL, kind))
-		return mv_err(err, -EBUSY, "vm '%s' is %s: cannot %s it", vm->rec.name,
-			      vm_state_name(vm->rec.state), vm_op_kind_name(kind));
+	struct ch_client *ch = vm->m->ch;
+	const char *sock = vm->run.api_socket;
+	struct vm_op *op = vm->op;
+	int r;
+
+	op_calling(vm);
+	switch (op->kind) {
+	case VM_OP_REBOOT:
+		r = ch_vm_reboot(ch, sock, on_simple_reply, vm, &op->req);
+		break;
+	case VM_OP_PAUSE:
+		r = ch_vm_pause(ch, sock, on_simple_reply, vm, &op->req);
+		break;
+	default:
+		r = ch_vm_resume(ch, sock, on_simple_reply, vm, &op->req);
+		break;
+	}
+	if (r < 0)
+		return mv_err_internal(err, r, "vm '%s': cannot talk to cloud-hypervisor: %m",
+				       vm->rec.name);
 	return 0;
 }
+
+/* ---- entry points ---- */
 
 int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 		  const struct vm_op_args *args, vm_done_fn fn, void *userdata,
 		  struct mv_error *err)
 {
-	const struct vm_record *found;
 	struct vm_op *op;
 	struct vm *vm;
 	int r;
 
-	r = vm_manager_lookup(m, ref, "vm", &found, err);
+	r = vm_registry_lookup(m, ref, "vm", &vm, err);
 	if (r < 0)
 		return r;
-	vm = vm_find_ref(m, ref);
 	if (vm->op && kind != VM_OP_KILL)
-		return mv_err(err, -EBUSY, "vm '%s': %s is in progress; try again when it is done",
-			      vm->rec.name, vm_op_kind_name(vm->op->kind));
+		return mv_err_precondition(err, -EBUSY,
+					   "vm '%s': %s is in progress; try again when it is done",
+					   vm->rec.name, vm_op_kind_name(vm->op->kind));
 	if (vm->op && vm->op->kind == VM_OP_KILL)
-		return mv_err(err, -EBUSY, "vm '%s': kill is already in progress", vm->rec.name);
-	r = check_state(vm, kind, err);
-	if (r < 0)
-		return r;
+		return mv_err_precondition(err, -EBUSY, "vm '%s': kill is already in progress",
+					   vm->rec.name);
+	if (!vm_op_allowed(vm->rec.state, vm->proc != NULL, kind))
+		return mv_err_precondition(err, -EBUSY, "vm '%s' is %s: cannot %s it", vm->rec.name,
+					   vm_state_name(vm->rec.state), vm_op_kind_name(kind));
 
 	op = calloc(1, sizeof(*op));
 	if (!op)
-		return -ENOMEM;
+		return mv_err_oom(err);
 	op->kind = kind;
-	op->t_begin_us = vm_mono_us();
+	op->t_begin_us = clock_mono_us();
 	if (args)
 		op->args = *args;
 	op->fn = fn;
 	op->userdata = userdata;
 
 	if (kind == VM_OP_KILL && vm->op) {
-		struct vm_op *old = vm->op;
 		struct mv_error e = {0};
 
-		mv_err(&e, -ECANCELED, "vm '%s': %s interrupted by kill", vm->rec.name,
-		       vm_op_kind_name(old->kind));
+		mv_err_aborted(&e, "vm '%s': %s interrupted by kill", vm->rec.name,
+			       vm_op_kind_name(vm->op->kind));
 		op_finish(vm, &e);
 	}
 	vm->op = op;
 	switch (kind) {
 	case VM_OP_START:
-		r = start_launch(vm, err);
-		if (r < 0) {
-			vm->op = NULL;
-			free(op);
-			return r;
-		}
+		r = start_begin(vm, err);
 		break;
 	case VM_OP_STOP:
 		stop_begin(vm);
+		r = 0;
 		break;
 	case VM_OP_KILL:
 		op->step = STOP_PHASE_KILL;
 		r = proc_signal(vm->proc, SIGKILL);
 		if (r < 0 && r != -ESRCH)
-			log_warning_errno(r, "vm %s: cannot send SIGKILL: %s", vm->rec.name,
-					  strerror(-r));
+			log_warning_errno(r, "vm %s: cannot send SIGKILL: %m", vm->rec.name);
+		r = 0;
 		break;
-	case VM_OP_REBOOT:
-	case VM_OP_PAUSE:
-	case VM_OP_RESUME:
-		r = ch_call(vm, "PUT",
-			    kind == VM_OP_REBOOT  ? "vm.reboot"
-			    : kind == VM_OP_PAUSE ? "vm.pause"
-						  : "vm.resume",
-			    NULL, CH_CALL_TIMEOUT_MS, on_simple_reply, &op->req);
-		if (r < 0) {
-			vm->op = NULL;
-			free(op);
-			return mv_err(err, r, "vm '%s': cannot talk to cloud-hypervisor: %s",
-				      vm->rec.name, strerror(-r));
-		}
+	default:
+		r = simple_begin(vm, err);
 		break;
+	}
+	if (r < 0) {
+		vm->op = NULL;
+		free(op);
+		return r;
 	}
 	return 0;
 }
@@ -594,10 +656,10 @@ void vm_manager_abort_ops(struct vm_manager *m)
 
 		if (!vm->op)
 			continue;
-		mv_err(&err, -ESHUTDOWN,
-		       "vm '%s': mvirt-vmm is shutting down; the %s did not finish and the VM is "
-		       "left as it is",
-		       vm->rec.name, vm_op_kind_name(vm->op->kind));
+		mv_err_unavailable(&err,
+				   "vm '%s': mvirt-vmm is shutting down; the %s did not finish and "
+				   "the VM is left as it is",
+				   vm->rec.name, vm_op_kind_name(vm->op->kind));
 		op_finish(vm, &err);
 	}
 }
@@ -607,8 +669,7 @@ void vm_manager_abort_ops(struct vm_manager *m)
 static void on_adopt_info(void *userdata, const struct ch_reply *reply)
 {
 	struct vm *vm = userdata;
-	struct json_object *info = NULL, *state = NULL;
-	const char *s = NULL;
+	struct ch_vm_info info;
 
 	vm->info_req = NULL;
 	if (!ch_reply_ok(reply)) {
@@ -617,51 +678,56 @@ static void on_adopt_info(void *userdata, const struct ch_reply *reply)
 			    (int)vm->rec.process.pid, reply->message);
 		return;
 	}
-	info = json_tokener_parse(reply->body);
-	if (info && json_object_object_get_ex(info, "state", &state))
-		s = json_object_get_string(state);
-	if (s && streq(s, "Running") && vm->rec.state != VM_STATE_RUNNING)
+	if (ch_reply_vm_info(reply, &info) < 0)
+		return; /* vmm.shutdown's answer, or no state: the exit will tell */
+	if (info.state == CH_VM_STATE_RUNNING && vm->rec.state != VM_STATE_RUNNING)
 		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_STATE_CHANGED,
 			     "running (re-adopted after a daemon restart)");
-	else if (s && streq(s, "Paused") && vm->rec.state != VM_STATE_PAUSED)
+	else if (info.state == CH_VM_STATE_PAUSED && vm->rec.state != VM_STATE_PAUSED)
 		vm_set_state(vm, VM_STATE_PAUSED, VM_EVENT_STATE_CHANGED,
 			     "paused (re-adopted after a daemon restart)");
-	else if (s && !streq(s, "Running") && !streq(s, "Paused") && !vm->op) {
+	else if (info.state != CH_VM_STATE_RUNNING && info.state != CH_VM_STATE_PAUSED && !vm->op) {
 		/* Created or Shutdown: a start or stop the last daemon did not finish. Finish
 		 * the stop: the process ends and on_proc_exit records it. */
 		log_info("vm %s: hypervisor in state %s after a daemon restart; shutting it down",
-			 vm->rec.name, s);
-		(void)ch_call(vm, "PUT", "vmm.shutdown", NULL, CH_CALL_TIMEOUT_MS, on_adopt_info,
-			      &vm->info_req);
+			 vm->rec.name, info.state_name);
+		(void)ch_vmm_shutdown(vm->m->ch, vm->run.api_socket, on_adopt_info, vm,
+				      &vm->info_req);
 	}
-	json_object_put(info);
 }
 
-void vm_run_adopt(struct vm *vm)
+static void adopt(struct vm *vm)
 {
 	struct proc_id id = {.pid = vm->rec.process.pid, .starttime = vm->rec.process.starttime};
+	struct mv_error err = {0};
 	int r;
 
 	memcpy(id.boot_id, vm->rec.process.boot_id, sizeof(id.boot_id));
-	if (vm_rundir_path(vm) < 0)
+	if (vm_runtime_paths(vm) < 0)
 		return;
 	r = proc_adopt(vm->m->event, &id, on_proc_exit, vm, &vm->proc);
 	if (r == -ESRCH) {
-		vm_runtime_clear(vm, "exited while mvirt-vmm was down");
+		runtime_clear(vm, "exited while mvirt-vmm was down");
 		vm_set_state(vm, VM_STATE_STOPPED, VM_EVENT_STOPPED,
 			     "exited while mvirt-vmm was down");
 		return;
 	}
 	if (r < 0) {
-		log_warning_errno(r, "vm %s: cannot watch pid %d: %s; leaving it running unwatched",
-				  vm->rec.name, (int)id.pid, strerror(-r));
+		log_warning_errno(r, "vm %s: cannot watch pid %d: %m; leaving it running unwatched",
+				  vm->rec.name, (int)id.pid);
 		return;
 	}
 	log_info("vm %s: re-adopted cloud-hypervisor pid %d", vm->rec.name, (int)id.pid);
-	if (vm_events_open(vm, false) < 0)
-		log_warning("vm %s: cannot follow its event monitor", vm->rec.name);
-	vm_console_open(vm);
-	if (ch_call(vm, "GET", "vm.info", NULL, CH_CALL_TIMEOUT_MS, on_adopt_info, &vm->info_req) <
-	    0)
+	if (vm_runtime_events_open(vm, false, on_hv_event, &err) < 0)
+		log_warning("vm %s: cannot follow its event monitor: %s", vm->rec.name, err.msg);
+	vm_runtime_console_open(vm);
+	if (ch_vm_info(vm->m->ch, vm->run.api_socket, on_adopt_info, vm, &vm->info_req) < 0)
 		vm->info_req = NULL;
+}
+
+void vm_manager_adopt(struct vm_manager *m)
+{
+	for (size_t i = 0; i < m->n_vms; i++)
+		if (m->vms[i]->rec.process.pid != 0)
+			adopt(m->vms[i]);
 }
