@@ -1,6 +1,8 @@
-/* See cli.h: the helpers shared by the commands (daemon calls, error reporting, usage text). */
+/* See cli.h: the helpers shared by the commands (table lookup, daemon calls, error reporting).
+ * The help text itself is usage.c's. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "client.h"
 #include "output.h"
+#include "usage.h"
 
 #define SYSTEM_SOCKET "/run/mvirt/mvirt.sock"
 #define DEFAULT_TCP "127.0.0.1:50051"
@@ -21,12 +24,25 @@ const struct cmd_option cli_global_options[] = {
 	{NULL},
 };
 
-const struct cmd_entry *cmd_find(const char *name)
+const struct cmd_entry *cmd_find(const struct cmd_entry *group, const char *name)
 {
-	for (const struct cmd_entry *const *e = cmd_table; *e; e++)
+	for (const struct cmd_entry *const *e = group->children; e && *e; e++)
 		if (streq((*e)->name, name) || ((*e)->alias && streq((*e)->alias, name)))
 			return *e;
 	return NULL;
+}
+
+const struct cmd_entry *cmd_path_last(const struct cmd_path *path)
+{
+	return path->n > 0 ? path->entries[path->n - 1] : &cmd_root;
+}
+
+int cmd_path_push(struct cmd_path *path, const struct cmd_entry *e)
+{
+	if (path->n >= ELEMENTSOF(path->entries))
+		return -E2BIG;
+	path->entries[path->n++] = e;
+	return 0;
 }
 
 static void vmessage(const char *fmt, va_list ap)
@@ -46,6 +62,15 @@ int cli_error(const char *fmt, ...)
 	return CLI_EXIT_FAILURE;
 }
 
+static void usage_hint(const struct cli *cli)
+{
+	struct cmd_path root = {.entries = {&cmd_root}, .n = 1};
+	char name[128];
+
+	usage_path(cli && cli->path.n > 0 ? &cli->path : &root, 0, name, sizeof(name));
+	fprintf(stderr, "Run '%s --help' for usage.\n", name);
+}
+
 int cli_usage_error(const struct cli *cli, const char *fmt, ...)
 {
 	va_list ap;
@@ -53,10 +78,22 @@ int cli_usage_error(const struct cli *cli, const char *fmt, ...)
 	va_start(ap, fmt);
 	vmessage(fmt, ap);
 	va_end(ap);
-	if (cli && cli->cmd)
-		fprintf(stderr, "Run 'mvirt %s --help' for usage.\n", cli->cmd->name);
-	else
-		fputs("Run 'mvirt --help' for usage.\n", stderr);
+	usage_hint(cli);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_group_usage_error(const struct cli *cli, const char *fmt, ...)
+{
+	const struct cmd_entry *group = cmd_path_last(&cli->path);
+	const char *noun = group->child_noun ? group->child_noun : "command";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmessage(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%c%ss:\n", toupper((unsigned char)noun[0]), noun + 1);
+	usage_print_children(group, stderr);
+	usage_hint(cli);
 	return CLI_EXIT_USAGE;
 }
 
@@ -253,89 +290,4 @@ int cli_print_result(const struct cli *cli, const ProtobufCMessage *msg,
 	if (fflush(stdout) != 0)
 		return cli_error("cannot write the output: %s", strerror(errno));
 	return CLI_EXIT_OK;
-}
-
-#define HELP_COLUMN 28
-#define HELP_WIDTH 100
-
-/* Prints text from column HELP_COLUMN, wrapped at word boundaries before HELP_WIDTH. */
-static void print_wrapped(const char *text, FILE *f)
-{
-	size_t col = HELP_COLUMN;
-
-	while (*text) {
-		size_t word = strcspn(text, " ");
-
-		if (col > HELP_COLUMN && col + 1 + word > HELP_WIDTH) {
-			fprintf(f, "\n%*s", HELP_COLUMN, "");
-			col = HELP_COLUMN;
-		} else if (col > HELP_COLUMN) {
-			fputc(' ', f);
-			col++;
-		}
-		fprintf(f, "%.*s", (int)word, text);
-		col += word;
-		text += word;
-		text += strspn(text, " ");
-	}
-	fputc('\n', f);
-}
-
-static void print_options(const struct cmd_option *opts, FILE *f)
-{
-	for (const struct cmd_option *o = opts; o->name; o++) {
-		char left[64];
-
-		snprintf(left, sizeof(left), "%c%c%c --%s%s%s", o->short_name ? '-' : ' ',
-			 o->short_name ? o->short_name : ' ', o->short_name ? ',' : ' ', o->name,
-			 o->metavar ? " " : "", strempty(o->metavar));
-		if (strlen(left) + 4 <= HELP_COLUMN)
-			fprintf(f, "  %-*s", HELP_COLUMN - 2, left);
-		else
-			fprintf(f, "  %s\n%*s", left, HELP_COLUMN, "");
-		print_wrapped(o->help, f);
-	}
-}
-
-void cli_print_usage(FILE *f)
-{
-	fputs("Usage: mvirt [-s ADDR] [-o table|json] COMMAND [ARGS]\n"
-	      "\n"
-	      "Manage the virtual machines of an mvirt-vmm daemon.\n"
-	      "\n"
-	      "Commands:\n",
-	      f);
-	for (const struct cmd_entry *const *e = cmd_table; *e; e++) {
-		char name[32];
-
-		if ((*e)->alias)
-			snprintf(name, sizeof(name), "%s (%s)", (*e)->name, (*e)->alias);
-		else
-			snprintf(name, sizeof(name), "%s", (*e)->name);
-		fprintf(f, "  %-16s  %s\n", name, (*e)->summary);
-	}
-	fputs("\nGlobal options (also accepted after the command):\n", f);
-	print_options(cli_global_options, f);
-	fputs("\nThe default server is $MVIRT_SERVER if set, else the daemon's Unix socket if it exists\n"
-	      "(root: /run/mvirt/mvirt.sock; others: $XDG_RUNTIME_DIR/mvirt/mvirt.sock, then\n"
-	      "/run/mvirt/mvirt.sock), else 127.0.0.1:50051.\n"
-	      "\n"
-	      "Run 'mvirt COMMAND --help' for the options of a command.\n"
-	      "Exit status: 0 success, 1 error reported by the daemon, 2 usage error,\n"
-	      "3 daemon unreachable.\n",
-	      f);
-}
-
-void cli_print_cmd_usage(const struct cmd_entry *e, FILE *f)
-{
-	fprintf(f, "Usage: mvirt %s%s%s\n", e->name, *e->usage ? " " : "", e->usage);
-	if (e->alias)
-		fprintf(f, "Alias: %s\n", e->alias);
-	fprintf(f, "\n%s\n", e->help ? e->help : e->summary);
-	if (e->options && e->options[0].name) {
-		fputs("\nOptions:\n", f);
-		print_options(e->options, f);
-	}
-	fputs("\nGlobal options:\n", f);
-	print_options(cli_global_options, f);
 }

@@ -1,12 +1,17 @@
 /* The mvirt CLI: the command table, the context every command runs in, and the helpers commands
  * share (calling the daemon, reporting errors).
  *
- * Each command is one declarative struct cmd_entry in its own cmd_*.c file, listed in
- * cmd_table (main.c). main.c parses the global options and the command's options from the entry,
- * handles --help and the positional-argument count, then calls entry->exec. Commands print their
- * result to stdout and their errors to stderr and return an exit status (enum cli_exit). */
+ * The command table is a tree of one type, struct cmd_entry: cmd_root ("mvirt", main.c) is a
+ * group whose children are the top-level commands (cmd_table); a child may itself be a group
+ * ("volume", whose children are "volume create", ...). Each command is one declarative entry in
+ * its cmd_*.c file. main.c walks the tree along argv, parses the options from the entries,
+ * handles --help and the positional-argument count, then calls the leaf's exec; usage.c prints
+ * every help and usage text from the same entries. Commands print their result to stdout and
+ * their errors to stderr and return an exit status (enum cli_exit). */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -37,14 +42,30 @@ struct cmd_entry {
 	const char *usage;                /* what follows the name in the usage line: "NAME|ID" */
 	const char *summary;              /* one line, for the command list */
 	const char *help;                 /* paragraph(s) under the usage line; NULL: the summary */
+	const char *footer;               /* paragraph(s) at the end of the help; NULL: none */
 	const struct cmd_option *options; /* NULL-name-terminated; NULL: none */
 	int min_args;
-	int max_args; /* -1: unlimited */
-	int (*exec)(struct cli *cli, const struct args *args);
+	int max_args;                                          /* -1: unlimited */
+	int (*exec)(struct cli *cli, const struct args *args); /* NULL for a group */
+
+	/* A group has children instead of exec: its first positional argument names one. */
+	const struct cmd_entry *const *children; /* NULL-terminated; NULL: not a group */
+	const char *child_noun; /* what a child is called in help and errors: "command", "verb" */
+	/* The children's options form one namespace (an option means the same in every child that
+	 * takes it): they may also come before the child's name, and one given to a child that
+	 * does not take it is reported as not applying rather than unknown. */
+	bool shared_options;
+};
+
+/* Where a command sits in the table: entries[0] is &cmd_root, entries[n - 1] the command. */
+#define CMD_DEPTH_MAX 4
+struct cmd_path {
+	const struct cmd_entry *entries[CMD_DEPTH_MAX];
+	size_t n;
 };
 
 struct cli {
-	const struct cmd_entry *cmd;
+	struct cmd_path path; /* the command named so far (main.c fills it while parsing) */
 	enum cli_output output;
 	const char *server_addr; /* from --server (borrowed from argv); NULL: the default */
 	char *server;            /* the gRPC target, resolved at the first call */
@@ -72,17 +93,20 @@ extern const struct cmd_entry cmd_version_entry;
 extern const struct cmd_entry cmd_sysinfo_entry;
 extern const struct cmd_entry cmd_help_entry;
 
-/* NULL-terminated, in the order `mvirt help` lists them. */
+extern const struct cmd_entry cmd_root;
+
+/* The root's children, NULL-terminated, in the order `mvirt help` lists them. */
 extern const struct cmd_entry *const cmd_table[];
-/* The command named or aliased name, or NULL. */
-const struct cmd_entry *cmd_find(const char *name);
+/* The child of group named or aliased name, or NULL (also when group is not a group). */
+const struct cmd_entry *cmd_find(const struct cmd_entry *group, const char *name);
+/* The last entry of path: the command named so far. */
+const struct cmd_entry *cmd_path_last(const struct cmd_path *path);
+/* Appends e to path. Returns 0, or -E2BIG when the path is full (a table deeper than
+ * CMD_DEPTH_MAX). */
+int cmd_path_push(struct cmd_path *path, const struct cmd_entry *e);
 
-/* The global options (-s, -o, -h), accepted before and after the command name. */
+/* The global options (-s, -o, -h), accepted before and after every command name. */
 extern const struct cmd_option cli_global_options[];
-
-/* Prints the general usage (with the command list) or one command's usage to f. */
-void cli_print_usage(FILE *f);
-void cli_print_cmd_usage(const struct cmd_entry *e, FILE *f);
 
 /* Calls method of mvirt.VmService with req and stores the response in *ret_resp (free it with
  * protobuf_c_message_free_unpacked). The first call picks the server: cli->server_addr, else
@@ -107,8 +131,12 @@ int cli_report_status(const struct cli *cli, const char *method, const struct cl
 
 /* Print "mvirt: <message>" to stderr and return CLI_EXIT_FAILURE. */
 int cli_error(const char *fmt, ...) _printf_(1, 2);
-/* Print "mvirt: <message>" plus a hint to run --help, and return CLI_EXIT_USAGE. */
+/* Print "mvirt: <message>" plus a hint to run --help for the command named so far
+ * (cli->path), and return CLI_EXIT_USAGE. */
 int cli_usage_error(const struct cli *cli, const char *fmt, ...) _printf_(2, 3);
+/* Like cli_usage_error, for a group (the last entry of cli->path) given no child or an unknown
+ * one: lists the group's children between the message and the hint. */
+int cli_group_usage_error(const struct cli *cli, const char *fmt, ...) _printf_(2, 3);
 
 /* The result of a command: the message as JSON with -o json, else table(msg) (may be NULL:
  * nothing to print). Returns an exit status. */

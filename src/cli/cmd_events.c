@@ -2,9 +2,13 @@
  * under a header printed once the daemon has subscribed the stream (or, with -o json, one
  * compact JSON object per line and no header), until interrupted or the daemon ends the stream.
  * Each line is flushed at once, so the output can be piped into another program. */
+#include <errno.h>
+#include <string.h>
+
 #include "cli.h"
 #include "client.h"
 #include "output.h"
+#include "stream.h"
 
 #define LINE_FORMAT "%-23s  %-16s  %-14s  %-8s  %s\n"
 
@@ -37,60 +41,49 @@ static int print_message(const struct cli *cli, const ProtobufCMessage *msg)
 	return CLI_EXIT_OK;
 }
 
+struct watch {
+	const struct cli *cli;
+	bool header_pending; /* table output: the header line is due once the stream settles */
+};
+
+static int watch_wait(void *userdata, struct client_stream *s)
+{
+	const struct watch *w = userdata;
+
+	(void)s;
+	return w->header_pending ? SUBSCRIBE_SETTLE_MS : -1;
+}
+
+static int watch_event(void *userdata, int ev, const ProtobufCMessage *msg)
+{
+	struct watch *w = userdata;
+
+	if (ev == CLIENT_STREAM_HEADERS) {
+		/* The daemon sends its headers once it has subscribed the stream: from then on,
+		 * nothing is missed. */
+		w->header_pending = w->cli->output == CLI_OUTPUT_TABLE;
+		return CLI_EXIT_OK;
+	}
+	if (w->header_pending && (ev == CLIENT_STREAM_NONE || ev == CLIENT_STREAM_MESSAGE)) {
+		w->header_pending = false;
+		printf(LINE_FORMAT, "TIME", "VM", "EVENT", "STATE", "REASON");
+	}
+	if (ev == CLIENT_STREAM_MESSAGE)
+		return print_message(w->cli, msg);
+	if (fflush(stdout) != 0)
+		return cli_error("cannot write the output: %s", strerror(errno));
+	return CLI_EXIT_OK;
+}
+
 static int cmd_events_exec(struct cli *cli, const struct args *args)
 {
+	static const struct stream_ops ops = {.wait = watch_wait, .event = watch_event};
 	Mvirt__WatchVmsRequest req = MVIRT__WATCH_VMS_REQUEST__INIT;
-	struct client_stream *s = NULL;
-	bool header_pending = false;
-	int r;
+	struct watch w = {.cli = cli};
 
 	if (args->n_positional > 0)
 		req.vm = args->positional[0];
-	if ((r = cli_stream_open(cli, "WatchVms", &s)) != CLI_EXIT_OK)
-		return r;
-	if (client_stream_send(s, &req.base) < 0 || client_stream_close_send(s) < 0) {
-		r = cli_error("WatchVms: cannot send the request");
-		goto out;
-	}
-	for (;;) {
-		ProtobufCMessage *msg = NULL;
-		int ev = client_stream_next(s, header_pending ? SUBSCRIBE_SETTLE_MS : -1, &msg);
-
-		if (ev == -EINTR || ev == -EBADMSG) /* -EBADMSG: the END that follows says it */
-			continue;
-		if (ev < 0) {
-			r = cli_error("WatchVms: %s", strerror(-ev));
-			break;
-		}
-		if (ev == CLIENT_STREAM_END) {
-			r = cli_report_status(cli, "WatchVms", client_stream_status(s));
-			break;
-		}
-		if (ev == CLIENT_STREAM_HEADERS) {
-			/* The daemon sends its headers once it has subscribed the stream: from
-			 * then on, nothing is missed. */
-			header_pending = cli->output == CLI_OUTPUT_TABLE;
-			continue;
-		}
-		if (header_pending && (ev == CLIENT_STREAM_NONE || ev == CLIENT_STREAM_MESSAGE)) {
-			header_pending = false;
-			printf(LINE_FORMAT, "TIME", "VM", "EVENT", "STATE", "REASON");
-		}
-		if (ev != CLIENT_STREAM_MESSAGE) {
-			if (fflush(stdout) != 0) {
-				r = cli_error("cannot write the output: %s", strerror(errno));
-				break;
-			}
-			continue;
-		}
-		r = print_message(cli, msg);
-		protobuf_c_message_free_unpacked(msg, NULL);
-		if (r != CLI_EXIT_OK)
-			break;
-	}
-out:
-	client_stream_free(s);
-	return r;
+	return stream_run(cli, &mvirt__vm_service__descriptor, "WatchVms", &req.base, &ops, &w);
 }
 
 const struct cmd_entry cmd_events_entry = {

@@ -5,11 +5,14 @@
  * never sends input (half-closed at once) and prints the output as it comes until the VM stops
  * or the user interrupts; with -o json each ConsoleResponse is one compact JSON line. Daemon
  * notices go to stderr on a line of their own. */
+#include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "client.h"
 #include "output.h"
+#include "stream.h"
 
 #define FOLLOW_HISTORY_DEFAULT (16 * 1024)
 
@@ -56,45 +59,22 @@ static int handle_response(struct follow *f, const Mvirt__ConsoleResponse *resp)
 	return CLI_EXIT_OK;
 }
 
+static int follow_event(void *userdata, int ev, const ProtobufCMessage *msg)
+{
+	if (ev != CLIENT_STREAM_MESSAGE)
+		return CLI_EXIT_OK;
+	return handle_response(userdata, (const Mvirt__ConsoleResponse *)msg);
+}
+
 static int follow(struct cli *cli, const char *vm, uint64_t history)
 {
+	static const struct stream_ops ops = {.event = follow_event};
 	Mvirt__ConsoleRequest req = MVIRT__CONSOLE_REQUEST__INIT;
 	struct follow f = {.json = cli->output == CLI_OUTPUT_JSON, .at_line_start = true};
-	struct client_stream *s = NULL;
-	int r;
 
 	req.vm = (char *)vm;
 	req.history_bytes = history;
-	if ((r = cli_stream_open(cli, "Console", &s)) != CLI_EXIT_OK)
-		return r;
-	if (client_stream_send(s, &req.base) < 0 || client_stream_close_send(s) < 0) {
-		r = cli_error("Console: cannot send the request");
-		goto out;
-	}
-	for (;;) {
-		ProtobufCMessage *msg = NULL;
-		int ev = client_stream_next(s, -1, &msg);
-
-		if (ev == -EINTR || ev == -EBADMSG) /* -EBADMSG: the END that follows says it */
-			continue;
-		if (ev < 0) {
-			r = cli_error("Console: %s", strerror(-ev));
-			break;
-		}
-		if (ev == CLIENT_STREAM_END) {
-			r = cli_report_status(cli, "Console", client_stream_status(s));
-			break;
-		}
-		if (ev != CLIENT_STREAM_MESSAGE)
-			continue;
-		r = handle_response(&f, (const Mvirt__ConsoleResponse *)msg);
-		protobuf_c_message_free_unpacked(msg, NULL);
-		if (r != CLI_EXIT_OK)
-			break;
-	}
-out:
-	client_stream_free(s);
-	return r;
+	return stream_run(cli, &mvirt__vm_service__descriptor, "Console", &req.base, &ops, &f);
 }
 
 static void print_log(const ProtobufCMessage *msg)

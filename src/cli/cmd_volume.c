@@ -4,11 +4,12 @@
  *   import NAME FILE [--format raw|qcow2] [--pool POOL]
  *   clone SRC NAME | resize NAME SIZE | rm NAME | ls [--pool POOL] | show NAME
  *
- * One command-table entry whose first argument picks the verb from a small table here. The CLI
- * only parses sizes and formats and makes FILE absolute; the daemon checks everything else.
- * import follows the ImportVolume stream: a progress bar on stderr when it is a terminal, plain
- * lines (every 10%) otherwise; an interrupt (Ctrl-C) cancels the call, and the daemon removes
- * the partial volume. */
+ * A group entry of the command table whose children are the verbs, one entry each; main.c
+ * dispatches to them and usage.c prints their help. The verbs share one option namespace
+ * (--format, --pool mean the same wherever they apply). The CLI only parses sizes and formats
+ * and makes FILE absolute; the daemon checks everything else. import follows the ImportVolume
+ * stream: a progress bar on stderr when it is a terminal, plain lines (every 10%) otherwise; an
+ * interrupt (Ctrl-C) cancels the call, and the daemon removes the partial volume. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -19,16 +20,9 @@
 #include "cli.h"
 #include "client.h"
 #include "output.h"
+#include "stream.h"
 
 #define BAR_WIDTH 30
-
-static const struct cmd_option volume_options[] = {
-	{"size", 0, "SIZE", "create: the size, in bytes or with a suffix K, M, G, T (10G)"},
-	{"format", 'f', "FORMAT",
-	 "create, import: raw or qcow2 (create: raw; import: as the file)"},
-	{"pool", 'p', "POOL", "create, import, ls: the storage pool (default: \"default\")"},
-	{NULL},
-};
 
 /* ---- formatting ---- */
 
@@ -207,7 +201,33 @@ static int call_print(struct cli *cli, const char *method, const ProtobufCMessag
 	return r;
 }
 
-static int verb_create(struct cli *cli, const struct args *args, char **argv)
+static const struct cmd_option create_options[] = {
+	{"size", 0, "SIZE", "bytes, or a number with K, M, G, T (binary: 10G = 10 GiB)"},
+	{"format", 'f', "FORMAT", "raw (default: a sparse file) or qcow2"},
+	{"pool", 'p', "POOL", "the storage pool (default: \"default\")"},
+	{NULL},
+};
+
+static const struct cmd_option import_options[] = {
+	{"format", 'f', "FORMAT",
+	 "raw or qcow2: converts the image (default: its format, from its header)"},
+	{"pool", 'p', "POOL", "the storage pool (default: \"default\")"},
+	{NULL},
+};
+
+static const struct cmd_option ls_options[] = {
+	{"pool", 'p', "POOL", "only the volumes of this pool"},
+	{NULL},
+};
+
+static const char *pool_arg(const struct args *args)
+{
+	const char *pool = args_get(args, "pool");
+
+	return pool ? pool : protobuf_c_empty_string;
+}
+
+static int verb_create(struct cli *cli, const struct args *args)
 {
 	Mvirt__CreateVolumeRequest req = MVIRT__CREATE_VOLUME_REQUEST__INIT;
 	const char *size = args_get(args, "size");
@@ -220,31 +240,28 @@ static int verb_create(struct cli *cli, const struct args *args, char **argv)
 				       size);
 	if ((r = parse_format(cli, args, &req.format)) != CLI_EXIT_OK)
 		return r;
-	req.name = argv[0];
-	req.pool =
-		(char *)(args_get(args, "pool") ? args_get(args, "pool") : protobuf_c_empty_string);
+	req.name = args->positional[0];
+	req.pool = (char *)pool_arg(args);
 	return call_print(cli, "CreateVolume", &req.base, print_volume_msg);
 }
 
-static int verb_clone(struct cli *cli, const struct args *args, char **argv)
+static int verb_clone(struct cli *cli, const struct args *args)
 {
 	Mvirt__CloneVolumeRequest req = MVIRT__CLONE_VOLUME_REQUEST__INIT;
 
-	(void)args;
-	req.source = argv[0];
-	req.name = argv[1];
+	req.source = args->positional[0];
+	req.name = args->positional[1];
 	return call_print(cli, "CloneVolume", &req.base, print_volume_msg);
 }
 
-static int verb_resize(struct cli *cli, const struct args *args, char **argv)
+static int verb_resize(struct cli *cli, const struct args *args)
 {
 	Mvirt__ResizeVolumeRequest req = MVIRT__RESIZE_VOLUME_REQUEST__INIT;
 
-	(void)args;
-	if (parse_size(argv[1], &req.size_bytes) < 0)
+	if (parse_size(args->positional[1], &req.size_bytes) < 0)
 		return cli_usage_error(cli, "volume resize: '%s' is not a size (e.g. 20G)",
-				       argv[1]);
-	req.name = argv[0];
+				       args->positional[1]);
+	req.name = args->positional[0];
 	return call_print(cli, "ResizeVolume", &req.base, print_volume_msg);
 }
 
@@ -253,35 +270,31 @@ static void print_deleted(const ProtobufCMessage *msg)
 	(void)msg;
 }
 
-static int verb_rm(struct cli *cli, const struct args *args, char **argv)
+static int verb_rm(struct cli *cli, const struct args *args)
 {
 	Mvirt__DeleteVolumeRequest req = MVIRT__DELETE_VOLUME_REQUEST__INIT;
 	int r;
 
-	(void)args;
-	req.name = argv[0];
+	req.name = args->positional[0];
 	r = call_print(cli, "DeleteVolume", &req.base, print_deleted);
 	if (r == CLI_EXIT_OK && cli->output == CLI_OUTPUT_TABLE)
-		printf("deleted volume %s\n", argv[0]);
+		printf("deleted volume %s\n", req.name);
 	return r;
 }
 
-static int verb_ls(struct cli *cli, const struct args *args, char **argv)
+static int verb_ls(struct cli *cli, const struct args *args)
 {
 	Mvirt__ListVolumesRequest req = MVIRT__LIST_VOLUMES_REQUEST__INIT;
 
-	(void)argv;
-	req.pool =
-		(char *)(args_get(args, "pool") ? args_get(args, "pool") : protobuf_c_empty_string);
+	req.pool = (char *)pool_arg(args);
 	return call_print(cli, "ListVolumes", &req.base, print_list_table);
 }
 
-static int verb_show(struct cli *cli, const struct args *args, char **argv)
+static int verb_show(struct cli *cli, const struct args *args)
 {
 	Mvirt__GetVolumeRequest req = MVIRT__GET_VOLUME_REQUEST__INIT;
 
-	(void)args;
-	req.name = argv[0];
+	req.name = args->positional[0];
 	return call_print(cli, "GetVolume", &req.base, print_volume_msg);
 }
 
@@ -293,13 +306,16 @@ static void on_interrupt(int sig)
 	interrupted = 1;
 }
 
-struct progress {
+struct import {
+	struct cli *cli;
+	const char *name;
 	bool tty;
-	int last_step; /* plain lines: the last 10% step printed */
-	bool drawn;    /* tty: a bar is on the line */
+	int last_step;   /* plain lines: the last 10% step printed */
+	bool drawn;      /* tty: a bar is on the line */
+	bool cancelling; /* interrupted: the call is being cancelled */
 };
 
-static void progress_show(struct progress *p, uint64_t done, uint64_t total)
+static void progress_show(struct import *p, uint64_t done, uint64_t total)
 {
 	char d[32], t[32];
 	unsigned pct = total ? (unsigned)(done * 100.0 / (double)total) : 0;
@@ -324,136 +340,159 @@ static void progress_show(struct progress *p, uint64_t done, uint64_t total)
 	fflush(stderr);
 }
 
-static void progress_end(struct progress *p)
+static void progress_end(struct import *p)
 {
 	if (p->drawn)
 		fputc('\n', stderr);
 	p->drawn = false;
 }
 
-static int verb_import(struct cli *cli, const struct args *args, char **argv)
+/* Before each wait: an interrupt cancels the call (once); the daemon then removes the partial
+ * volume. */
+static int import_wait(void *userdata, struct client_stream *s)
 {
+	struct import *im = userdata;
+
+	if (interrupted && !im->cancelling) {
+		im->cancelling = true;
+		client_stream_cancel(s);
+	}
+	return -1;
+}
+
+static int import_event(void *userdata, int ev, const ProtobufCMessage *msg)
+{
+	struct import *im = userdata;
+	const Mvirt__VolumeProgress *p = (const Mvirt__VolumeProgress *)msg;
+
+	if (ev != CLIENT_STREAM_MESSAGE || im->cancelling)
+		return CLI_EXIT_OK;
+	progress_show(im, p->done_bytes, p->total_bytes);
+	if (!p->volume)
+		return CLI_EXIT_OK;
+	progress_end(im);
+	return cli_print_result(im->cli, &p->volume->base, print_volume_msg);
+}
+
+static int import_end(void *userdata, const struct client_status *st)
+{
+	struct import *im = userdata;
+
+	(void)st;
+	progress_end(im);
+	if (im->cancelling)
+		return cli_error(
+			"import of '%s' interrupted; the daemon removes the partial volume",
+			im->name);
+	return -1;
+}
+
+static int verb_import(struct cli *cli, const struct args *args)
+{
+	static const struct stream_ops ops = {
+		.wait = import_wait, .event = import_event, .end = import_end};
 	Mvirt__ImportVolumeRequest req = MVIRT__IMPORT_VOLUME_REQUEST__INIT;
-	struct progress prog = {.tty = isatty(STDERR_FILENO), .last_step = -1};
+	struct import im = {.cli = cli, .tty = isatty(STDERR_FILENO), .last_step = -1};
 	struct sigaction sa = {.sa_handler = on_interrupt}, old_int, old_term;
 	_cleanup_free_ char *source = NULL;
-	struct client_stream *s = NULL;
-	bool cancelling = false;
 	int r;
 
 	if ((r = parse_format(cli, args, &req.format)) != CLI_EXIT_OK)
 		return r;
-	if ((r = absolute_path(argv[1], &source)) < 0)
-		return cli_error("%s: %s", argv[1], strerror(-r));
-	req.name = argv[0];
+	if ((r = absolute_path(args->positional[1], &source)) < 0)
+		return cli_error("%s: %s", args->positional[1], strerror(-r));
+	req.name = args->positional[0];
 	req.source_path = source;
-	req.pool =
-		(char *)(args_get(args, "pool") ? args_get(args, "pool") : protobuf_c_empty_string);
-	if ((r = cli_stream_open_service(cli, volume_service, "ImportVolume", &s)) != CLI_EXIT_OK)
-		return r;
-	/* No SA_RESTART: an interrupt wakes client_stream_next, which then cancels the call. */
+	req.pool = (char *)pool_arg(args);
+	im.name = req.name;
+	/* No SA_RESTART: an interrupt wakes the wait, and import_wait then cancels the call. */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-	if (client_stream_send(s, &req.base) < 0 || client_stream_close_send(s) < 0) {
-		r = cli_error("ImportVolume: cannot send the request");
-		goto out;
-	}
-	for (;;) {
-		ProtobufCMessage *msg = NULL;
-		const Mvirt__VolumeProgress *p;
-		int ev;
-
-		if (interrupted && !cancelling) {
-			cancelling = true;
-			client_stream_cancel(s);
-		}
-		ev = client_stream_next(s, -1, &msg);
-		if (ev == -EINTR || ev == -EBADMSG)
-			continue;
-		if (ev < 0) {
-			progress_end(&prog);
-			r = cli_error("ImportVolume: %s", strerror(-ev));
-			break;
-		}
-		if (ev == CLIENT_STREAM_END) {
-			progress_end(&prog);
-			if (cancelling)
-				r = cli_error("import of '%s' interrupted; the daemon removes the "
-					      "partial volume",
-					      req.name);
-			else
-				r = cli_report_status(cli, "ImportVolume", client_stream_status(s));
-			break;
-		}
-		if (ev != CLIENT_STREAM_MESSAGE)
-			continue;
-		p = (const Mvirt__VolumeProgress *)msg;
-		if (!cancelling)
-			progress_show(&prog, p->done_bytes, p->total_bytes);
-		if (p->volume && !cancelling) {
-			progress_end(&prog);
-			r = cli_print_result(cli, &p->volume->base, print_volume_msg);
-		}
-		protobuf_c_message_free_unpacked(msg, NULL);
-	}
-out:
+	r = stream_run(cli, volume_service, "ImportVolume", &req.base, &ops, &im);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
-	client_stream_free(s);
 	return r;
 }
 
-struct verb {
-	const char *name;
-	const char *alias;
-	const char *usage;
-	size_t n_args;
-	const char *options; /* the options it takes, " size format pool " */
-	int (*exec)(struct cli *cli, const struct args *args, char **argv);
+static const struct cmd_entry volume_create_entry = {
+	.name = "create",
+	.usage = "NAME --size SIZE [--format raw|qcow2] [--pool POOL]",
+	.summary = "a new empty volume: a sparse raw file (default) or a qcow2 image",
+	.options = create_options,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = verb_create,
 };
 
-static const struct verb verbs[] = {
-	{"create", NULL, "create NAME --size SIZE [--format raw|qcow2] [--pool POOL]", 1,
-	 " size format pool ", verb_create},
-	{"import", NULL, "import NAME FILE [--format raw|qcow2] [--pool POOL]", 2, " format pool ",
-	 verb_import},
-	{"clone", NULL, "clone SRC NAME", 2, " ", verb_clone},
-	{"resize", NULL, "resize NAME SIZE", 2, " ", verb_resize},
-	{"rm", "delete", "rm NAME", 1, " ", verb_rm},
-	{"ls", "list", "ls [--pool POOL]", 0, " pool ", verb_ls},
-	{"show", "info", "show NAME", 1, " ", verb_show},
+static const struct cmd_entry volume_import_entry = {
+	.name = "import",
+	.usage = "NAME FILE [--format raw|qcow2] [--pool POOL]",
+	.summary = "copy an image file into a new volume",
+	.help = "Copy the image FILE (a path on the daemon's host) into a new volume. Its format is\n"
+		"read from its header; --format converts it. Shows progress; Ctrl-C cancels, and the\n"
+		"daemon removes the partial volume.",
+	.options = import_options,
+	.min_args = 2,
+	.max_args = 2,
+	.exec = verb_import,
 };
 
-static int cmd_volume_exec(struct cli *cli, const struct args *args)
-{
-	const char *name = args->positional[0];
-	const struct verb *v = NULL;
+static const struct cmd_entry volume_clone_entry = {
+	.name = "clone",
+	.usage = "SRC NAME",
+	.summary = "a thin copy: a qcow2 overlay backed by SRC, or a reflink/sparse copy of raw",
+	.min_args = 2,
+	.max_args = 2,
+	.exec = verb_clone,
+};
 
-	for (size_t i = 0; i < ELEMENTSOF(verbs) && !v; i++)
-		if (streq(verbs[i].name, name) || (verbs[i].alias && streq(verbs[i].alias, name)))
-			v = &verbs[i];
-	if (!v)
-		return cli_usage_error(cli,
-				       "volume: unknown verb '%s' (create, import, clone, "
-				       "resize, rm, ls, show)",
-				       name);
-	if (args->n_positional - 1 != v->n_args)
-		return cli_usage_error(
-			cli, "volume %s: %s arguments (usage: mvirt volume %s)", v->name,
-			args->n_positional - 1 < v->n_args ? "missing" : "too many", v->usage);
-	for (size_t i = 0; i < args->n_values; i++) {
-		const struct cmd_option *o = args->values[i].opt;
-		char key[32];
+static const struct cmd_entry volume_resize_entry = {
+	.name = "resize",
+	.usage = "NAME SIZE",
+	.summary = "grow a volume (never shrinks); not while a VM using it runs",
+	.help = "Grow the volume NAME to SIZE: bytes, or a number with K, M, G, T (binary units:\n"
+		"10G = 10 GiB). Volumes never shrink; a volume in use by a running VM is refused.",
+	.min_args = 2,
+	.max_args = 2,
+	.exec = verb_resize,
+};
 
-		snprintf(key, sizeof(key), " %s ", o->name);
-		if (o >= volume_options && o < volume_options + ELEMENTSOF(volume_options) &&
-		    !strstr(v->options, key))
-			return cli_usage_error(cli, "volume %s: option --%s does not apply",
-					       v->name, o->name);
-	}
-	return v->exec(cli, args, args->positional + 1);
-}
+static const struct cmd_entry volume_rm_entry = {
+	.name = "rm",
+	.alias = "delete",
+	.usage = "NAME",
+	.summary = "delete a volume no VM uses and no clone is backed by",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = verb_rm,
+};
+
+static const struct cmd_entry volume_ls_entry = {
+	.name = "ls",
+	.alias = "list",
+	.usage = "[--pool POOL]",
+	.summary = "list the volumes, and files in pools that are not volumes",
+	.options = ls_options,
+	.min_args = 0,
+	.max_args = 0,
+	.exec = verb_ls,
+};
+
+static const struct cmd_entry volume_show_entry = {
+	.name = "show",
+	.alias = "info",
+	.usage = "NAME",
+	.summary = "format, sizes, backing chain, clones, VMs using it, status",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = verb_show,
+};
+
+static const struct cmd_entry *const volume_verbs[] = {
+	&volume_create_entry, &volume_import_entry, &volume_clone_entry, &volume_resize_entry,
+	&volume_rm_entry,     &volume_ls_entry,     &volume_show_entry,  NULL,
+};
 
 const struct cmd_entry cmd_volume_entry = {
 	.name = "volume",
@@ -461,23 +500,8 @@ const struct cmd_entry cmd_volume_entry = {
 	.usage = "VERB [ARGS]",
 	.summary = "manage storage volumes (create, import, clone, resize, rm, ls, show)",
 	.help = "Manage the disk images of the storage manager, kept in pool directories\n"
-		"(\"default\": STATE-DIR/volumes). A VM disk can name a volume.\n"
-		"\n"
-		"  create NAME --size SIZE [--format raw|qcow2] [--pool POOL]\n"
-		"        a new empty volume: a sparse raw file (default) or a qcow2 image\n"
-		"  import NAME FILE [--format raw|qcow2] [--pool POOL]\n"
-		"        copies an image into a new volume; its format is read from its header,\n"
-		"        --format converts it; shows progress; Ctrl-C cancels\n"
-		"  clone SRC NAME     a thin copy: a qcow2 overlay backed by SRC, or a\n"
-		"                     reflink/sparse copy of a raw SRC\n"
-		"  resize NAME SIZE   grows a volume (never shrinks); not while a VM using it runs\n"
-		"  rm NAME            deletes a volume no VM uses and no clone is backed by\n"
-		"  ls [--pool POOL]   lists the volumes, and files in pools that are not volumes\n"
-		"  show NAME          format, sizes, backing chain, clones, VMs using it, status\n"
-		"\n"
-		"SIZE: bytes, or a number with K, M, G, T (binary units: 10G = 10 GiB).",
-	.options = volume_options,
-	.min_args = 1,
-	.max_args = -1,
-	.exec = cmd_volume_exec,
+		"(\"default\": STATE-DIR/volumes). A VM disk can be a volume (mvirt create --volume NAME).",
+	.children = volume_verbs,
+	.child_noun = "verb",
+	.shared_options = true,
 };

@@ -2,10 +2,15 @@
  *
  *   mvirt [-s|--server ADDR] [-o|--output table|json] COMMAND [ARGS]
  *
- * Owns the command table, the parsing of global options (before and after the command name) and
- * of the command's options, --help, and the process exit status (enum cli_exit). The daemon's
- * address is chosen at the first call (cli.c). */
+ * Owns the command table (cmd_root and its children, cmd_table), the walk down it along argv,
+ * the parsing of the global options (accepted at every level) and of the command's options,
+ * --help, and the process exit status (enum cli_exit). A group's first positional argument
+ * names its child; a group given none, or an unknown one, is a usage error that lists its
+ * children. The daemon's address is chosen at the first call (cli.c). */
+#include <stdlib.h>
+
 #include "cli.h"
+#include "usage.h"
 
 const struct cmd_entry *const cmd_table[] = {
 	&cmd_list_entry,    &cmd_create_entry,  &cmd_show_entry,
@@ -16,12 +21,62 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_sysinfo_entry, &cmd_help_entry,    NULL,
 };
 
+const struct cmd_entry cmd_root = {
+	.name = "mvirt",
+	.usage = "[-s ADDR] [-o table|json] COMMAND [ARGS]",
+	.summary = "Manage the virtual machines of an mvirt-vmm daemon.",
+	.footer =
+		"The default server is $MVIRT_SERVER if set, else the daemon's Unix socket if it exists\n"
+		"(root: /run/mvirt/mvirt.sock; others: $XDG_RUNTIME_DIR/mvirt/mvirt.sock, then\n"
+		"/run/mvirt/mvirt.sock), else 127.0.0.1:50051.\n"
+		"\n"
+		"Exit status: 0 success, 1 error reported by the daemon, 2 usage error,\n"
+		"3 daemon unreachable.",
+	.children = cmd_table,
+	.child_noun = "command",
+};
+
+static bool table_has(const struct cmd_option *table, const struct cmd_option *o)
+{
+	for (; table && table->name; table++)
+		if (table == o)
+			return true;
+	return false;
+}
+
+/* The option tables to parse with, NULL-terminated, stored in *ret (free it): e's own (none for
+ * a NULL e), the global ones and, when group shares its children's options, the other
+ * children's. Returns 0 or -ENOMEM. */
+static int option_tables(const struct cmd_entry *e, const struct cmd_entry *group,
+			 const struct cmd_option ***ret)
+{
+	static const struct cmd_option no_options[] = {{NULL}};
+	const struct cmd_entry *const *kids =
+		group && group->shared_options ? group->children : NULL;
+	const struct cmd_option **t;
+	size_t n = 0, i = 0;
+
+	for (const struct cmd_entry *const *c = kids; c && *c; c++)
+		n++;
+	if (!(t = calloc(n + 3, sizeof(*t))))
+		return -ENOMEM;
+	t[i++] = e && e->options ? e->options : no_options;
+	t[i++] = cli_global_options;
+	for (const struct cmd_entry *const *c = kids; c && *c; c++)
+		if (*c != e && (*c)->options)
+			t[i++] = (*c)->options;
+	*ret = t;
+	return 0;
+}
+
 /* Applies the global options found in a (last one wins). Returns 0 or an exit status. */
 static int apply_globals(struct cli *cli, const struct args *a, bool *help)
 {
 	for (size_t i = 0; i < a->n_values; i++) {
 		const struct arg_value *v = &a->values[i];
 
+		if (!table_has(cli_global_options, v->opt))
+			continue;
 		if (streq(v->opt->name, "server")) {
 			cli->server_addr = v->value;
 		} else if (streq(v->opt->name, "output")) {
@@ -40,69 +95,119 @@ static int apply_globals(struct cli *cli, const struct args *a, bool *help)
 	return 0;
 }
 
+/* Parses argv[0..argc) for e, a child of group (NULL: of none that shares options), into *a.
+ * Returns 0 or an exit status (a usage error printed). */
+static int parse(struct cli *cli, const struct cmd_entry *e, const struct cmd_entry *group,
+		 int argc, char **argv, unsigned flags, struct args *a, bool *help)
+{
+	_cleanup_free_ const struct cmd_option **tables = NULL;
+	struct mv_error err = {0};
+
+	args_done(a);
+	if (option_tables(e, group, &tables) < 0)
+		return cli_error("out of memory");
+	if (args_parse(tables, argc, argv, flags, a, &err) < 0)
+		return cli_usage_error(cli, "%s", err.msg[0] ? err.msg : "out of memory");
+	return apply_globals(cli, a, help);
+}
+
+/* Checks the options and the number of positional arguments a holds for the command e (named
+ * name, "volume create"). Returns 0 or an exit status (a usage error printed). */
+static int check_args(struct cli *cli, const struct cmd_entry *e, const char *name,
+		      const struct args *a)
+{
+	char full[128];
+
+	usage_path(&cli->path, 0, full, sizeof(full));
+	for (size_t i = 0; i < a->n_values; i++) {
+		const struct cmd_option *o = a->values[i].opt;
+
+		if (!table_has(e->options, o) && !table_has(cli_global_options, o))
+			return cli_usage_error(cli, "%s: option --%s does not apply", name,
+					       o->name);
+	}
+	if ((int)a->n_positional < e->min_args)
+		return cli_usage_error(cli, "%s: missing argument%s (usage: %s%s%s)", name,
+				       e->min_args > 1 ? "s" : "", full, *e->usage ? " " : "",
+				       e->usage);
+	if (e->max_args >= 0 && (int)a->n_positional > e->max_args)
+		return cli_usage_error(cli,
+				       "%s: too many arguments (unexpected argument '%s'; usage: "
+				       "%s%s%s)",
+				       name, a->positional[e->max_args], full, *e->usage ? " " : "",
+				       e->usage);
+	return 0;
+}
+
+/* Walks the table from cmd_root along argv to a command and runs it. Options given before the
+ * child's name in a group that shares its children's options are carried down to the child's
+ * parse. Returns the exit status. */
 static int run(struct cli *cli, int argc, char **argv)
 {
-	const struct cmd_option *const global_tables[] = {cli_global_options, NULL};
-	static const struct cmd_option no_options[] = {{NULL}};
-	const struct cmd_option *cmd_tables[3] = {NULL};
-	struct args globals = {0}, cmd_args = {0};
-	const struct cmd_entry *e;
-	struct mv_error err = {0};
+	_cleanup_free_ char **carried = NULL;
+	const struct cmd_entry *e = &cmd_root, *group = NULL;
+	struct args a = {0};
+	char name[128], full[128];
 	bool help = false;
-	int r;
+	int pos = 1, n_carried = 0, r;
 
-	if (args_parse(global_tables, argc - 1, argv + 1, ARGS_STOP_AT_POSITIONAL, &globals, &err) <
-	    0) {
-		r = cli_usage_error(cli, "%s", err.msg[0] ? err.msg : "out of memory");
-		goto out;
-	}
-	if ((r = apply_globals(cli, &globals, &help)) != 0)
-		goto out;
-	if (globals.next >= argc - 1) {
-		if (help) {
-			cli_print_usage(stdout);
-			r = CLI_EXIT_OK;
-		} else {
-			r = cli_usage_error(cli, "no command given");
+	(void)cmd_path_push(&cli->path, &cmd_root);
+	if (!(carried = calloc((size_t)argc, sizeof(*carried))))
+		return cli_error("out of memory");
+	while (e->children) {
+		const struct cmd_entry *child;
+		int at;
+
+		if ((r = parse(cli, NULL, e, argc - pos, argv + pos, ARGS_STOP_AT_POSITIONAL, &a,
+			       &help)) != 0)
+			goto out;
+		at = pos + a.next;
+		for (int i = pos; e->shared_options && i < at; i++)
+			carried[n_carried++] = argv[i];
+		usage_path(&cli->path, 0, full, sizeof(full));
+		usage_path(&cli->path, 1, name, sizeof(name));
+		if (at >= argc) {
+			if (help) {
+				usage_print(&cli->path, stdout);
+				r = CLI_EXIT_OK;
+			} else if (e == &cmd_root) {
+				r = cli_group_usage_error(cli, "no command given");
+			} else {
+				r = cli_group_usage_error(cli,
+							  "%s: missing argument (usage: %s %s)",
+							  name, full, e->usage);
+			}
+			goto out;
 		}
-		goto out;
+		if (!(child = cmd_find(e, argv[at]))) {
+			r = cli_group_usage_error(cli, "%s%sunknown %s '%s'", name,
+						  *name ? ": " : "", e->child_noun, argv[at]);
+			goto out;
+		}
+		if (cmd_path_push(&cli->path, child) < 0) {
+			r = cli_error("the command table is deeper than %d", CMD_DEPTH_MAX);
+			goto out;
+		}
+		group = e;
+		e = child;
+		pos = at + 1;
 	}
-	e = cmd_find(argv[1 + globals.next]);
-	if (!e) {
-		r = cli_usage_error(cli, "unknown command '%s'", argv[1 + globals.next]);
-		goto out;
-	}
-	cli->cmd = e;
 
-	cmd_tables[0] = e->options ? e->options : no_options;
-	cmd_tables[1] = cli_global_options;
-	if (args_parse((const struct cmd_option *const *)cmd_tables, argc - 2 - globals.next,
-		       argv + 2 + globals.next, 0, &cmd_args, &err) < 0) {
-		r = cli_usage_error(cli, "%s", err.msg[0] ? err.msg : "out of memory");
-		goto out;
-	}
-	if ((r = apply_globals(cli, &cmd_args, &help)) != 0)
+	for (int i = pos; i < argc; i++)
+		carried[n_carried++] = argv[i];
+	if ((r = parse(cli, e, group, n_carried, carried, 0, &a, &help)) != 0)
 		goto out;
 	if (help) {
-		cli_print_cmd_usage(e, stdout);
+		usage_print(&cli->path, stdout);
 		r = CLI_EXIT_OK;
 		goto out;
 	}
-	if ((int)cmd_args.n_positional < e->min_args) {
-		r = cli_usage_error(cli, "%s: missing argument (%s)", e->name, e->usage);
+	usage_path(&cli->path, 1, name, sizeof(name));
+	if ((r = check_args(cli, e, name, &a)) != 0)
 		goto out;
-	}
-	if (e->max_args >= 0 && (int)cmd_args.n_positional > e->max_args) {
-		r = cli_usage_error(cli, "%s: unexpected argument '%s'", e->name,
-				    cmd_args.positional[e->max_args]);
-		goto out;
-	}
-
-	r = e->exec(cli, &cmd_args);
-
+	r = e->exec(cli, &a);
 out:
-	args_done(&globals);
-	args_done(&cmd_args);
+	args_done(&a);
 	return r;
 }
 

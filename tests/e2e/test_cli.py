@@ -29,9 +29,11 @@ pb = mvirt_proto.mvirt_pb2
 
 COMMANDS = (
     "list", "create", "show", "delete", "start", "stop", "kill", "reboot", "pause", "resume",
-    "version", "sysinfo", "help",
+    "console", "logs", "events", "volume", "version", "sysinfo", "help",
 )
-ALIASES = {"ls": "list", "info": "show", "rm": "delete"}
+ALIASES = {"ls": "list", "info": "show", "rm": "delete", "vol": "volume"}
+VOLUME_VERBS = ("create", "import", "clone", "resize", "rm", "ls", "show")
+VOLUME_ALIASES = {"delete": "rm", "list": "ls", "info": "show"}
 LIFECYCLE = {
     "start": "StartVm", "stop": "StopVm", "kill": "KillVm", "reboot": "RebootVm",
     "pause": "PauseVm", "resume": "ResumeVm",
@@ -109,6 +111,26 @@ def test_help_of_every_command(command):
         assert err == ""
 
 
+@pytest.mark.parametrize("verb", VOLUME_VERBS + tuple(VOLUME_ALIASES))
+def test_help_of_every_volume_verb(verb):
+    name = VOLUME_ALIASES.get(verb, verb)
+    for argv in (["volume", verb, "--help"], ["vol", verb, "-h"], ["volume", "--help", verb],
+                 ["help", "volume", verb]):
+        rc, out, err = run_cli(None, *argv)
+        assert rc == 0, (argv, err)
+        assert out.startswith(f"Usage: mvirt volume {name}"), (argv, out)
+        assert err == ""
+
+
+def test_volume_create_help_lists_only_its_options():
+    rc, out, _ = run_cli(None, "volume", "create", "--help")
+    assert rc == 0
+    for opt in ("--size", "--format", "--pool"):
+        assert opt in out
+    rc, out, _ = run_cli(None, "volume", "show", "--help")
+    assert rc == 0 and "--size" not in out and "--pool" not in out
+
+
 def test_general_help_lists_every_command():
     for argv in (["--help"], ["-h"], ["help"]):
         rc, out, err = run_cli(None, *argv)
@@ -143,6 +165,11 @@ def test_create_help_lists_its_options():
     (["stop", "-t", "soon", "a"], "--timeout"),
     (["stop", "--force=yes", "a"], "--force"),
     (["help", "frobnicate"], "frobnicate"),
+    (["help", "volume", "frobnicate"], "unknown verb 'frobnicate'"),
+    (["help", "list", "x"], "no sub-command"),
+    (["volume", "bogus"], "unknown verb 'bogus'"),
+    (["volume", "--pool", "p"], "missing argument"),
+    (["volume", "--size", "1G", "show", "a"], "--size does not apply"),
     (["-s", "no-port-here", "list"], "invalid server address 'no-port-here'"),
     (["list", "-s", ""], "invalid server address"),
 ])
