@@ -47,6 +47,14 @@ struct api_method {
 	void (*on_cancel)(struct api_call *call);
 };
 
+/* A row of a method table for a unary method: path "/mvirt.VmService/GetVm", type the
+ * request's protobuf-c name (mvirt__get_vm_request), fn its handler. */
+#define API_UNARY(path_, type, fn)                                                                 \
+	{                                                                                          \
+		.path = (path_), .kind = API_METHOD_UNARY, .request = &type##__descriptor,         \
+		.handle = (fn),                                                                    \
+	}
+
 /* Creates the servers and the completion-queue thread; handlers see userdata through
  * api_call_userdata(). tables is a NULL-terminated array of { method... , {NULL} } arrays. */
 int api_server_new(sd_event *event, const struct api_method *const *tables, void *userdata,

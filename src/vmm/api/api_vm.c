@@ -226,11 +226,7 @@ static void handle_sysinfo(struct api_call *call, const ProtobufCMessage *msg)
 	api_call_reply(call, &resp.base);
 }
 
-#define UNARY(method, type, fn)                                                                    \
-	{                                                                                          \
-		.path = "/mvirt.VmService/" method, .kind = API_METHOD_UNARY,                      \
-		.request = &type##__descriptor, .handle = fn,                                      \
-	}
+#define UNARY(method, type, fn) API_UNARY("/mvirt.VmService/" method, type, fn)
 
 const struct api_method api_vm_methods[] = {
 	UNARY("CreateVm", mvirt__create_vm_request, handle_create),

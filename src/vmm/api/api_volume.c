@@ -294,11 +294,7 @@ static void on_import_over(struct api_call *call)
 	free(ic);
 }
 
-#define UNARY(method, type, fn)                                                                    \
-	{                                                                                          \
-		.path = "/mvirt.VolumeService/" method, .kind = API_METHOD_UNARY,                  \
-		.request = &type##__descriptor, .handle = fn,                                      \
-	}
+#define UNARY(method, type, fn) API_UNARY("/mvirt.VolumeService/" method, type, fn)
 
 const struct api_method api_volume_methods[] = {
 	UNARY("CreateVolume", mvirt__create_volume_request, handle_create),
