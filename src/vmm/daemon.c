@@ -170,11 +170,11 @@ static int daemon_start(struct daemon *d)
 		if ((r = listener_check_address(d->cfg->listen[i], &err)) < 0)
 			return log_error_errno(r, "%s", err.msg);
 	if ((r = mkdir_parents(d->cfg->state_dir, 0700)) < 0)
-		return log_error_errno(r, "cannot create state directory %s: %s", d->cfg->state_dir,
-				       strerror(-r));
+		return log_error_errno(r, "cannot create state directory %s: %m",
+				       d->cfg->state_dir);
 	if ((r = mkdir_parents(d->cfg->runtime_dir, 0755)) < 0)
-		return log_error_errno(r, "cannot create runtime directory %s: %s",
-				       d->cfg->runtime_dir, strerror(-r));
+		return log_error_errno(r, "cannot create runtime directory %s: %m",
+				       d->cfg->runtime_dir);
 	r = lock_state_dir(d);
 	if (r < 0)
 		return r;
@@ -196,7 +196,7 @@ static int daemon_start(struct daemon *d)
 						       .storage = d->storage},
 			   &d->vms);
 	if (r < 0)
-		return log_error_errno(r, "cannot set up the VM manager: %s", strerror(-r));
+		return log_error_errno(r, "cannot set up the VM manager: %m");
 	r = vm_manager_load(d->vms, &err);
 	if (r < 0)
 		return log_error_errno(r, "cannot load VMs: %s",

@@ -141,8 +141,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 			r = peer_cred_tcp(cfd, &cred);
 		}
 		if (r < 0) {
-			log_warning_errno(r, "listen %s: cannot identify the peer, denying: %s",
-					  l->address, strerror(-r));
+			log_warning_errno(r, "listen %s: cannot identify the peer, denying: %m",
+					  l->address);
 			allowed = false;
 		} else {
 			allowed = peer_allowed(&cred, l->access_gid);
@@ -246,8 +246,7 @@ int listener_open(sd_event *event, const char *addr, struct api_server *api, gid
 	}
 	r = sd_event_add_io(event, &l->source, l->fd, EPOLLIN, on_accept, l);
 	if (r < 0) {
-		mv_err_internal(err, r, "listen %s: cannot watch the socket: %s", addr,
-				strerror(-r));
+		mv_err_internal(err, r, "listen %s: cannot watch the socket: %m", addr);
 		goto fail;
 	}
 	*ret = l;

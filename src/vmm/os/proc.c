@@ -217,14 +217,14 @@ int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, v
 	p->child = true;
 	r = proc_boot_id(p->id.boot_id);
 	if (r < 0) {
-		mv_err_internal(err, r, "cannot read the boot id: %s", strerror(-r));
+		mv_err_internal(err, r, "cannot read the boot id: %m");
 		goto fail;
 	}
 	/* Own session: the hypervisor outlives the daemon and gets none of its signals. */
 	r = proc_spawn_raw(spec->path, spec->argv, NULL, -1, spec->log_fd, spec->log_fd,
 			   spec->pass_fds, spec->n_pass_fds, true, &pid);
 	if (r < 0) {
-		mv_err_internal(err, r, "cannot execute %s: %s", spec->path, strerror(-r));
+		mv_err_internal(err, r, "cannot execute %s: %m", spec->path);
 		goto fail;
 	}
 	p->id.pid = pid;
@@ -238,7 +238,7 @@ int proc_spawn(sd_event *event, const struct proc_spec *spec, proc_exit_fn fn, v
 	if (r < 0) {
 		(void)kill(pid, SIGKILL);
 		(void)waitpid(pid, NULL, 0);
-		mv_err_internal(err, r, "cannot watch process %d: %s", (int)pid, strerror(-r));
+		mv_err_internal(err, r, "cannot watch process %d: %m", (int)pid);
 		goto fail;
 	}
 	*ret = p;

@@ -239,7 +239,7 @@ static void op_succeed(struct storage_job *op)
 	int r;
 
 	if ((r = storage_volume_info_fill(op->s, op->vol, &info)) < 0) {
-		mv_err_internal(&err, r, "volume '%s': %s", op->name, strerror(-r));
+		mv_err_internal(&err, r, "volume '%s': %m", op->name);
 		op_finish(op, NULL, &err);
 		return;
 	}
@@ -260,7 +260,7 @@ int storage_job_defer_success(struct storage_job *op, struct mv_error *err)
 	int r = sd_event_add_defer(op->s->event, &op->defer, on_defer, op);
 
 	if (r < 0)
-		return mv_err_internal(err, r, "volume '%s': %s", op->name, strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': %m", op->name);
 	return 0;
 }
 
@@ -283,8 +283,7 @@ int storage_job_commit(struct storage_job *op, struct mv_error *err)
 	int r;
 
 	if ((r = sync_file(op->pool->dir_fd, op->tmp)) < 0)
-		return mv_err_internal(err, r, "volume '%s': cannot sync its file: %s", op->name,
-				       strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': cannot sync its file: %m", op->name);
 	if (renameat2(op->pool->dir_fd, op->tmp, op->pool->dir_fd, op->name, RENAME_NOREPLACE) < 0)
 		return mv_err_internal(err, -errno,
 				       "volume '%s': cannot rename its file into place: %m",
@@ -508,8 +507,8 @@ static int op_run_step(struct storage_job *op, struct mv_error *err)
 	if (r < 0) {
 		close(fds[0]);
 		close(fds[1]);
-		return mv_err_internal(err, r, "volume '%s': cannot watch %s: %s", op->name,
-				       st->what, strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': cannot watch %s: %m", op->name,
+				       st->what);
 	}
 	op->out_fd = fds[0];
 	r = proc_spawn(op->s->event,

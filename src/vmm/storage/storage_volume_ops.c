@@ -38,8 +38,7 @@ static int create_raw(struct storage_job *op, struct mv_error *err)
 	fd = openat(op->pool->dir_fd, op->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, (off_t)op->size) < 0) {
 		r = -errno;
-		return mv_err_internal(err, r, "volume '%s': cannot size its file: %s", op->name,
-				       strerror(-r));
+		return mv_err_internal(err, r, "volume '%s': cannot size its file: %m", op->name);
 	}
 	if ((r = storage_job_commit(op, err)) < 0)
 		return r;

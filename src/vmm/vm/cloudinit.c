@@ -146,13 +146,13 @@ static int run_tool(const char *search, char *const argv[], uint32_t timeout_ms,
 
 	r = proc_spawn_raw(exe, argv, envp, -1, -1, errfd, NULL, 0, true, &pid);
 	if (r < 0)
-		return mv_err_internal(err, r, "cannot execute %s: %s", exe, strerror(-r));
+		return mv_err_internal(err, r, "cannot execute %s: %m", exe);
 	r = proc_wait_timeout(pid, timeout_ms, &status);
 	if (r == -ETIMEDOUT)
 		return mv_err_timeout(err, "%s did not finish within %u ms (killed)", argv[0],
 				      timeout_ms);
 	if (r < 0)
-		return mv_err_internal(err, r, "cannot wait for %s: %s", argv[0], strerror(-r));
+		return mv_err_internal(err, r, "cannot wait for %s: %m", argv[0]);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	tool_message(errfd, msg, sizeof(msg));
