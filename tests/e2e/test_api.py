@@ -174,6 +174,32 @@ def test_nic_macs_assigned(daemon, vm_files):
     assert [n.mac for n in get(daemon, "net").config.nics] == macs
 
 
+def test_nic_mac_unique_across_vms(daemon, vm_files):
+    cfg = base_config(vm_files)
+    cfg.nics.add(tap="tap-mv0", mac="52:54:00:aa:bb:cc")
+    first = create(daemon, "first", cfg)
+    for mac in ("52:54:00:aa:bb:cc", "52:54:00:AA:BB:Cc"):
+        cfg = base_config(vm_files)
+        cfg.nics.add(tap="tap-mv1")
+        cfg.nics.add(tap="tap-mv2", mac=mac)
+        e = rpc_error(daemon.call, "CreateVm", pb.CreateVmRequest(name="second", config=cfg))
+        assert e.code() == grpc.StatusCode.ALREADY_EXISTS, e.details()
+        assert re.search(r"config\.nics\[1\]\.mac: .* already used by vm 'first' \(nics\[0\]\)",
+                         e.details()), e.details()
+    # Nothing of the refused VM is left; the first one is untouched.
+    assert [v.name for v in daemon.call("ListVms").vms] == ["first"]
+    assert get(daemon, "first").SerializeToString() == first.SerializeToString()
+    # Assigned addresses never collide with a VM's either (one NIC each, many VMs).
+    seen = {first.config.nics[0].mac.lower()}
+    for i in range(20):
+        cfg = base_config(vm_files)
+        cfg.nics.add(tap=f"tap-a{i}")
+        vm = create(daemon, f"auto-{i}", cfg)
+        mac = vm.config.nics[0].mac.lower()
+        assert mac not in seen, mac
+        seen.add(mac)
+
+
 def test_boundaries_accepted(daemon, vm_files):
     info = daemon.call("GetSystemInfo")
     name = "a" * 63

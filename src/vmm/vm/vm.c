@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <systemd/sd-id128.h>
 
@@ -127,8 +128,26 @@ static bool looks_like_uuid(const char *s)
 	return strlen(s) == VM_ID_LEN && sd_id128_from_string(s, &id) >= 0;
 }
 
-/* The MAC addresses the daemon assigns: 52:54:00 prefix, random, unique within the VM. */
-static int assign_macs(struct vm_config *c, struct mv_error *err)
+/* A MAC address names one NIC on the host's networks: one given twice, even in another
+ * case, is refused (validate_vm_config refuses it within one VM). */
+static int check_macs_unique(struct vm_manager *m, const struct vm_config *c,
+			     const struct vm *except, struct mv_error *err)
+{
+	for (size_t i = 0; i < c->n_nics; i++) {
+		size_t k = 0;
+		const struct vm *other = vm_registry_find_mac(m, c->nics[i].mac, except, &k);
+
+		if (other)
+			return mv_err_exists(err,
+					     "config.nics[%zu].mac: %s is already used by vm '%s' "
+					     "(nics[%zu])",
+					     i, c->nics[i].mac, other->rec.name, k);
+	}
+	return 0;
+}
+
+/* The MAC addresses the daemon assigns: 52:54:00 prefix, random, unique among all VMs. */
+static int assign_macs(struct vm_manager *m, struct vm_config *c, struct mv_error *err)
 {
 	for (size_t i = 0; i < c->n_nics; i++) {
 		uint8_t b[3];
@@ -145,11 +164,13 @@ static int assign_macs(struct vm_config *c, struct mv_error *err)
 			c->nics[i].mac = NULL;
 			return mv_err_oom(err);
 		}
-		for (size_t j = 0; j < c->n_nics; j++)
-			if (j != i && c->nics[j].mac && streq(c->nics[j].mac, c->nics[i].mac)) {
-				i--; /* collision: draw again */
-				break;
-			}
+		bool taken = vm_registry_find_mac(m, c->nics[i].mac, NULL, NULL) != NULL;
+
+		for (size_t j = 0; j < c->n_nics && !taken; j++)
+			taken = j != i && c->nics[j].mac &&
+				strcasecmp(c->nics[j].mac, c->nics[i].mac) == 0;
+		if (taken)
+			i--; /* collision: draw again */
 	}
 	return 0;
 }
@@ -197,6 +218,9 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 	r = validate_vm_config(config, host, MV_ERR_INVALID, err);
 	if (r < 0)
 		return r;
+	r = check_macs_unique(m, config, NULL, err);
+	if (r < 0)
+		return r;
 
 	vm = vm_new(m);
 	if (!vm)
@@ -210,7 +234,7 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 	r = complete_disks(m, &rec->config, err);
 	if (r < 0)
 		goto fail;
-	r = assign_macs(&rec->config, err);
+	r = assign_macs(m, &rec->config, err);
 	if (r < 0)
 		goto fail;
 	r = sd_id128_randomize(&id);

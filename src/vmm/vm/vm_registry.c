@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "common/clock.h"
@@ -48,6 +49,26 @@ ssize_t vm_registry_find_name(const struct vm_manager *m, const char *name)
 			hi = mid;
 	}
 	return -(ssize_t)lo - 1;
+}
+
+struct vm *vm_registry_find_mac(struct vm_manager *m, const char *mac, const struct vm *except,
+				size_t *ret_nic)
+{
+	if (isempty(mac))
+		return NULL;
+	for (size_t i = 0; i < m->n_vms; i++) {
+		const struct vm_config *c = &m->vms[i]->rec.config;
+
+		if (m->vms[i] == except)
+			continue;
+		for (size_t k = 0; k < c->n_nics; k++)
+			if (c->nics[k].mac && strcasecmp(c->nics[k].mac, mac) == 0) {
+				if (ret_nic)
+					*ret_nic = k;
+				return m->vms[i];
+			}
+	}
+	return NULL;
 }
 
 struct vm *vm_registry_find(struct vm_manager *m, const char *ref)

@@ -21,6 +21,10 @@ struct vm *vm_registry_find(struct vm_manager *m, const char *ref);
  * field) with a message. */
 int vm_registry_lookup(struct vm_manager *m, const char *ref, const char *field, struct vm **ret,
 		       struct mv_error *err);
+/* The VM other than except (may be NULL) with a NIC whose MAC address is mac, compared
+ * case-insensitively, or NULL; *ret_nic (may be NULL) is that NIC's index. */
+struct vm *vm_registry_find_mac(struct vm_manager *m, const char *mac, const struct vm *except,
+				size_t *ret_nic);
 /* Makes room for one more VM, so that the next vm_registry_insert cannot fail. */
 int vm_registry_reserve(struct vm_manager *m);
 /* Inserts vm at pos (from vm_registry_find_name); -ENOMEM unless room was reserved. */
