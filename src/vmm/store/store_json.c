@@ -197,7 +197,7 @@ static int nic_from_json(struct json_object *o, struct vm_nic *n)
 	return 0;
 }
 
-/* Fills c (zeroed by the caller, freed by the caller also on failure) from a parsed config;
+/* Fills c (zeroed here, freed by the caller also on failure) from a parsed config;
  * on -EBADMSG, *ret_field names the offending member. */
 int store_config_from_json(struct json_object *o, struct vm_config *c, const char **ret_field)
 {
@@ -206,6 +206,7 @@ int store_config_from_json(struct json_object *o, struct vm_config *c, const cha
 	uint64_t vcpus;
 	int r;
 
+	*c = (struct vm_config){};
 #define GET(field, call)                                                                           \
 	do {                                                                                       \
 		*ret_field = field;                                                                \

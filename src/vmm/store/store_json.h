@@ -15,5 +15,6 @@ static inline void json_putp(struct json_object **o)
 
 /* 0 or -ENOMEM. */
 int store_config_to_json(const struct vm_config *c, struct json_object **ret);
-/* Fills c (zeroed first) from o; -EBADMSG naming the bad member in *ret_field, or -ENOMEM. */
+/* Fills c (zeroed first; the caller frees it with vmdef_config_done(), also on failure) from o;
+ * -EBADMSG naming the bad member in *ret_field, or -ENOMEM. */
 int store_config_from_json(struct json_object *o, struct vm_config *c, const char **ret_field);
