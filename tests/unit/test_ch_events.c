@@ -291,6 +291,8 @@ static void test_invalid_objects_skipped(void **state)
 		"{\"source\":\"vm\",\"event\":null}\n\n"
 		"{\"source\":\"0123456789012345678901234567890123\",\"event\":\"x\"}\n\n"
 		"{\"source\":\"vm\",\"event\":\"x\\u0000y\"}\n\n"
+		"{\"source\":\"\",\"event\":\"shutdown\"}\n\n"
+		"{\"source\":\"vm\",\"event\":\"\"}\n\n"
 		"{}\n\n"
 		"{\"timestamp\":{\"secs\":5,\"nanos\":6},\"source\":\"vm\",\"event\":\"resumed\"}\n\n"
 		"{\"source\":\"vm\",\"event\":\"rebooted\",\"timestamp\":\"soon\"}\n\n";

@@ -60,7 +60,8 @@ static int collect(struct ch_event_parser *p, char c)
 	return 0;
 }
 
-/* Copies the string member key of o into dst; false if absent, not a string, or too long. */
+/* Copies the string member key of o into dst; false if absent, not a string, empty, or too
+ * long: an event always names its source and what happened. */
 static bool get_string(struct json_object *o, const char *key, char *dst, size_t size)
 {
 	struct json_object *v;
@@ -71,7 +72,7 @@ static bool get_string(struct json_object *o, const char *key, char *dst, size_t
 		return false;
 	s = json_object_get_string(v);
 	n = (size_t)json_object_get_string_len(v);
-	if (n >= size || memchr(s, '\0', n))
+	if (n == 0 || n >= size || memchr(s, '\0', n))
 		return false;
 	memcpy(dst, s, n);
 	dst[n] = '\0';
