@@ -414,7 +414,8 @@ def test_input_the_guest_cannot_take_is_dropped_with_a_notice(d, vm_files, viewe
     v.wait(rb"tick \d+\r\n")
     big = 4 * 1024 * 1024  # far more than a socket buffer: the write is short
     v.send(b"\0" * big)
-    wait_for(lambda: v.notices, lambda: f"a notice; got {v.notices}")
+    wait_for(lambda: v.notices, lambda: f"a notice; got {v.notices}, stream "
+             f"{'ended (%s: %s)' % (v.code, v.details) if v.done.is_set() else 'open'}")
     m = re.fullmatch(r"input dropped \((\d+) of (\d+) bytes\): the guest is not reading",
                      v.notices[0][1])
     assert m, v.notices

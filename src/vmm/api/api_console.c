@@ -345,6 +345,8 @@ static void console_input(struct console_session *s, const ProtobufCBinaryData *
 		why = strerror(-r);
 	else
 		dropped -= (size_t)r;
+	log_debug("vm %s: console input dropped (%zu of %zu bytes): %s", s->vm_name, dropped,
+		  in->len, why);
 	if (s->skipped == 0)
 		flush_pending(s, CONSOLE_MAX_QUEUED);
 	(void)send_notice(s, CONSOLE_MAX_QUEUED, "input dropped (%zu of %zu bytes): %s", dropped,
