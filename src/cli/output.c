@@ -176,7 +176,7 @@ static void format_enum(const ProtobufCEnumDescriptor *desc, int value, const ch
 {
 	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(desc, value);
 
-	if (!v || strncmp(v->name, prefix, strlen(prefix)) != 0) {
+	if (!v || !startswith(v->name, prefix)) {
 		snprintf(buf, size, "%d", value);
 		return;
 	}

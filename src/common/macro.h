@@ -72,3 +72,5 @@ static inline int isempty(const char *s)
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+/* Whether s begins with prefix. */
+#define startswith(s, prefix) (strncmp((s), (prefix), strlen(prefix)) == 0)

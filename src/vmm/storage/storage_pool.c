@@ -166,8 +166,7 @@ static int pool_scan(struct storage *s, struct storage_pool *pool, struct mv_err
 
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
-		if (!strncmp(de->d_name, STORAGE_TMP_PREFIX, strlen(STORAGE_TMP_PREFIX)) &&
-		    de->d_type != DT_DIR) {
+		if (startswith(de->d_name, STORAGE_TMP_PREFIX) && de->d_type != DT_DIR) {
 			if (unlinkat(pool->dir_fd, de->d_name, 0) == 0)
 				log_notice("storage: removed %s/%s, left over by an interrupted "
 					   "operation",

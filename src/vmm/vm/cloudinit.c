@@ -219,7 +219,7 @@ void cloudinit_seed_remove(const char *path)
 	while ((de = readdir(d))) {
 		_cleanup_close_ int fd = -1;
 
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+		if (!startswith(de->d_name, prefix))
 			continue;
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
