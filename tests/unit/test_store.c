@@ -4,7 +4,9 @@
  * included), upsert/duplicate/delete semantics, ordering, persistence, and refusal of corrupt
  * rows and of corrupt or too-new files without changing a byte of them. The test reads and
  * prepares files through its own sqlite3 connection; a pass-through VFS counts syncs of the WAL.
- * Volume rows: round trip, upsert, the backing-volume constraint, migration from version 2. */
+ * Volume rows: round trip, upsert, the backing-volume constraint, migration from version 2.
+ * Network rows: round trip of every member and mode, replace by id, duplicate names, delete,
+ * invalid records, rows with a broken config, migration from version 3. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1710,6 +1712,501 @@ static void test_migrate_v2_with_content(void **state)
 	vmdef_record_done(&want);
 }
 
+/* --- network rows --------------------------------------------------------------------------- */
+
+/* The networks table as migration 4 defines it. */
+static const char networks_layout[] = "id:TEXT:1:-:1 name:TEXT:1:-:0 created_at_us:INTEGER:1:-:0 "
+				      "config:TEXT:1:-:0";
+
+static char *networks_table_layout(sqlite3 *db)
+{
+	return raw_text(db,
+			"SELECT group_concat(name || ':' || type || ':' || \"notnull\" || ':' || "
+			"ifnull(dflt_value, '-') || ':' || pk, ' ') "
+			"FROM (SELECT * FROM pragma_table_info('networks') ORDER BY cid)");
+}
+
+static char *xstrdup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+/* A network record (free with store_network_record_done()); NULL strings stay unset. */
+static void net_record(struct network_record *n, unsigned id, const char *name, enum net_mode mode,
+		       const char *bridge, const char *subnet, const char *dhcp_start,
+		       const char *dhcp_end, const char *ipv6, const char *domain)
+{
+	memset(n, 0, sizeof(*n));
+	snprintf(n->id, sizeof(n->id), "00000000-0000-4000-9000-%012u", id);
+	n->name = xstrdup(name);
+	n->created_at_us = 1700000000000000 + id;
+	n->config = (struct net_config){
+		mode,
+		xstrdup_or_null(bridge),
+		xstrdup_or_null(subnet),
+		xstrdup_or_null(dhcp_start),
+		xstrdup_or_null(dhcp_end),
+		xstrdup_or_null(ipv6),
+		xstrdup_or_null(domain),
+	};
+}
+
+static void assert_str_or_null(const char *want, const char *got, const char *what)
+{
+	if (!want && !got)
+		return;
+	if (!want || !got || strcmp(want, got) != 0)
+		fail_msg("%s: want %s%s%s, got %s%s%s", what, want ? "'" : "", want ? want : "NULL",
+			 want ? "'" : "", got ? "'" : "", got ? got : "NULL", got ? "'" : "");
+}
+
+static void assert_network_equal(const struct network_record *want,
+				 const struct network_record *got)
+{
+	assert_string_equal(got->id, want->id);
+	assert_string_equal(got->name, want->name);
+	assert_true(got->created_at_us == want->created_at_us);
+	assert_int_equal(got->config.mode, want->config.mode);
+	assert_str_or_null(want->config.bridge, got->config.bridge, "bridge");
+	assert_str_or_null(want->config.ipv4_subnet, got->config.ipv4_subnet, "ipv4_subnet");
+	assert_str_or_null(want->config.dhcp_start, got->config.dhcp_start, "dhcp_start");
+	assert_str_or_null(want->config.dhcp_end, got->config.dhcp_end, "dhcp_end");
+	assert_str_or_null(want->config.ipv6_prefix, got->config.ipv6_prefix, "ipv6_prefix");
+	assert_str_or_null(want->config.domain, got->config.domain, "domain");
+}
+
+static void save_network_ok(struct store *s, const struct network_record *n)
+{
+	struct mv_error err = {0};
+	int r = store_network_save(s, n, &err);
+
+	if (r < 0)
+		fail_msg("store_network_save: %d %s", r, err.msg);
+	assert_int_equal(err.code, 0);
+}
+
+static size_t load_networks_ok(struct store *s, struct network_record **ret)
+{
+	struct mv_error err = {0};
+	size_t n = SIZE_MAX;
+	int r = store_network_load_all(s, ret, &n, &err);
+
+	if (r < 0)
+		fail_msg("store_network_load_all: %d %s", r, err.msg);
+	assert_int_not_equal(n, SIZE_MAX);
+	return n;
+}
+
+static void free_networks(struct network_record *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_network_record_done(&v[i]);
+	free(v);
+}
+
+/* Every member round-trips, every mode, and all-unset optional members stay unset. */
+static void test_network_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct network_record in[5], *out = (struct network_record *)&out;
+	struct store *s = open_ok(f->path);
+	char *text;
+	sqlite3 *db;
+	size_t n;
+
+	db = raw_open(f->path);
+	text = networks_table_layout(db);
+	assert_string_equal(text, networks_layout);
+	free(text);
+	sqlite3_close(db);
+	assert_int_equal(load_networks_ok(s, &out), 0);
+	assert_null(out);
+
+	/* names chosen so that the order by name is in[0..4] */
+	net_record(&in[0], 1, "a-nat", NET_MODE_NAT, "mvbr-a", "10.77.0.254/24", "10.77.0.10",
+		   "10.77.0.99", "fd42:1::/64", "lab.example");
+	in[0].created_at_us = INT64_MAX;
+	net_record(&in[1], 2, "b-unset", NET_MODE_UNSPECIFIED, NULL, NULL, NULL, NULL, NULL, NULL);
+	in[1].created_at_us = INT64_MIN;
+	net_record(&in[2], 3, "c-isolated", NET_MODE_ISOLATED, NULL, "192.168.5.0/24", NULL,
+		   "192.168.5.200", NULL, NULL);
+	net_record(&in[3], 4, "d-bridge", NET_MODE_BRIDGE, "br0", NULL, NULL, NULL, NULL, NULL);
+	net_record(&in[4], 5, "e-odd", NET_MODE_NAT, tricky, "", tricky, "\xff\xfe", "'); --",
+		   "d\xc3\xa9j\xc3\xa0.vu");
+
+	for (size_t i = 5; i-- > 0;)
+		save_network_ok(s, &in[i]);
+	n = load_networks_ok(s, &out);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_network_equal(&in[i], &out[i]);
+	free_networks(out, n);
+	store_close(s);
+
+	/* the JSON as stored: the modes by name, unset members (and mode) absent */
+	db = raw_open(f->path);
+	text = raw_text(db, "SELECT group_concat(config, ' ') FROM "
+			    "(SELECT config FROM networks WHERE name IN ('b-unset', 'c-isolated', "
+			    "'d-bridge') ORDER BY name)");
+	assert_string_equal(text, "{} {\"mode\":\"isolated\",\"ipv4_subnet\":\"192.168.5.0/24\","
+				  "\"dhcp_end\":\"192.168.5.200\"} "
+				  "{\"mode\":\"bridge\",\"bridge\":\"br0\"}");
+	free(text);
+	text = raw_text(db, "SELECT json_extract(config, '$.mode') FROM networks WHERE name = "
+			    "'a-nat'");
+	assert_string_equal(text, "nat");
+	free(text);
+	sqlite3_close(db);
+
+	/* and again from the file */
+	s = open_ok(f->path);
+	n = load_networks_ok(s, &out);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_network_equal(&in[i], &out[i]);
+	free_networks(out, n);
+	store_close(s);
+	for (size_t i = 0; i < 5; i++)
+		store_network_record_done(&in[i]);
+	store_network_record_done(NULL);
+}
+
+/* A save with the id of a stored network replaces all of it, unset members included. */
+static void test_network_upsert(void **state)
+{
+	struct fixture *f = *state;
+	struct network_record a, b, *out = NULL;
+	struct store *s = open_ok(f->path);
+	size_t n;
+
+	net_record(&a, 1, "lab", NET_MODE_NAT, "mvbr-lab", "10.1.0.0/24", "10.1.0.5", "10.1.0.9",
+		   "fd00:1::/64", "lab.mvirt");
+	net_record(&b, 1, "lab-2", NET_MODE_ISOLATED, NULL, "10.2.0.0/16", NULL, NULL, NULL, NULL);
+	b.created_at_us = 42;
+	save_network_ok(s, &a);
+	save_network_ok(s, &b);
+	n = load_networks_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_network_equal(&b, &out[0]);
+	free_networks(out, n);
+
+	/* the old name is free again */
+	a.id[35] = '2';
+	save_network_ok(s, &a);
+	n = load_networks_ok(s, &out);
+	assert_int_equal(n, 2);
+	assert_network_equal(&a, &out[0]);
+	assert_network_equal(&b, &out[1]);
+	free_networks(out, n);
+	store_close(s);
+	store_network_record_done(&a);
+	store_network_record_done(&b);
+}
+
+static void test_network_duplicate_name(void **state)
+{
+	struct fixture *f = *state;
+	struct network_record a, b, *out = NULL;
+	struct vm_record vm;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	char want[256];
+	size_t n;
+
+	net_record(&a, 1, "web", NET_MODE_NAT, NULL, "10.3.0.0/24", NULL, NULL, NULL, NULL);
+	net_record(&b, 2, "web", NET_MODE_BRIDGE, "br0", NULL, NULL, NULL, NULL, NULL);
+	save_network_ok(s, &a);
+	assert_int_equal(store_network_save(s, &b, &err), -EEXIST);
+	assert_int_equal(err.kind, MV_ERR_EXISTS);
+	snprintf(want, sizeof(want), "name 'web' is already used by network %s", a.id);
+	assert_string_equal(err.msg, want);
+
+	/* renaming another network onto the name fails the same way */
+	free(b.name);
+	b.name = xstrdup("web-2");
+	save_network_ok(s, &b);
+	free(b.name);
+	b.name = xstrdup("web");
+	mv_error_clear(&err);
+	assert_int_equal(store_network_save(s, &b, &err), -EEXIST);
+	assert_string_equal(err.msg, want);
+
+	/* nothing changed; a VM may have a network's name */
+	n = load_networks_ok(s, &out);
+	assert_int_equal(n, 2);
+	assert_network_equal(&a, &out[0]);
+	assert_string_equal(out[1].name, "web-2");
+	assert_int_equal(out[1].config.mode, NET_MODE_BRIDGE);
+	free_networks(out, n);
+	basic_record(&vm, 1, "web");
+	save_ok(s, &vm);
+	store_close(s);
+	vmdef_record_done(&vm);
+	store_network_record_done(&a);
+	store_network_record_done(&b);
+}
+
+static void test_network_delete(void **state)
+{
+	struct fixture *f = *state;
+	struct network_record a, b, *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	size_t n;
+
+	net_record(&a, 1, "one", NET_MODE_NAT, NULL, "10.4.0.0/24", NULL, NULL, NULL, NULL);
+	net_record(&b, 2, "two", NET_MODE_ISOLATED, NULL, "10.5.0.0/24", NULL, NULL, NULL, NULL);
+	save_network_ok(s, &a);
+	save_network_ok(s, &b);
+	assert_int_equal(store_network_delete(s, a.id, &err), 0);
+	assert_int_equal(err.code, 0);
+	n = load_networks_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_network_equal(&b, &out[0]);
+	free_networks(out, n);
+
+	assert_int_equal(store_network_delete(s, a.id, &err), -ENOENT);
+	assert_int_equal(err.kind, MV_ERR_NOT_FOUND);
+	assert_non_null(strstr(err.msg, a.id));
+	assert_non_null(strstr(err.msg, "network"));
+	assert_int_equal(store_network_delete(s, "no-such-id", NULL), -ENOENT);
+	assert_int_equal(store_network_delete(s, NULL, NULL), -EINVAL);
+	/* a VM's id is not a network's */
+	assert_int_equal(store_network_delete(s, "00000000-0000-4000-8000-000000000002", NULL),
+			 -ENOENT);
+
+	/* the name of a deleted network is free again, and it stays deleted in the file */
+	free(a.name);
+	a.name = xstrdup("two");
+	a.id[35] = '3';
+	assert_int_equal(store_network_delete(s, b.id, NULL), 0);
+	save_network_ok(s, &a);
+	store_close(s);
+	s = open_ok(f->path);
+	n = load_networks_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_network_equal(&a, &out[0]);
+	free_networks(out, n);
+	store_close(s);
+	store_network_record_done(&a);
+	store_network_record_done(&b);
+}
+
+static void test_invalid_network_records(void **state)
+{
+	struct fixture *f = *state;
+	struct network_record r, *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	char *name;
+
+	net_record(&r, 1, "bad", NET_MODE_NAT, NULL, "10.6.0.0/24", NULL, NULL, NULL, NULL);
+	r.config.mode = (enum net_mode)4;
+	assert_int_equal(store_network_save(s, &r, &err), -EINVAL);
+	assert_int_equal(err.kind, MV_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "config.mode"));
+	assert_non_null(strstr(err.msg, "'bad'"));
+	r.config.mode = (enum net_mode) - 1;
+	assert_int_equal(store_network_save(s, &r, NULL), -EINVAL);
+	r.config.mode = NET_MODE_NAT;
+	name = r.name;
+	r.name = NULL;
+	assert_int_equal(store_network_save(s, &r, NULL), -EINVAL);
+	r.name = (char *)"";
+	assert_int_equal(store_network_save(s, &r, NULL), -EINVAL);
+	r.name = name;
+	memset(r.id, 'x', sizeof(r.id));
+	mv_error_clear(&err);
+	assert_int_equal(store_network_save(s, &r, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "id"));
+	r.id[0] = '\0';
+	assert_int_equal(store_network_save(s, &r, NULL), -EINVAL);
+	assert_int_equal(load_networks_ok(s, &out), 0);
+	free(out);
+
+	r.id[0] = 'x';
+	r.id[sizeof(r.id) - 1] = '\0';
+	save_network_ok(s, &r); /* 36 characters is the most there is room for */
+	store_close(s);
+	store_network_record_done(&r);
+}
+
+/* A row whose config is not what the store writes fails the load, naming the network and the
+ * member; nothing is loaded half-way. */
+static void test_bad_network_row(void **state)
+{
+	static const struct {
+		const char *config, *needle;
+	} bad[] = {
+		{"{\"mode\": \"bogus\"}", "config.mode is invalid"},
+		{"{\"mode\": \"unknown\"}", "config.mode is invalid"},
+		{"{\"mode\": \"\"}", "config.mode is invalid"},
+		{"{\"mode\": \"NAT\"}", "config.mode is invalid"},
+		{"{\"mode\": 1}", "config.mode is invalid"},
+		{"{\"mode\": \"nat\", \"bridge\": 5}", "config.bridge is invalid"},
+		{"{\"ipv4_subnet\": true}", "config.ipv4_subnet is invalid"},
+		{"{\"dhcp_start\": {}}", "config.dhcp_start is invalid"},
+		{"{\"dhcp_end\": 1.5}", "config.dhcp_end is invalid"},
+		{"{\"ipv6_prefix\": [\"fd00::/64\"]}", "config.ipv6_prefix is invalid"},
+		{"{\"domain\": 0}", "config.domain is invalid"},
+		{"[]", "config.config is invalid"},
+		{"\"nat\"", "config.config is invalid"},
+		{"{\"mode\": \"nat\"} trailing", "config is not valid JSON"},
+		{"{\"mode\": \"nat\"", "config is not valid JSON"},
+		{"", "config is not valid JSON"},
+	};
+	static const char bad_id[] = "00000000-0000-4000-9000-00000000000b";
+	struct fixture *f = *state;
+	struct network_record *out = NULL;
+	struct mv_error err = {0};
+	struct store *s = open_ok(f->path);
+	sqlite3 *db = raw_open(f->path);
+	char sql[256];
+	size_t n = 0;
+
+	raw_exec(db, "INSERT INTO networks VALUES "
+		     "('00000000-0000-4000-9000-00000000000a', 'a-ok', 1, '{\"mode\": \"nat\"}'),"
+		     "('00000000-0000-4000-9000-00000000000b', 'b-bad', 2, '{}')");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sqlite3_stmt *st;
+
+		assert_int_equal(sqlite3_prepare_v2(db,
+						    "UPDATE networks SET config = ?1 "
+						    "WHERE name = 'b-bad'",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		sqlite3_bind_text(st, 1, bad[i].config, -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_finalize(st);
+		mv_error_clear(&err);
+		out = NULL;
+		n = 7;
+		if (store_network_load_all(s, &out, &n, &err) != -EUCLEAN)
+			fail_msg("%s: loaded", bad[i].config);
+		assert_null(out);
+		assert_int_equal(n, 7);
+		assert_int_equal(err.kind, MV_ERR_INTERNAL);
+		if (!strstr(err.msg, bad[i].needle) || !strstr(err.msg, bad_id) ||
+		    !strstr(err.msg, "network") || !strstr(err.msg, f->path))
+			fail_msg("%s: %s", bad[i].config, err.msg);
+	}
+
+	/* JSON null is unset, and so is an absent mode */
+	raw_exec(db, "UPDATE networks SET config = '{\"mode\": null, \"bridge\": null, "
+		     "\"domain\": \"x.y\"}' WHERE name = 'b-bad'");
+	n = load_networks_ok(s, &out);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].config.mode, NET_MODE_NAT);
+	assert_int_equal(out[1].config.mode, NET_MODE_UNSPECIFIED);
+	assert_null(out[1].config.bridge);
+	assert_string_equal(out[1].config.domain, "x.y");
+	free_networks(out, n);
+
+	/* rows the store cannot have written otherwise */
+	snprintf(sql, sizeof(sql), "UPDATE networks SET name = '' WHERE id = '%s'", bad_id);
+	raw_exec(db, sql);
+	mv_error_clear(&err);
+	assert_int_equal(store_network_load_all(s, &out, &n, &err), -EUCLEAN);
+	assert_non_null(strstr(err.msg, "invalid name"));
+	raw_exec(db, "UPDATE networks SET name = 'b', id = '' WHERE name = ''");
+	mv_error_clear(&err);
+	assert_int_equal(store_network_load_all(s, &out, &n, &err), -EUCLEAN);
+	assert_non_null(strstr(err.msg, "a network row has an invalid id"));
+	sqlite3_close(db);
+	store_close(s);
+}
+
+/* Version 3 of the volumes table, verbatim from the third migration in store.c. Frozen. */
+static const char volumes_v3_sql[] = "CREATE TABLE volumes ("
+				     " name TEXT PRIMARY KEY NOT NULL,"
+				     " pool TEXT NOT NULL,"
+				     " format INTEGER NOT NULL,"
+				     " created_at_us INTEGER NOT NULL,"
+				     " backing TEXT REFERENCES volumes(name))";
+
+/* A version 3 file gets an empty networks table; its VMs and volumes stay as they were. */
+static void test_migrate_v3_with_content(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record want, *out = NULL;
+	struct volume_record *vols = NULL;
+	struct network_record net, *nets = NULL;
+	struct store *s;
+	char fresh_path[PATH_MAX], sql[1024], *fresh, *migrated;
+	sqlite3 *db;
+	size_t n;
+
+	basic_record(&want, 1, "alpha");
+	want.state = VM_STATE_RUNNING;
+	want.process = (struct vm_process){4242, 77, "6f1c2a4e-9b3d-4e8f-a1b2-c3d4e5f60718"};
+	db = raw_open(f->path);
+	raw_exec(db, "PRAGMA journal_mode = WAL");
+	raw_exec(db, vms_v1_sql);
+	raw_exec(db, "ALTER TABLE vms ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;"
+		     "ALTER TABLE vms ADD COLUMN pid_starttime INTEGER NOT NULL DEFAULT 0;"
+		     "ALTER TABLE vms ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''");
+	raw_exec(db, volumes_v3_sql);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO vms (" V1_COLUMNS ", pid, pid_starttime, boot_id) VALUES "
+		 "('%s', 'alpha', 3, NULL, %" PRId64
+		 ", 0, '{\"vcpus\":2,\"memory_mb\":1024,\"kernel\":\"/boot/vmlinuz\","
+		 "\"cmdline\":\"console=ttyS0\",\"disks\":[{\"path\":\"/var/lib/mvirt/a.raw\","
+		 "\"readonly\":false,\"format\":\"raw\"}],\"nics\":[]}', 4242, 77, '%s');"
+		 "INSERT INTO volumes VALUES ('base', 'default', 2, 5, NULL),"
+		 " ('clone', 'fast', 2, 6, 'base'); PRAGMA user_version = 3",
+		 want.id, want.created_at_us, want.process.boot_id);
+	raw_exec(db, sql);
+	sqlite3_close(db);
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), 3);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_true(vmdef_record_equal(&want, &out[0]));
+	free_records(out, n);
+	n = load_volumes_ok(s, &vols);
+	assert_int_equal(n, 2);
+	assert_string_equal(vols[0].name, "base");
+	assert_int_equal(vols[0].format, DISK_FORMAT_QCOW2);
+	assert_true(vols[0].created_at_us == 5);
+	assert_null(vols[0].backing);
+	assert_string_equal(vols[1].pool, "fast");
+	assert_string_equal(vols[1].backing, "base");
+	free_volumes(vols, n);
+	assert_int_equal(store_volume_delete(s, "base", NULL), -EBUSY);
+	assert_int_equal(load_networks_ok(s, &nets), 0);
+	free(nets);
+	net_record(&net, 1, "lab", NET_MODE_NAT, NULL, "10.7.0.0/24", NULL, NULL, NULL, NULL);
+	save_network_ok(s, &net);
+	store_close(s);
+
+	snprintf(fresh_path, sizeof(fresh_path), "%s/fresh.db", f->dir);
+	store_close(open_ok(fresh_path));
+	db = raw_open(fresh_path);
+	fresh = networks_table_layout(db);
+	sqlite3_close(db);
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	migrated = networks_table_layout(db);
+	assert_string_equal(migrated, fresh);
+	assert_string_equal(migrated, networks_layout);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM networks"), 1);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM volumes"), 2);
+	free(fresh);
+	free(migrated);
+	sqlite3_close(db);
+
+	s = open_ok(f->path);
+	assert_int_equal(store_schema_version_found(s), STORE_SCHEMA_VERSION);
+	n = load_networks_ok(s, &nets);
+	assert_int_equal(n, 1);
+	assert_network_equal(&net, &nets[0]);
+	free_networks(nets, n);
+	store_close(s);
+	store_network_record_done(&net);
+	vmdef_record_done(&want);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1739,6 +2236,13 @@ int main(void)
 		T(test_volume_rows),
 		T(test_bad_volume_row),
 		T(test_migrate_v2_with_content),
+		T(test_network_rows),
+		T(test_network_upsert),
+		T(test_network_duplicate_name),
+		T(test_network_delete),
+		T(test_invalid_network_records),
+		T(test_bad_network_row),
+		T(test_migrate_v3_with_content),
 	};
 #undef T
 

@@ -1,11 +1,14 @@
-/* The state store: VM records and storage volumes in one SQLite file (contract in store.h).
+/* The state store: VM records, storage volumes and managed networks in one SQLite file (contract
+ * in store.h).
  *
- * Owns the sqlite3 connection, its cached statements and the JSON form of a vm_config (built and
- * parsed here only). Invariants: nothing is written to the file before it has passed the
- * read-only checks (user_version, quick_check), and checkpoint-on-close is off until then, so a
- * refused file (and its WAL) is left byte-identical; once store_open returned 0 the schema is
- * STORE_SCHEMA_VERSION, the journal is WAL and every commit is synced (synchronous=FULL).
- * Called by the VM manager and the storage manager from the daemon's event loop; never logs. */
+ * Owns the sqlite3 connection, its cached statements and the JSON form of a vm_config and of a
+ * net_config (built and parsed here only, with store_json.c). Invariants: nothing is written to
+ * the file before it has passed the read-only checks (user_version, quick_check), and
+ * checkpoint-on-close is off until then, so a refused file (and its WAL) is left byte-identical;
+ * once store_open returned 0 the schema is STORE_SCHEMA_VERSION, the journal is WAL and every
+ * commit is synced (synchronous=FULL).
+ * Called by the VM manager, the storage manager and the network manager from the daemon's event
+ * loop; never logs. */
 #include "store/store.h"
 #include "store/store_json.h"
 
@@ -14,6 +17,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -35,6 +39,10 @@ struct store {
 	sqlite3_stmt *volume_save;
 	sqlite3_stmt *volume_delete;
 	sqlite3_stmt *volume_load_all;
+	sqlite3_stmt *network_save;
+	sqlite3_stmt *network_delete;
+	sqlite3_stmt *network_load_all;
+	sqlite3_stmt *network_find_name;
 	json_tokener *tok;
 };
 
@@ -63,6 +71,12 @@ static const struct migration {
 	    " format INTEGER NOT NULL,"
 	    " created_at_us INTEGER NOT NULL,"
 	    " backing TEXT REFERENCES volumes(name))"},
+	/* Managed networks (network/network.c); config is the JSON of a net_config (store_json.c). */
+	{4, "CREATE TABLE networks ("
+	    " id TEXT PRIMARY KEY NOT NULL,"
+	    " name TEXT NOT NULL UNIQUE,"
+	    " created_at_us INTEGER NOT NULL,"
+	    " config TEXT NOT NULL)"},
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration per version");
 
@@ -86,6 +100,14 @@ static const char sql_volume_save[] =
 static const char sql_volume_delete[] = "DELETE FROM volumes WHERE name = ?1";
 static const char sql_volume_load_all[] =
 	"SELECT name, pool, format, created_at_us, backing FROM volumes ORDER BY name";
+static const char sql_network_save[] =
+	"INSERT INTO networks (id, name, created_at_us, config) VALUES (?1, ?2, ?3, ?4)"
+	" ON CONFLICT(id) DO UPDATE SET name = excluded.name,"
+	" created_at_us = excluded.created_at_us, config = excluded.config";
+static const char sql_network_delete[] = "DELETE FROM networks WHERE id = ?1";
+static const char sql_network_load_all[] =
+	"SELECT id, name, created_at_us, config FROM networks ORDER BY name";
+static const char sql_network_find_name[] = "SELECT id FROM networks WHERE name = ?1";
 
 static int sqlite_errno(int rc)
 {
@@ -120,9 +142,17 @@ static enum mv_error_kind sqlite_kind(int rc)
 	}
 }
 
-/* Fills err from the connection's last error; call before anything that could overwrite it. */
-static int store_fail(struct store *s, int rc, struct mv_error *err, const char *what)
+/* Fills err from the connection's last error, saying what failed (a printf format); call before
+ * anything that could overwrite it. */
+_printf_(4, 5) static int store_fail(struct store *s, int rc, struct mv_error *err, const char *fmt,
+				     ...)
 {
+	char what[64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
 	return mv_err_kind(err, sqlite_kind(rc), sqlite_errno(rc), "state database %s: %s: %s",
 			   s->path, what, sqlite3_errmsg(s->db));
 }
@@ -294,6 +324,10 @@ static int store_prepare(struct store *s, struct mv_error *err)
 		{&s->volume_save, sql_volume_save},
 		{&s->volume_delete, sql_volume_delete},
 		{&s->volume_load_all, sql_volume_load_all},
+		{&s->network_save, sql_network_save},
+		{&s->network_delete, sql_network_delete},
+		{&s->network_load_all, sql_network_load_all},
+		{&s->network_find_name, sql_network_find_name},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(stmts); i++) {
@@ -371,6 +405,10 @@ void store_close(struct store *s)
 	sqlite3_finalize(s->volume_save);
 	sqlite3_finalize(s->volume_delete);
 	sqlite3_finalize(s->volume_load_all);
+	sqlite3_finalize(s->network_save);
+	sqlite3_finalize(s->network_delete);
+	sqlite3_finalize(s->network_load_all);
+	sqlite3_finalize(s->network_find_name);
 	if (s->tok)
 		json_tokener_free(s->tok);
 	sqlite3_close(s->db);
@@ -381,6 +419,207 @@ void store_close(struct store *s)
 int store_schema_version_found(const struct store *s)
 {
 	return s->version_found;
+}
+
+/* --- helpers of every table ----------------------------------------------------------------- */
+
+/* The -EEXIST of a save that hit the unique name of kind's table, naming the row that holds it
+ * (find_name: "SELECT id FROM <table> WHERE name = ?1"). */
+static int name_conflict(sqlite3_stmt *find_name, const char *kind, const char *name,
+			 struct mv_error *err)
+{
+	int rc, r;
+
+	rc = sqlite3_bind_text(find_name, 1, name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(find_name);
+	if (rc == SQLITE_ROW)
+		r = mv_err_exists(err, "name '%s' is already used by %s %s", name, kind,
+				  (const char *)sqlite3_column_text(find_name, 0));
+	else
+		r = mv_err_exists(err, "name '%s' is already used by another %s", name, kind);
+	sqlite3_reset(find_name);
+	sqlite3_clear_bindings(find_name);
+	return r;
+}
+
+/* Steps the upsert st of the row of kind named name, whose parameters are bound (rc: how
+ * binding went), and resets it: -EEXIST (name_conflict) when another row has the name, other
+ * failures prefixed with "<kind> '<name>': ". */
+static int save_row(struct store *s, sqlite3_stmt *st, int rc, sqlite3_stmt *find_name,
+		    const char *kind, const char *name, struct mv_error *err)
+{
+	int r = 0;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_CONSTRAINT_UNIQUE)
+		r = store_fail(s, rc, err, "saving %s", kind);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return name_conflict(find_name, kind, name, err);
+	if (r < 0)
+		return mv_err_prefix(err, "%s '%s': ", kind, name), r;
+	return 0;
+}
+
+/* Removes the row of kind with key id by st ("DELETE FROM <table> WHERE id = ?1"); -ENOENT
+ * when there is none. */
+static int delete_row(struct store *s, sqlite3_stmt *st, const char *kind, const char *id,
+		      struct mv_error *err)
+{
+	int rc, r = 0;
+
+	if (!id)
+		return mv_err_invalid(err, "no %s id given", kind);
+	rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		r = store_fail(s, rc, err, "deleting %s", kind);
+	else if (sqlite3_changes(s->db) == 0)
+		r = mv_err_not_found(err, "%s %s does not exist", kind, id);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (r < 0 && r != -ENOENT)
+		return mv_err_prefix(err, "%s %s: ", kind, id), r;
+	return r;
+}
+
+/* The text of config, the JSON document of the row of kind named name, to bind. */
+static int config_text(struct json_object *config, const char *kind, const char *name,
+		       const char **ret, int *ret_len, struct mv_error *err)
+{
+	const char *text;
+	size_t len;
+
+	if (!(text = json_object_to_json_string_length(config, STORE_JSON_FLAGS, &len)))
+		return mv_err_internal(err, -ENOMEM, "%s '%s': out of memory", kind, name);
+	if (len > INT_MAX)
+		return mv_err_kind(err, MV_ERR_INVALID, -E2BIG, "%s '%s': config is too large",
+				   kind, name);
+	*ret = text;
+	*ret_len = (int)len;
+	return 0;
+}
+
+/* Copies a text column; a NULL column gives NULL. */
+static int column_strdup(sqlite3_stmt *st, int col, char **ret)
+{
+	const unsigned char *text = sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	*ret = NULL;
+	if (!text)
+		return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : -ENOMEM;
+	*ret = malloc(n + 1);
+	if (!*ret)
+		return -ENOMEM;
+	memcpy(*ret, text, n + 1);
+	return 0;
+}
+
+/* Copies the key of a row of kind, a non-empty text of fewer than size bytes, into buf. */
+static int column_id(struct store *s, sqlite3_stmt *st, int col, const char *kind, char *buf,
+		     size_t size, struct mv_error *err)
+{
+	const char *id = (const char *)sqlite3_column_text(st, col);
+	int len = sqlite3_column_bytes(st, col);
+
+	if (!id || len == 0 || (size_t)len >= size)
+		return mv_err_internal(err, -EUCLEAN,
+				       "state database %s: a %s row has an invalid id", s->path,
+				       kind);
+	memcpy(buf, id, (size_t)len);
+	buf[len] = '\0';
+	return 0;
+}
+
+/* Parses the config column col of the row of kind with key id as one whole JSON document. */
+static int column_json(struct store *s, sqlite3_stmt *st, int col, const char *kind, const char *id,
+		       struct json_object **ret, struct mv_error *err)
+{
+	const char *text = (const char *)sqlite3_column_text(st, col);
+	int len = sqlite3_column_bytes(st, col);
+	struct json_object *o;
+
+	if (!text)
+		return mv_err_internal(err, -EUCLEAN, "state database %s: %s %s: no config",
+				       s->path, kind, id);
+	json_tokener_reset(s->tok);
+	o = json_tokener_parse_ex(s->tok, text, len);
+	if (!o || json_tokener_get_error(s->tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(s->tok) != (size_t)len) {
+		json_object_put(o);
+		return mv_err_internal(err, -EUCLEAN,
+				       "state database %s: %s %s: config is not valid JSON",
+				       s->path, kind, id);
+	}
+	*ret = o;
+	return 0;
+}
+
+/* The error of a config column that is JSON but not a config: r from store_*config_from_json,
+ * field the member it named. */
+static int config_fail(struct store *s, int r, const char *kind, const char *id, const char *field,
+		       struct mv_error *err)
+{
+	if (r == -ENOMEM)
+		return mv_err_internal(err, r, "%s %s: out of memory", kind, id);
+	return mv_err_internal(err, -EUCLEAN, "state database %s: %s %s: config.%s is invalid",
+			       s->path, kind, id, strempty(field));
+}
+
+/* How load_rows reads a table: its name for messages, the size of an element, how one row
+ * fills a zeroed element, and the element's destructor. */
+struct row_reader {
+	const char *what;
+	size_t size;
+	int (*read)(struct store *s, sqlite3_stmt *st, void *elem, struct mv_error *err);
+	void (*done)(void *elem);
+};
+
+/* All rows of the query st as a newly allocated array; on failure, nothing is returned and
+ * what was read is freed. */
+static int load_rows(struct store *s, sqlite3_stmt *st, const struct row_reader *rd, void **ret,
+		     size_t *ret_n, struct mv_error *err)
+{
+	char *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char *p = reallocarray(rows, ncap, rd->size);
+
+			if (!p) {
+				r = mv_err_internal(err, -ENOMEM, "loading %s: out of memory",
+						    rd->what);
+				break;
+			}
+			rows = p;
+			cap = ncap;
+		}
+		memset(rows + n * rd->size, 0, rd->size);
+		r = rd->read(s, st, rows + n * rd->size, err);
+		n++;
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, rc, err, "loading %s", rd->what);
+	sqlite3_reset(st);
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			rd->done(rows + i * rd->size);
+		free(rows);
+		return r;
+	}
+	*ret = rows;
+	*ret_n = n;
+	return 0;
 }
 
 /* --- VM rows -------------------------------------------------------------------------------- */
@@ -417,40 +656,19 @@ static int check_record(const struct vm_record *vm, struct mv_error *err)
 	return 0;
 }
 
-static int name_conflict(struct store *s, const char *name, struct mv_error *err)
-{
-	sqlite3_stmt *st = s->find_name;
-	int rc, r;
-
-	rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		r = mv_err_exists(err, "name '%s' is already used by vm %s", name,
-				  (const char *)sqlite3_column_text(st, 0));
-	else
-		r = mv_err_exists(err, "name '%s' is already used by another vm", name);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
-}
-
 int store_vm_save(struct store *s, const struct vm_record *vm, struct mv_error *err)
 {
 	_cleanup_(json_putp) struct json_object *config = NULL;
 	sqlite3_stmt *st = s->save;
 	const char *text;
-	size_t len;
-	int rc, r;
+	int len, rc, r;
 
 	if ((r = check_record(vm, err)) < 0)
 		return r;
-	if (store_config_to_json(&vm->config, &config) < 0 ||
-	    !(text = json_object_to_json_string_length(config, STORE_JSON_FLAGS, &len)))
+	if (store_config_to_json(&vm->config, &config) < 0)
 		return mv_err_internal(err, -ENOMEM, "vm '%s': out of memory", vm->name);
-	if (len > INT_MAX)
-		return mv_err_kind(err, MV_ERR_INVALID, -E2BIG, "vm '%s': config is too large",
-				   vm->name);
+	if ((r = config_text(config, "vm", vm->name, &text, &len, err)) < 0)
+		return r;
 
 	rc = sqlite3_bind_text(st, 1, vm->id, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
@@ -466,80 +684,31 @@ int store_vm_save(struct store *s, const struct vm_record *vm, struct mv_error *
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 6, vm->started_at_us);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 7, text, (int)len, SQLITE_STATIC);
+		rc = sqlite3_bind_text(st, 7, text, len, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 8, vm->process.pid);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 9, (sqlite3_int64)vm->process.starttime);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(st, 10, vm->process.boot_id, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		r = 0;
-	else if (rc != SQLITE_CONSTRAINT_UNIQUE)
-		r = store_fail(s, rc, err, "saving vm");
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_CONSTRAINT_UNIQUE)
-		return name_conflict(s, vm->name, err);
-	if (r < 0)
-		return mv_err_prefix(err, "vm '%s': ", vm->name), r;
-	return 0;
+	return save_row(s, st, rc, s->find_name, "vm", vm->name, err);
 }
 
 int store_vm_delete(struct store *s, const char *id, struct mv_error *err)
 {
-	sqlite3_stmt *st = s->delete;
-	int rc, r = 0;
-
-	if (!id)
-		return mv_err_invalid(err, "no vm id given");
-	rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		r = store_fail(s, rc, err, "deleting vm");
-	else if (sqlite3_changes(s->db) == 0)
-		r = mv_err_not_found(err, "vm %s does not exist", id);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (r < 0 && r != -ENOENT)
-		return mv_err_prefix(err, "vm %s: ", id), r;
-	return r;
+	return delete_row(s, s->delete, "vm", id, err);
 }
 
-/* Copies a text column; a NULL column gives NULL. */
-static int column_strdup(sqlite3_stmt *st, int col, char **ret)
-{
-	const unsigned char *text = sqlite3_column_text(st, col);
-	size_t n = (size_t)sqlite3_column_bytes(st, col);
-
-	*ret = NULL;
-	if (!text)
-		return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : -ENOMEM;
-	*ret = malloc(n + 1);
-	if (!*ret)
-		return -ENOMEM;
-	memcpy(*ret, text, n + 1);
-	return 0;
-}
-
-static int row_to_record(struct store *s, sqlite3_stmt *st, struct vm_record *vm,
-			 struct mv_error *err)
+static int row_to_record(struct store *s, sqlite3_stmt *st, void *elem, struct mv_error *err)
 {
 	_cleanup_(json_putp) struct json_object *config = NULL;
-	const char *id = (const char *)sqlite3_column_text(st, 0);
+	struct vm_record *vm = elem;
 	const char *text, *field = NULL;
 	int64_t state, pid;
 	int len, r;
 
-	len = sqlite3_column_bytes(st, 0);
-	if (!id || len == 0 || len > VM_ID_LEN)
-		return mv_err_internal(err, -EUCLEAN,
-				       "state database %s: a vm row has an invalid id", s->path);
-	memcpy(vm->id, id, (size_t)len);
-	vm->id[len] = '\0';
+	if ((r = column_id(s, st, 0, "vm", vm->id, sizeof(vm->id), err)) < 0)
+		return r;
 	if (column_strdup(st, 1, &vm->name) < 0 || column_strdup(st, 3, &vm->state_reason) < 0)
 		return mv_err_internal(err, -ENOMEM, "vm %s: out of memory", vm->id);
 	state = sqlite3_column_int64(st, 2);
@@ -565,65 +734,28 @@ static int row_to_record(struct store *s, sqlite3_stmt *st, struct vm_record *vm
 				       s->path, vm->id);
 	memcpy(vm->process.boot_id, text, (size_t)len + 1);
 
-	text = (const char *)sqlite3_column_text(st, 6);
-	len = sqlite3_column_bytes(st, 6);
-	if (!text)
-		return mv_err_internal(err, -EUCLEAN, "state database %s: vm %s: no config",
-				       s->path, vm->id);
-	json_tokener_reset(s->tok);
-	config = json_tokener_parse_ex(s->tok, text, len);
-	if (!config || json_tokener_get_error(s->tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(s->tok) != (size_t)len)
-		return mv_err_internal(err, -EUCLEAN,
-				       "state database %s: vm %s: config is not valid JSON",
-				       s->path, vm->id);
-	r = store_config_from_json(config, &vm->config, &field);
-	if (r == -ENOMEM)
-		return mv_err_internal(err, r, "vm %s: out of memory", vm->id);
-	if (r < 0)
-		return mv_err_internal(err, -EUCLEAN,
-				       "state database %s: vm %s: config.%s is invalid", s->path,
-				       vm->id, field);
+	if ((r = column_json(s, st, 6, "vm", vm->id, &config, err)) < 0)
+		return r;
+	if ((r = store_config_from_json(config, &vm->config, &field)) < 0)
+		return config_fail(s, r, "vm", vm->id, field, err);
 	return 0;
+}
+
+static void vm_row_done(void *elem)
+{
+	vmdef_record_done(elem);
 }
 
 int store_vm_load_all(struct store *s, struct vm_record **ret, size_t *ret_n, struct mv_error *err)
 {
-	sqlite3_stmt *st = s->load_all;
-	struct vm_record *vms = NULL;
-	size_t n = 0, cap = 0;
-	int rc, r = 0;
+	static const struct row_reader vm_rows = {"vms", sizeof(struct vm_record), row_to_record,
+						  vm_row_done};
+	void *rows;
+	int r = load_rows(s, s->load_all, &vm_rows, &rows, ret_n, err);
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct vm_record *p = reallocarray(vms, ncap, sizeof(*vms));
-
-			if (!p) {
-				r = mv_err_internal(err, -ENOMEM, "loading vms: out of memory");
-				break;
-			}
-			vms = p;
-			cap = ncap;
-		}
-		memset(&vms[n], 0, sizeof(vms[n]));
-		r = row_to_record(s, st, &vms[n], err);
-		n++;
-		if (r < 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_fail(s, rc, err, "loading vms");
-	sqlite3_reset(st);
-	if (r < 0) {
-		for (size_t i = 0; i < n; i++)
-			vmdef_record_done(&vms[i]);
-		free(vms);
-		return r;
-	}
-	*ret = vms;
-	*ret_n = n;
-	return 0;
+	if (r == 0)
+		*ret = rows;
+	return r;
 }
 
 /* --- volume rows ---------------------------------------------------------------------------- */
@@ -696,9 +828,9 @@ int store_volume_delete(struct store *s, const char *name, struct mv_error *err)
 	return r;
 }
 
-static int row_to_volume(struct store *s, sqlite3_stmt *st, struct volume_record *v,
-			 struct mv_error *err)
+static int row_to_volume(struct store *s, sqlite3_stmt *st, void *elem, struct mv_error *err)
 {
+	struct volume_record *v = elem;
 	int64_t format;
 
 	if (column_strdup(st, 0, &v->name) < 0 || column_strdup(st, 1, &v->pool) < 0 ||
@@ -716,42 +848,111 @@ static int row_to_volume(struct store *s, sqlite3_stmt *st, struct volume_record
 	return 0;
 }
 
+static void volume_row_done(void *elem)
+{
+	store_volume_record_done(elem);
+}
+
 int store_volume_load_all(struct store *s, struct volume_record **ret, size_t *ret_n,
 			  struct mv_error *err)
 {
-	sqlite3_stmt *st = s->volume_load_all;
-	struct volume_record *vols = NULL;
-	size_t n = 0, cap = 0;
-	int rc, r = 0;
+	static const struct row_reader volume_rows = {"volumes", sizeof(struct volume_record),
+						      row_to_volume, volume_row_done};
+	void *rows;
+	int r = load_rows(s, s->volume_load_all, &volume_rows, &rows, ret_n, err);
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct volume_record *p = reallocarray(vols, ncap, sizeof(*vols));
+	if (r == 0)
+		*ret = rows;
+	return r;
+}
 
-			if (!p) {
-				r = mv_err_internal(err, -ENOMEM, "loading volumes: out of memory");
-				break;
-			}
-			vols = p;
-			cap = ncap;
-		}
-		memset(&vols[n], 0, sizeof(vols[n]));
-		r = row_to_volume(s, st, &vols[n], err);
-		n++;
-		if (r < 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_fail(s, rc, err, "loading volumes");
-	sqlite3_reset(st);
-	if (r < 0) {
-		for (size_t i = 0; i < n; i++)
-			store_volume_record_done(&vols[i]);
-		free(vols);
+/* --- network rows --------------------------------------------------------------------------- */
+
+void store_network_record_done(struct network_record *n)
+{
+	if (!n)
+		return;
+	free(n->name);
+	net_config_done(&n->config);
+	memset(n, 0, sizeof(*n));
+}
+
+static bool net_mode_valid(int64_t mode)
+{
+	return mode >= NET_MODE_UNSPECIFIED && mode <= NET_MODE_BRIDGE;
+}
+
+int store_network_save(struct store *s, const struct network_record *n, struct mv_error *err)
+{
+	_cleanup_(json_putp) struct json_object *config = NULL;
+	sqlite3_stmt *st = s->network_save;
+	size_t id_len = strnlen(n->id, sizeof(n->id));
+	const char *text;
+	int len, rc, r;
+
+	if (id_len == 0 || id_len == sizeof(n->id))
+		return mv_err_invalid(err, "network has no valid id");
+	if (isempty(n->name))
+		return mv_err_invalid(err, "network %s has no name", n->id);
+	if (!net_mode_valid(n->config.mode))
+		return mv_err_invalid(err, "network '%s': config.mode: invalid value %d", n->name,
+				      (int)n->config.mode);
+	if (store_net_config_to_json(&n->config, &config) < 0)
+		return mv_err_internal(err, -ENOMEM, "network '%s': out of memory", n->name);
+	if ((r = config_text(config, "network", n->name, &text, &len, err)) < 0)
 		return r;
-	}
-	*ret = vols;
-	*ret_n = n;
+
+	rc = sqlite3_bind_text(st, 1, n->id, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, n->name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, n->created_at_us);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 4, text, len, SQLITE_STATIC);
+	return save_row(s, st, rc, s->network_find_name, "network", n->name, err);
+}
+
+int store_network_delete(struct store *s, const char *id, struct mv_error *err)
+{
+	return delete_row(s, s->network_delete, "network", id, err);
+}
+
+static int row_to_network(struct store *s, sqlite3_stmt *st, void *elem, struct mv_error *err)
+{
+	_cleanup_(json_putp) struct json_object *config = NULL;
+	struct network_record *n = elem;
+	const char *field = NULL;
+	int r;
+
+	if ((r = column_id(s, st, 0, "network", n->id, sizeof(n->id), err)) < 0)
+		return r;
+	if (column_strdup(st, 1, &n->name) < 0)
+		return mv_err_internal(err, -ENOMEM, "network %s: out of memory", n->id);
+	if (isempty(n->name))
+		return mv_err_internal(err, -EUCLEAN, "state database %s: network %s: invalid name",
+				       s->path, n->id);
+	n->created_at_us = sqlite3_column_int64(st, 2);
+	if ((r = column_json(s, st, 3, "network", n->id, &config, err)) < 0)
+		return r;
+	if ((r = store_net_config_from_json(config, &n->config, &field)) < 0)
+		return config_fail(s, r, "network", n->id, field, err);
 	return 0;
+}
+
+static void network_row_done(void *elem)
+{
+	store_network_record_done(elem);
+}
+
+int store_network_load_all(struct store *s, struct network_record **ret, size_t *ret_n,
+			   struct mv_error *err)
+{
+	static const struct row_reader network_rows = {"networks", sizeof(struct network_record),
+						       row_to_network, network_row_done};
+	void *rows;
+	int r = load_rows(s, s->network_load_all, &network_rows, &rows, ret_n, err);
+
+	if (r == 0)
+		*ret = rows;
+	return r;
 }

@@ -1,4 +1,4 @@
-/* The state store: VM definitions and state, and storage volumes, in SQLite.
+/* The state store: VM definitions and state, storage volumes and managed networks, in SQLite.
  *
  * One database file per state directory (<state-dir>/mvirt.db), opened by one daemon at a time
  * (the daemon holds a lock file, see main.c). WAL mode with synchronous=FULL: a save that
@@ -13,9 +13,10 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "model/netdef.h"
 #include "model/vmdef.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 
@@ -55,6 +56,30 @@ int store_volume_delete(struct store *s, const char *name, struct mv_error *err)
  * store_volume_record_done() on each element and free() on the array. */
 int store_volume_load_all(struct store *s, struct volume_record **ret, size_t *ret_n,
 			  struct mv_error *err);
+
+/* A managed network of the network manager (network/network.h), as stored. The row is written
+ * before the network's bridge is made and removed after it is gone, so that a daemon that dies
+ * in between finds (and finishes or undoes) what it started. */
+struct network_record {
+	char id[37]; /* UUID, the row's key */
+	char *name;  /* unique */
+	struct net_config config;
+	int64_t created_at_us;
+};
+
+void store_network_record_done(struct network_record *n);
+
+/* Inserts or replaces the network with n->id, atomically. -EEXIST if another network has its
+ * name; -EINVAL without an id or name, or with a mode outside enum net_mode. The config is
+ * stored as it is: checking it (net_config_resolve) is the caller's business. */
+int store_network_save(struct store *s, const struct network_record *n, struct mv_error *err);
+/* Removes the network; -ENOENT if there is none with that id. */
+int store_network_delete(struct store *s, const char *id, struct mv_error *err);
+/* All networks, ordered by name, as a newly allocated array the caller frees with
+ * store_network_record_done() on each element and free() on the array. A row whose config does
+ * not parse fails the whole load with -EUCLEAN, naming the network's id and the member. */
+int store_network_load_all(struct store *s, struct network_record **ret, size_t *ret_n,
+			   struct mv_error *err);
 
 /* The schema version the file at hand had before store_open migrated it (for tests/logs). */
 int store_schema_version_found(const struct store *s);

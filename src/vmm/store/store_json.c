@@ -197,6 +197,15 @@ static int nic_from_json(struct json_object *o, struct vm_nic *n)
 	return 0;
 }
 
+/* Sets *ret_field to field, then returns from the caller (which has int r and const char
+ * **ret_field) if call fails. */
+#define GET(field, call)                                                                           \
+	do {                                                                                       \
+		*ret_field = field;                                                                \
+		if ((r = (call)) < 0)                                                              \
+			return r;                                                                  \
+	} while (0)
+
 /* Fills c (zeroed here, freed by the caller also on failure) from a parsed config;
  * on -EBADMSG, *ret_field names the offending member. */
 int store_config_from_json(struct json_object *o, struct vm_config *c, const char **ret_field)
@@ -207,12 +216,6 @@ int store_config_from_json(struct json_object *o, struct vm_config *c, const cha
 	int r;
 
 	*c = (struct vm_config){};
-#define GET(field, call)                                                                           \
-	do {                                                                                       \
-		*ret_field = field;                                                                \
-		if ((r = (call)) < 0)                                                              \
-			return r;                                                                  \
-	} while (0)
 
 	GET("config", json_object_is_type(o, json_type_object) ? 0 : -EBADMSG);
 	GET("vcpus", json_get_u64(o, "vcpus", UINT32_MAX, &vcpus));
@@ -230,7 +233,6 @@ int store_config_from_json(struct json_object *o, struct vm_config *c, const cha
 	GET("disks", bad ? -EBADMSG : 0);
 	nics = json_get_array(o, "nics", &bad);
 	GET("nics", bad ? -EBADMSG : 0);
-#undef GET
 
 	*ret_field = "disks";
 	if (disks && json_object_array_length(disks) > 0) {
@@ -258,5 +260,63 @@ int store_config_from_json(struct json_object *o, struct vm_config *c, const cha
 				return r;
 			}
 	}
+	return 0;
+}
+
+/* --- network configs ------------------------------------------------------------------------ */
+
+/* The modes as stored: exactly the enum's names (NET_MODE_UNSPECIFIED has none: it is
+ * omitted, unlike in net_mode_name(), so that it reads back as what was written). */
+static const char *const net_mode_names[] = {
+	[NET_MODE_NAT] = "nat",
+	[NET_MODE_ISOLATED] = "isolated",
+	[NET_MODE_BRIDGE] = "bridge",
+};
+
+int store_net_config_to_json(const struct net_config *c, struct json_object **ret)
+{
+	_cleanup_(json_putp) struct json_object *o = json_object_new_object();
+	const char *mode =
+		(size_t)c->mode < ELEMENTSOF(net_mode_names) ? net_mode_names[c->mode] : NULL;
+
+	if (!o || json_add_str(o, "mode", mode) < 0 || json_add_str(o, "bridge", c->bridge) < 0 ||
+	    json_add_str(o, "ipv4_subnet", c->ipv4_subnet) < 0 ||
+	    json_add_str(o, "dhcp_start", c->dhcp_start) < 0 ||
+	    json_add_str(o, "dhcp_end", c->dhcp_end) < 0 ||
+	    json_add_str(o, "ipv6_prefix", c->ipv6_prefix) < 0 ||
+	    json_add_str(o, "domain", c->domain) < 0)
+		return -ENOMEM;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+static int net_mode_from_name(const char *name, enum net_mode *ret)
+{
+	for (size_t i = 0; i < ELEMENTSOF(net_mode_names); i++)
+		if (net_mode_names[i] && streq(net_mode_names[i], name)) {
+			*ret = (enum net_mode)i;
+			return 0;
+		}
+	return -EBADMSG;
+}
+
+/* Fills c (zeroed here, freed by the caller also on failure) from a parsed network config;
+ * on -EBADMSG, *ret_field names the offending member. */
+int store_net_config_from_json(struct json_object *o, struct net_config *c, const char **ret_field)
+{
+	_cleanup_free_ char *mode = NULL;
+	int r;
+
+	*c = (struct net_config){};
+
+	GET("config", json_object_is_type(o, json_type_object) ? 0 : -EBADMSG);
+	GET("mode", json_get_str(o, "mode", &mode));
+	GET("mode", mode ? net_mode_from_name(mode, &c->mode) : 0);
+	GET("bridge", json_get_str(o, "bridge", &c->bridge));
+	GET("ipv4_subnet", json_get_str(o, "ipv4_subnet", &c->ipv4_subnet));
+	GET("dhcp_start", json_get_str(o, "dhcp_start", &c->dhcp_start));
+	GET("dhcp_end", json_get_str(o, "dhcp_end", &c->dhcp_end));
+	GET("ipv6_prefix", json_get_str(o, "ipv6_prefix", &c->ipv6_prefix));
+	GET("domain", json_get_str(o, "domain", &c->domain));
 	return 0;
 }
