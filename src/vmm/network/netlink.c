@@ -176,7 +176,7 @@ static int change(struct netlink *nl, const char *name, struct rtnl_link *want)
 
 int netlink_bridge_create(struct netlink *nl, const char *name, const char *alias)
 {
-	_cleanup_link_ struct rtnl_link *br = NULL, *want = NULL;
+	_cleanup_link_ struct rtnl_link *br = NULL;
 	int r;
 
 	if (!name || !*name || strlen(name) >= IFNAMSIZ ||
@@ -188,15 +188,22 @@ int netlink_bridge_create(struct netlink *nl, const char *name, const char *alia
 	r = errno_of(rtnl_link_add(nl->sk, br, NLM_F_CREATE | NLM_F_EXCL));
 	if (r < 0 || !alias)
 		return r;
-	if (!(want = rtnl_link_alloc()))
-		r = -ENOMEM;
-	else {
-		rtnl_link_set_ifalias(want, alias);
-		r = change(nl, name, want);
-	}
+	r = netlink_link_set_alias(nl, name, alias);
 	if (r < 0)
 		(void)netlink_link_delete(nl, name);
 	return r;
+}
+
+int netlink_link_set_alias(struct netlink *nl, const char *name, const char *alias)
+{
+	_cleanup_link_ struct rtnl_link *want = NULL;
+
+	if (!alias || strlen(alias) >= NETLINK_ALIAS_MAX)
+		return -EINVAL;
+	if (!(want = rtnl_link_alloc()))
+		return -ENOMEM;
+	rtnl_link_set_ifalias(want, alias);
+	return change(nl, name, want);
 }
 
 int netlink_link_set_up(struct netlink *nl, const char *name, bool up)

@@ -38,6 +38,7 @@ int netlink_link_foreach(struct netlink *nl, int (*fn)(const struct netlink_link
  * and has no address. */
 int netlink_bridge_create(struct netlink *nl, const char *name, const char *alias);
 int netlink_link_set_up(struct netlink *nl, const char *name, bool up);
+int netlink_link_set_alias(struct netlink *nl, const char *name, const char *alias);
 /* Attaches link name to bridge (NULL: detaches it). */
 int netlink_link_set_master(struct netlink *nl, const char *name, const char *bridge);
 /* -ENODEV when there is no such link. */

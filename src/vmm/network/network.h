@@ -1,0 +1,67 @@
+/* The network manager: managed networks (model/netdef.h) and what they are on the host.
+ *
+ * A nat or isolated network owns a Linux bridge (mvbr-<name> unless the user names one) that
+ * carries the network's gateway address; the bridge's alias, "mvirt:<instance>:network=<id>",
+ * marks it as made by this daemon's state (instance: an id of the state directory, so that two
+ * daemons on one host, a test's and the real one, never take each other's bridges). A
+ * bridge-mode network attaches NICs to a bridge the user made and owns nothing.
+ *
+ * Crash safety: a network's row is saved before its bridge is made and removed after the
+ * bridge is gone, so network_manager_reconcile() at start finds every half-done create or
+ * delete: it makes each stored network's bridge whole again and deletes bridges marked as
+ * this instance's that no stored network owns. It never touches a link without mvirt's mark, except
+ * adopting the bridge of a stored network that a crash left between creation and marking.
+ *
+ * Which VMs use a network is the VM manager's knowledge: callers check that before
+ * network_delete(). Runs on the daemon's event loop; every call is synchronous. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/netdef.h"
+#include "store/store.h"
+
+#define NETWORK_ALIAS_MARK "mvirt:"
+#define NETWORK_INSTANCE_MAX 36
+
+struct network {
+	char id[37];
+	char *name;
+	struct net_config config; /* as the user gave it */
+	struct net_plan plan;     /* its addresses, derived from config */
+	char bridge[NET_IFNAME_MAX + 1];
+	int64_t created_at_us;
+};
+
+struct network_manager;
+
+/* Opens rtnetlink; store is borrowed and must outlive the manager. instance: 1 to
+ * NETWORK_INSTANCE_MAX characters of [A-Za-z0-9-] naming the state the bridges belong to. */
+int network_manager_new(struct store *store, const char *instance, struct network_manager **ret,
+			struct mv_error *err);
+/* The alias that marks a network's bridge, "mvirt:<instance>:network=<id>". */
+void network_bridge_alias(const struct network_manager *m, const struct network *net, char *buf,
+			  size_t size);
+void network_manager_free(struct network_manager *m);
+
+/* Loads the stored networks and makes the host match them (see above). A network whose bridge
+ * cannot be made whole is kept, with the cause logged; only a store failure fails the call. */
+int network_manager_reconcile(struct network_manager *m, struct mv_error *err);
+
+/* Checks name and c (net_config_resolve), refuses a name or bridge another network has
+ * (MV_ERR_EXISTS), a subnet that overlaps another network's or a route of the host
+ * (MV_ERR_INVALID naming both), a bridge name that some link of the host has (nat,
+ * isolated) or that is not an existing bridge (bridge mode); then saves the network and
+ * brings up its bridge with the gateway address. Nothing is left behind on failure. */
+int network_create(struct network_manager *m, const char *name, const struct net_config *c,
+		   const struct network **ret, struct mv_error *err);
+/* Deletes the network's bridge (nat, isolated) and its row. MV_ERR_NOT_FOUND if there is none. */
+int network_delete(struct network_manager *m, const char *name_or_id, struct mv_error *err);
+
+/* By name or id; NULL if none. */
+const struct network *network_find(const struct network_manager *m, const char *name_or_id);
+/* The networks in name order; valid until the next create or delete. */
+size_t network_count(const struct network_manager *m);
+const struct network *network_at(const struct network_manager *m, size_t i);
