@@ -100,15 +100,10 @@ fail:
 	return -ENOMEM;
 }
 
-/* Timestamp semantics: nanos count forward from seconds, so they are never negative, also for
- * instants before the epoch (-1 us is seconds -1, nanos 999999000). */
-static Google__Protobuf__Timestamp *timestamp_new(int64_t us)
+void api_convert_timestamp(int64_t us, Google__Protobuf__Timestamp *ts)
 {
-	Google__Protobuf__Timestamp *ts = malloc(sizeof(*ts));
 	int64_t sec = us / USEC_PER_SEC, rem = us % USEC_PER_SEC;
 
-	if (!ts)
-		return NULL;
 	if (rem < 0) {
 		sec--;
 		rem += USEC_PER_SEC;
@@ -116,6 +111,14 @@ static Google__Protobuf__Timestamp *timestamp_new(int64_t us)
 	*ts = (Google__Protobuf__Timestamp)GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	ts->seconds = sec;
 	ts->nanos = (int32_t)(rem * NSEC_PER_USEC);
+}
+
+static Google__Protobuf__Timestamp *timestamp_new(int64_t us)
+{
+	Google__Protobuf__Timestamp *ts = malloc(sizeof(*ts));
+
+	if (ts)
+		api_convert_timestamp(us, ts);
 	return ts;
 }
 

@@ -13,6 +13,10 @@
 /* -ENOMEM only: unknown enum values are copied as they are (validation rejects them). */
 int api_convert_config_from_pb(const Mvirt__VmConfig *pb, struct vm_config *ret);
 
+/* A CLOCK_REALTIME instant in microseconds as a Timestamp. Nanos count forward from seconds,
+ * so they are never negative, also before the epoch (-1 us is seconds -1, nanos 999999000). */
+void api_convert_timestamp(int64_t us, Google__Protobuf__Timestamp *ts);
+
 /* Fills *ret (initialized here) from r. -ENOMEM on allocation failure (*ret then empty). */
 int api_convert_vm_to_pb(const struct vm_record *r, Mvirt__Vm *ret);
 /* Frees what api_convert_vm_to_pb allocated inside vm (not vm itself). */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/api_context.h"
+#include "api/api_convert.h"
 #include "common/log.h"
 #include "common/strv.h"
 #include "mvirt.pb-c.h"
@@ -27,15 +28,7 @@ static char *pb_str(char *s)
 static void volume_to_pb(const struct storage_volume_info *v, Mvirt__Volume *pb,
 			 Google__Protobuf__Timestamp *ts)
 {
-	int64_t sec = v->created_at_us / 1000000, rem = v->created_at_us % 1000000;
-
-	if (rem < 0) {
-		sec--;
-		rem += 1000000;
-	}
-	*ts = (Google__Protobuf__Timestamp)GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-	ts->seconds = sec;
-	ts->nanos = (int32_t)(rem * 1000);
+	api_convert_timestamp(v->created_at_us, ts);
 	*pb = (Mvirt__Volume)MVIRT__VOLUME__INIT;
 	pb->name = pb_str(v->name);
 	pb->pool = pb_str(v->pool);
