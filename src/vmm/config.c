@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model/netdef.h"
+
 #define DEFAULT_SYSTEM_CONFIG "/etc/mvirt/mvirt-vmm.conf"
 #define DEFAULT_HYPERVISOR "/usr/bin/cloud-hypervisor"
 #define DEFAULT_TCP "127.0.0.1:50051"
@@ -38,6 +40,10 @@ static const struct setting settings[] = {
 	 "group whose members may use the API besides root (\"\": root only)"},
 	{"pool", 0, SETTING_LIST, offsetof(struct daemon_config, pools), "NAME:PATH",
 	 "a storage pool for volumes (repeatable; \"default\" is STATE-DIR/volumes)"},
+	{"default-network", 0, SETTING_STRING, offsetof(struct daemon_config, default_network),
+	 "auto|off|CIDR",
+	 "the NAT network \"default\" made on the first start: on a free 10.77.N.0/24 (auto), on "
+	 "CIDR, or none (off)"},
 };
 
 static void usage(void)
@@ -216,6 +222,8 @@ static int config_defaults(struct daemon_config *cfg)
 		r = set_default(&cfg->hypervisor, DEFAULT_HYPERVISOR, NULL);
 	if (r >= 0)
 		r = set_default(&cfg->group, "mvirt", NULL);
+	if (r >= 0)
+		r = set_default(&cfg->default_network, "auto", NULL);
 	if (r < 0)
 		return r;
 	if (!cfg->listen) {
@@ -311,6 +319,15 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 	    (r = check_absolute("runtime-dir", cfg->runtime_dir, err)) < 0 ||
 	    (r = check_absolute("hypervisor", cfg->hypervisor, err)) < 0)
 		return r;
+	if (!streq(cfg->default_network, "auto") && !streq(cfg->default_network, "off")) {
+		struct net_ipv4 net;
+
+		if (net_ipv4_cidr_parse(cfg->default_network, &net) < 0)
+			return mv_err_invalid(err,
+					      "--default-network: '%s' is not auto, off or an IPv4 "
+					      "CIDR like 10.77.0.0/24",
+					      cfg->default_network);
+	}
 	for (size_t i = 0; cfg->pools && cfg->pools[i]; i++) {
 		const char *colon = strchr(cfg->pools[i], ':');
 
@@ -331,6 +348,7 @@ void config_done(struct daemon_config *cfg)
 	free(cfg->runtime_dir);
 	free(cfg->hypervisor);
 	free(cfg->group);
+	free(cfg->default_network);
 	strv_free(cfg->pools);
 	free(cfg->config_file);
 	memset(cfg, 0, sizeof(*cfg));

@@ -14,8 +14,9 @@ struct daemon_config {
 	char *state_dir;
 	char *runtime_dir;
 	char *hypervisor;
-	char *group;  /* access group name; "" = root only */
-	char **pools; /* storage pools "NAME:PATH", NULL-terminated (or NULL) */
+	char *group;           /* access group name; "" = root only */
+	char **pools;          /* storage pools "NAME:PATH", NULL-terminated (or NULL) */
+	char *default_network; /* "auto", "off" or a CIDR (checked when the network is made) */
 	char *config_file;
 	int verbose; /* 0 info, 1+ debug */
 };

@@ -11,15 +11,18 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-id128.h>
 
 #include "api/api.h"
 #include "api/api_console.h"
+#include "api/api_network.h"
 #include "api/api_vm.h"
 #include "api/api_volume.h"
 #include "api/listener.h"
 #include "api/reflection.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "network/network.h"
 #include "storage/storage.h"
 #include "store/store.h"
 #include "vm/vm.h"
@@ -56,6 +59,82 @@ static int lock_state_dir(struct daemon *d)
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, strlen(buf), 0) < 0)
 		log_warning_errno(errno, "cannot write pid to %s: %m", path);
 	d->lock_fd = fd;
+	return 0;
+}
+
+/* The id of this state directory (network.h: it marks the host objects made for it), from
+ * <state-dir>/instance-id; made on the first start, which *ret_first says. */
+static int read_instance_id(struct daemon *d, bool *ret_first)
+{
+	_cleanup_free_ char *path = NULL, *tmp = NULL;
+	_cleanup_close_ int fd = -1;
+	char buf[SD_ID128_UUID_STRING_MAX + 1] = "";
+	sd_id128_t id;
+	ssize_t n;
+	int r;
+
+	if (asprintf(&path, "%s/instance-id", d->cfg->state_dir) < 0 ||
+	    asprintf(&tmp, "%s/.instance-id.tmp", d->cfg->state_dir) < 0)
+		return log_oom();
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (sd_id128_from_string(buf, &id) < 0)
+			return log_error_errno(
+				EUCLEAN,
+				"%s does not hold an instance id (a UUID); restore "
+				"it or, if no bridge of this daemon exists, delete it",
+				path);
+		snprintf(d->instance, sizeof(d->instance), "%s", buf);
+		*ret_first = false;
+		return 0;
+	}
+	if (errno != ENOENT)
+		return log_error_errno(errno, "cannot open %s: %m", path);
+	if ((r = sd_id128_randomize(&id)) < 0)
+		return log_error_errno(r, "cannot generate an instance id: %m");
+	sd_id128_to_uuid_string(id, d->instance);
+	snprintf(buf, sizeof(buf), "%s\n", d->instance);
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		r = -errno;
+		(void)unlink(tmp);
+		return log_error_errno(r, "cannot write %s: %m", path);
+	}
+	*ret_first = true;
+	return 0;
+}
+
+/* The network manager, when the host lets us manage links (else the daemon runs without
+ * networks), its networks reconciled, and on the first start the default network. */
+static int open_networks(struct daemon *d)
+{
+	const char *def = d->cfg->default_network;
+	struct mv_error err = {0};
+	bool first = false;
+	int r;
+
+	r = read_instance_id(d, &first);
+	if (r < 0)
+		return r;
+	r = network_manager_new(d->store, d->instance, &d->networks, &err);
+	if (r < 0) {
+		log_warning("networks are not available: %s", err.msg);
+		return 0;
+	}
+	r = network_manager_reconcile(d->networks, &err);
+	if (r < 0)
+		return log_error_errno(r, "cannot load networks: %s", err.msg);
+	if (!first || streq(def, "off"))
+		return 0;
+	mv_error_clear(&err);
+	r = network_create_default(d->networks, streq(def, "auto") ? NULL : def, &err);
+	if (r < 0)
+		log_warning("no default network: %s", err.msg);
 	return 0;
 }
 
@@ -158,8 +237,9 @@ out:
 
 static int daemon_start(struct daemon *d)
 {
-	static const struct api_method *const tables[] = {
-		api_vm_methods, api_console_methods, api_volume_methods, reflection_methods, NULL};
+	static const struct api_method *const tables[] = {api_vm_methods,     api_console_methods,
+							  api_volume_methods, api_network_methods,
+							  reflection_methods, NULL};
 	struct mv_error err = {0};
 	_cleanup_free_ char *db = NULL;
 	sigset_t mask;
@@ -188,6 +268,8 @@ static int daemon_start(struct daemon *d)
 		return log_oom();
 	if ((r = open_storage(d, &err)) < 0)
 		return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
+	if ((r = open_networks(d)) < 0)
+		return r;
 	r = vm_manager_new(&(struct vm_manager_config){.event = d->event,
 						       .store = d->store,
 						       .hypervisor = d->cfg->hypervisor,
@@ -208,6 +290,7 @@ static int daemon_start(struct daemon *d)
 	d->api_ctx = (struct api_context){.event = d->event,
 					  .vms = d->vms,
 					  .storage = d->storage,
+					  .networks = d->networks,
 					  .hypervisor = d->cfg->hypervisor};
 	if (sysinfo_host_read(&d->api_ctx.host) < 0)
 		log_warning("cannot read host CPU and memory sizes");
@@ -255,6 +338,7 @@ static void daemon_done(struct daemon *d)
 	api_server_free(d->api);
 	vm_manager_free(d->vms);
 	storage_free(d->storage);
+	network_manager_free(d->networks);
 	store_close(d->store);
 	reflection_done();
 	api_context_done(&d->api_ctx);

@@ -16,6 +16,8 @@ struct daemon {
 	struct store *store;
 	struct vm_manager *vms;
 	struct storage *storage;
+	struct network_manager *networks; /* NULL: the host lets us manage no links */
+	char instance[37];                /* <state-dir>/instance-id */
 	struct api_server *api;
 	struct listener **listeners;
 	size_t n_listeners;

@@ -13,6 +13,9 @@ Fixtures (test_cli.py relies on these names and attributes):
     make_ch_daemon  factory: make_daemon with --hypervisor <hypervisor> and fd_check=True;
                  same arguments as make_daemon
     ch_daemon    a started make_ch_daemon() daemon
+    netns        a network namespace of the test's own (its name), removed at teardown; pass
+                 netns= to make_daemon/make_ch_daemon to run the daemon inside it. Daemons
+                 outside one run with --default-network off: tests never touch the host's links.
 
 A daemon is ready when it sends READY=1 to the NOTIFY_SOCKET this file gives it (never a fixed
 sleep). Every daemon started here is stopped at teardown (SIGTERM, then SIGKILL), its log is
@@ -28,6 +31,7 @@ timerfds: nothing under the runtime or state dir's vms/, no pidfd, no extra sock
 """
 
 import collections
+import itertools
 import os
 import shutil
 import signal
@@ -93,8 +97,9 @@ class Daemon:
     state_dir may be shared with another Daemon (to test the single-daemon lock)."""
 
     def __init__(self, binary: Path, base: Path, state_dir=None, port=None, extra_args=(), env=None,
-                 fd_check=False):
+                 fd_check=False, netns=None):
         self.binary = Path(binary)
+        self.netns = netns  # run inside this network namespace (see the netns fixture)
         self.env = dict(env or {})  # extra environment, applied at every start
         self.fd_check = fd_check
         self.fd_baseline = {}  # the daemon's fds right after READY (see open_fds)
@@ -116,8 +121,14 @@ class Daemon:
         self.runtime_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
 
     def argv(self, extra_args=()):
+        # Outside a test's own network namespace a daemon must not touch the host's links: no
+        # default network (network tests run their daemons with netns=).
+        host_net = [] if self.netns else ["--default-network", "off"]
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         return [
+            *prefix,
             str(self.binary),
+            *host_net,
             "--listen", self.unix_addr,
             "--listen", self.tcp_addr,
             "--state-dir", str(self.state_dir),
@@ -402,9 +413,10 @@ def make_daemon(request, vmm_binary):
     run. env (also Daemon.env) is added to the daemon's environment at every start."""
     created = []
 
-    def factory(state_dir=None, port=None, extra_args=(), start=True, env=None, fd_check=False):
+    def factory(state_dir=None, port=None, extra_args=(), start=True, env=None, fd_check=False,
+                netns=None):
         d = Daemon(vmm_binary, make_tmpdir(), state_dir=state_dir, port=port, extra_args=extra_args,
-                   env=env, fd_check=fd_check)
+                   env=env, fd_check=fd_check, netns=netns)
         created.append(d)
         if start:
             d.start()
@@ -484,10 +496,10 @@ def emulated(hypervisor) -> bool:
 def make_ch_daemon(make_daemon, hypervisor):
     """make_daemon with --hypervisor <hypervisor> (before extra_args) and the fd check."""
 
-    def factory(state_dir=None, port=None, extra_args=(), start=True, env=None):
+    def factory(state_dir=None, port=None, extra_args=(), start=True, env=None, netns=None):
         return make_daemon(state_dir=state_dir, port=port,
                            extra_args=("--hypervisor", str(hypervisor), *extra_args),
-                           start=start, env=env, fd_check=True)
+                           start=start, env=env, fd_check=True, netns=netns)
 
     return factory
 
@@ -517,3 +529,50 @@ def vm_files():
         files["qcow2"] = str(p)
     yield files
     shutil.rmtree(d, ignore_errors=True)
+
+
+_netns_count = itertools.count()
+
+
+def _netns_pids(name: str) -> list:
+    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.fixture
+def netns():
+    """A network namespace of this test's own (its name), with lo up; everything in it (links,
+    processes) goes away at teardown. Network tests run their daemons in one (netns=), never
+    in the machine's own namespace. Skips when namespaces cannot be made (not root)."""
+    name = f"mvt{os.getpid()}-{next(_netns_count)}"
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot create a network namespace: {r.stderr.strip()}")
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        for pid in _netns_pids(name):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def netns_links(name: str) -> dict:
+    """{ifname: {"kind": ..., "master": ..., "alias": ..., "addrs": [...]}} of a namespace."""
+    import json
+    out = subprocess.run(["ip", "-n", name, "-j", "-d", "addr"], capture_output=True, text=True,
+                         check=True).stdout
+    links = {}
+    for link in json.loads(out):
+        info = link.get("linkinfo", {})
+        links[link["ifname"]] = {
+            "kind": info.get("info_kind", ""),
+            "master": link.get("master", ""),
+            "alias": link.get("ifalias", ""),
+            "addrs": [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+                      if a.get("family") == "inet"],
+        }
+    return links

@@ -76,9 +76,13 @@ def method_path(method: str) -> str:
 
 
 def method_types(method: str):
-    """(request class, response class) of a VmService method given by name or path."""
-    name = method.rsplit("/", 1)[-1]
-    m = _service_desc.methods_by_name[name]
+    """(request class, response class) of a VmService method given by name, or of any mvirt
+    method given by path ("/mvirt.NetworkService/CreateNetwork")."""
+    desc = _service_desc
+    if method.startswith("/"):
+        service, _, method = method[1:].partition("/")
+        desc = mvirt_pb2.DESCRIPTOR.services_by_name[service.split(".", 1)[1]]
+    m = desc.methods_by_name[method]
     return getattr(mvirt_pb2, m.input_type.name), getattr(mvirt_pb2, m.output_type.name)
 
 

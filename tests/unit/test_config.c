@@ -51,7 +51,20 @@ static void test_config_cli(void **state)
 	assert_string_equal(cfg.listen[1], "127.0.0.1:50051");
 	assert_string_equal(cfg.hypervisor, "/usr/bin/cloud-hypervisor");
 	assert_string_equal(cfg.group, "mvirt");
+	assert_string_equal(cfg.default_network, "auto");
 	config_done(&cfg);
+
+	/* --default-network: auto, off or a CIDR, checked at parse time. */
+	assert_int_equal(parse(&cfg, &err, "--default-network", "off", NULL), CONFIG_RUN);
+	assert_string_equal(cfg.default_network, "off");
+	config_done(&cfg);
+	assert_int_equal(parse(&cfg, &err, "--default-network", "10.9.0.1/24", NULL), CONFIG_RUN);
+	assert_string_equal(cfg.default_network, "10.9.0.1/24");
+	config_done(&cfg);
+	assert_int_equal(parse(&cfg, &err, "--default-network", "10.9.0.0", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "--default-network: '10.9.0.0'"));
+	config_done(&cfg);
+	mv_error_clear(&err);
 
 	assert_int_equal(parse(&cfg, &err, "--bogus", NULL), -EINVAL);
 	assert_non_null(strstr(err.msg, "--bogus"));

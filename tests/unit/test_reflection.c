@@ -104,9 +104,9 @@ static int teardown_index(void **state)
 
 static void test_list_services(void **state)
 {
-	static const char *const want[] = {"mvirt.VmService", "mvirt.VolumeService",
-					   "grpc.reflection.v1.ServerReflection",
-					   "grpc.reflection.v1alpha.ServerReflection"};
+	static const char *const want[] = {
+		"mvirt.VmService", "mvirt.VolumeService", "mvirt.NetworkService",
+		"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"};
 	Request req = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
 	Response *resp;
 
@@ -141,9 +141,10 @@ static void test_service_with_dependencies(void **state)
 	f = blob_file(resp, 0);
 	assert_string_equal(f->name, "mvirt.proto");
 	assert_string_equal(f->package, "mvirt");
-	assert_int_equal(f->n_service, 2);
+	assert_int_equal(f->n_service, 3);
 	assert_string_equal(f->service[0]->name, "VmService");
 	assert_string_equal(f->service[1]->name, "VolumeService");
+	assert_string_equal(f->service[2]->name, "NetworkService");
 	assert_true(f->service[0]->n_method >= 12);
 	google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);
 
@@ -509,7 +510,7 @@ static void test_bad_sets(void **state)
 
 	/* the embedded set loads again after all that */
 	assert_int_equal(reflection_init(), 0);
-	assert_int_equal(n_services(), 4);
+	assert_int_equal(n_services(), 5);
 }
 
 /* --- the stream handler, against a fake api_call_*() --- */

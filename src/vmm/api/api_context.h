@@ -14,8 +14,9 @@
 struct api_context {
 	sd_event *event;
 	struct vm_manager *vms;
-	struct storage *storage; /* NULL: this daemon has no volumes */
-	const char *hypervisor;  /* the cloud-hypervisor binary, as configured */
+	struct storage *storage;          /* NULL: this daemon has no volumes */
+	struct network_manager *networks; /* NULL: this daemon manages no networks */
+	const char *hypervisor;           /* the cloud-hypervisor binary, as configured */
 
 	/* the host's CPUs and memory, last read successfully */
 	struct sysinfo_host host;

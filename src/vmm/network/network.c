@@ -371,6 +371,59 @@ int network_delete(struct network_manager *m, const char *name_or_id, struct mv_
 	return 0;
 }
 
+struct subnet_probe {
+	const struct net_ipv4 *subnet;
+};
+
+static int probe_route(uint32_t dst, uint8_t prefix, const char *dev, void *userdata)
+{
+	struct subnet_probe *p = userdata;
+	struct net_ipv4 route = {dst, prefix};
+
+	(void)dev;
+	return net_ipv4_overlaps(&route, p->subnet) ? -EADDRINUSE : 0;
+}
+
+/* Whether no network and no route of the host has an address of subnet; errors count as
+ * "in use", so that a host whose routes cannot be read gets no guessed default. */
+static bool subnet_free(struct network_manager *m, const struct net_ipv4 *subnet)
+{
+	struct subnet_probe p = {subnet};
+
+	for (size_t i = 0; i < m->n; i++)
+		if (owns_bridge(m->nets[i]) && net_ipv4_overlaps(&m->nets[i]->plan.subnet, subnet))
+			return false;
+	return netlink_ipv4_route_foreach(m->nl, probe_route, &p) == 0;
+}
+
+int network_create_default(struct network_manager *m, const char *subnet, struct mv_error *err)
+{
+	char cidr[32];
+	struct net_config c = {.mode = NET_MODE_NAT};
+
+	if (network_find(m, NETWORK_DEFAULT_NAME))
+		return 0;
+	if (subnet) {
+		c.ipv4_subnet = (char *)subnet;
+		return network_create(m, NETWORK_DEFAULT_NAME, &c, NULL, err);
+	}
+	/* 10.77.0.0/24 upward: a private /24 that no route of the host touches. */
+	for (unsigned i = 0; i < 256; i++) {
+		struct net_ipv4 s = {(10u << 24) | (77u << 16) | (i << 8), 24};
+
+		if (!subnet_free(m, &s))
+			continue;
+		snprintf(cidr, sizeof(cidr), "10.77.%u.0/24", i);
+		c.ipv4_subnet = cidr;
+		return network_create(m, NETWORK_DEFAULT_NAME, &c, NULL, err);
+	}
+	return mv_err_precondition(
+		err, -EADDRINUSE,
+		"network 'default': every /24 of 10.77.0.0/16 is used by a route "
+		"of the host or another network; give one with "
+		"--default-network CIDR");
+}
+
 /* Makes a stored network's bridge whole: made if missing, adopted if a crash left it
  * unmarked, addresses and link state restored. */
 static int reconcile_bridge(struct network_manager *m, const struct network *net,
@@ -454,8 +507,11 @@ int network_manager_reconcile(struct network_manager *m, struct mv_error *err)
 
 		if (!net && !(net = load(m, &recs[i])))
 			continue;
-		if (owns_bridge(net) && reconcile_bridge(m, net, &e) < 0)
+		net->status[0] = '\0';
+		if (owns_bridge(net) && reconcile_bridge(m, net, &e) < 0) {
 			log_error("network %s: %s", net->name, e.msg);
+			snprintf(net->status, sizeof(net->status), "%s", e.msg);
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		store_network_record_done(&recs[i]);

@@ -25,6 +25,7 @@
 
 #define NETWORK_ALIAS_MARK "mvirt:"
 #define NETWORK_INSTANCE_MAX 36
+#define NETWORK_DEFAULT_NAME "default"
 
 struct network {
 	char id[37];
@@ -33,6 +34,7 @@ struct network {
 	struct net_plan plan;     /* its addresses, derived from config */
 	char bridge[NET_IFNAME_MAX + 1];
 	int64_t created_at_us;
+	char status[1024]; /* "": fine; else what the last reconcile could not repair */
 };
 
 struct network_manager;
@@ -57,6 +59,9 @@ int network_manager_reconcile(struct network_manager *m, struct mv_error *err);
  * brings up its bridge with the gateway address. Nothing is left behind on failure. */
 int network_create(struct network_manager *m, const char *name, const struct net_config *c,
 		   const struct network **ret, struct mv_error *err);
+/* Creates the network NETWORK_DEFAULT_NAME (nat) unless it exists: on subnet (a CIDR) or, when
+ * NULL, on the first 10.77.N.0/24 that no other network and no route of the host overlaps. */
+int network_create_default(struct network_manager *m, const char *subnet, struct mv_error *err);
 /* Deletes the network's bridge (nat, isolated) and its row. MV_ERR_NOT_FOUND if there is none. */
 int network_delete(struct network_manager *m, const char *name_or_id, struct mv_error *err);
 
