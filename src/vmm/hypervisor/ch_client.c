@@ -41,6 +41,7 @@
 
 #include "common/macro.h"
 #include "hypervisor/ch_curl.h"
+#include "hypervisor/ch_http_fds.h"
 
 #define CH_REPLY_MAX (1024 * 1024)
 #define CH_URL_PREFIX "http://localhost/api/v1/"
@@ -70,7 +71,8 @@ struct ch_request {
 	bool added;      /* easy is on client->multi */
 	bool delivering; /* fn is running: cancel is a no-op */
 	CURL *easy;
-	sd_event_source *defer; /* delivers defer_error, a failure found at start */
+	struct ch_http_fds *raw; /* instead of easy: a request that passes fds */
+	sd_event_source *defer;  /* delivers defer_error, a failure found at start */
 	int defer_error;
 	const char *defer_message; /* static; NULL: "<socket>: <strerror>" */
 	struct curl_slist *headers;
@@ -138,6 +140,8 @@ static void request_detach(struct ch_request *r)
 		r->added = false;
 	}
 	r->defer = sd_event_source_disable_unref(r->defer);
+	ch_http_fds_free(r->raw);
+	r->raw = NULL;
 }
 
 static void request_free(struct ch_request *r)
@@ -715,4 +719,58 @@ void ch_request_cancel(struct ch_request *r)
 	c = r->client;
 	request_free(r);
 	client_idle(c);
+}
+
+static void on_raw_done(void *userdata, int error, long status, const char *body, size_t len)
+{
+	struct ch_request *r = userdata;
+	struct ch_client *c = r->client;
+	_cleanup_free_ char *message = NULL;
+	struct ch_reply reply = {
+		.error = error, .http_status = status, .body = body, .message = ""};
+
+	r->raw = NULL; /* it is done: ch_http_fds frees nothing more of its own after this */
+	if (error < 0) {
+		if (asprintf(&message, "%s: %s", r->socket_path, strerror(-error)) < 0)
+			message = NULL;
+	} else if (status < 200 || status >= 300)
+		message = message_from_http(body, len, status);
+	if (error < 0 || status < 200 || status >= 300)
+		reply.message = message ? message : "out of memory";
+	client_enter(c);
+	request_deliver(r, &reply);
+	client_leave(c);
+}
+
+int ch_request_start_fds(struct ch_client *c, const char *socket_path, const char *method,
+			 const char *endpoint, const char *body, const int *fds, size_t n_fds,
+			 uint64_t timeout_ms, ch_reply_fn fn, void *userdata,
+			 struct ch_request **ret)
+{
+	struct ch_request *r;
+	int k;
+
+	if (!c || isempty(socket_path) || !method || !fn || timeout_ms == 0)
+		return -EINVAL;
+	if (!streq(method, "PUT") || !endpoint_valid(endpoint))
+		return -EINVAL;
+	if (!(r = calloc(1, sizeof(*r))))
+		return -ENOMEM;
+	r->client = c;
+	r->fn = fn;
+	r->userdata = userdata;
+	if (!(r->socket_path = strdup(socket_path))) {
+		free(r);
+		return -ENOMEM;
+	}
+	k = ch_http_fds_start(c->event, socket_path, method, endpoint, body, fds, n_fds, timeout_ms,
+			      CH_REPLY_MAX, on_raw_done, r, &r->raw);
+	if (k < 0) {
+		request_free(r);
+		return k;
+	}
+	request_link(r);
+	if (ret)
+		*ret = r;
+	return 0;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -50,6 +51,14 @@ void ch_client_free(struct ch_client *c);
 int ch_request_start(struct ch_client *c, const char *socket_path, const char *method,
 		     const char *endpoint, const char *body, uint64_t timeout_ms, ch_reply_fn fn,
 		     void *userdata, struct ch_request **ret);
+
+/* The same for a PUT that passes fds (SCM_RIGHTS with the request, ch_http_fds.h), which
+ * libcurl cannot send: the kernel duplicates them into the hypervisor; the caller keeps its
+ * own. At most 16 fds. */
+int ch_request_start_fds(struct ch_client *c, const char *socket_path, const char *method,
+			 const char *endpoint, const char *body, const int *fds, size_t n_fds,
+			 uint64_t timeout_ms, ch_reply_fn fn, void *userdata,
+			 struct ch_request **ret);
 
 /* Aborts a running request; its callback is not called. NULL-safe; a no-op from inside the
  * request's own callback. */

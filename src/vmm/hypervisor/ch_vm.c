@@ -94,6 +94,15 @@ int ch_vm_add_net(struct ch_client *c, const char *socket, const char *net_json,
 	return put(c, socket, "vm.add-net", net_json, CH_CALL_TIMEOUT_MS, fn, userdata, ret);
 }
 
+int ch_vm_add_net_fds(struct ch_client *c, const char *socket, const char *net_json, const int *fds,
+		      size_t n_fds, ch_reply_fn fn, void *userdata, struct ch_request **ret)
+{
+	if (isempty(net_json) || n_fds == 0)
+		return -EINVAL;
+	return ch_request_start_fds(c, socket, "PUT", "vm.add-net", net_json, fds, n_fds,
+				    CH_CALL_TIMEOUT_MS, fn, userdata, ret);
+}
+
 int ch_vm_remove_device(struct ch_client *c, const char *socket, const char *id, ch_reply_fn fn,
 			void *userdata, struct ch_request **ret)
 {

@@ -54,6 +54,10 @@ int ch_vm_add_disk(struct ch_client *c, const char *socket, const char *disk_jso
 		   void *userdata, struct ch_request **ret);
 int ch_vm_add_net(struct ch_client *c, const char *socket, const char *net_json, ch_reply_fn fn,
 		  void *userdata, struct ch_request **ret);
+/* vm.add-net of a device backed by tap fds (one per queue pair), passed with SCM_RIGHTS:
+ * cloud-hypervisor takes every fd of the request for the device; the caller keeps its own. */
+int ch_vm_add_net_fds(struct ch_client *c, const char *socket, const char *net_json, const int *fds,
+		      size_t n_fds, ch_reply_fn fn, void *userdata, struct ch_request **ret);
 int ch_vm_remove_device(struct ch_client *c, const char *socket, const char *id, ch_reply_fn fn,
 			void *userdata, struct ch_request **ret);
 

@@ -1,0 +1,280 @@
+/* See ch_http_fds.h. States: the defer source connects and sends (fn never runs inside
+ * start), the io source sends the rest and reads the answer, the timer bounds it all. */
+#include "hypervisor/ch_http_fds.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+
+#define USEC_PER_MSEC UINT64_C(1000)
+#define HEADERS_MAX 16384
+
+struct ch_http_fds {
+	sd_event *event;
+	sd_event_source *defer, *io, *timer;
+	int sock;
+	struct sockaddr_un sa;
+	int fds[CH_HTTP_FDS_MAX];
+	size_t n_fds;
+	bool fds_sent;
+	char *req; /* the whole request */
+	size_t req_len, req_sent;
+	char *resp; /* what arrived, NUL-terminated */
+	size_t resp_len, resp_cap, max_body;
+	ch_http_fds_fn fn;
+	void *userdata;
+};
+
+void ch_http_fds_free(struct ch_http_fds *x)
+{
+	if (!x)
+		return;
+	sd_event_source_disable_unref(x->defer);
+	sd_event_source_disable_unref(x->io);
+	sd_event_source_disable_unref(x->timer);
+	if (x->sock >= 0)
+		close(x->sock);
+	for (size_t i = 0; i < x->n_fds; i++)
+		close(x->fds[i]);
+	free(x->req);
+	free(x->resp);
+	sd_event_unref(x->event);
+	free(x);
+}
+
+static void finish(struct ch_http_fds *x, int error, long status, const char *body, size_t len)
+{
+	ch_http_fds_fn fn = x->fn;
+	void *userdata = x->userdata;
+
+	/* fn may free x (through the request that owns it): nothing of x after this call. */
+	x->defer = sd_event_source_disable_unref(x->defer);
+	x->io = sd_event_source_disable_unref(x->io);
+	x->timer = sd_event_source_disable_unref(x->timer);
+	fn(userdata, error, status, body ? body : "", body ? len : 0);
+}
+
+/* The answer, once it is complete: 1 done (finish called), 0 need more, <0 malformed. */
+static int parse_answer(struct ch_http_fds *x, bool eof)
+{
+	char *end = strstr(x->resp, "\r\n\r\n"), *line, *body;
+	unsigned long long length = 0;
+	bool have_length = false;
+	long status;
+	int n = 0;
+
+	if (!end)
+		return eof || x->resp_len > HEADERS_MAX ? -EBADMSG : 0;
+	if (sscanf(x->resp, "HTTP/1.%*1[01] %3ld%n", &status, &n) != 1 || n == 0 || status < 100)
+		return -EBADMSG;
+	for (line = strstr(x->resp, "\r\n") + 2; line < end; line = strstr(line, "\r\n") + 2)
+		if (strncasecmp(line, "Content-Length:", 15) == 0) {
+			char *e;
+
+			errno = 0;
+			length = strtoull(line + 15, &e, 10);
+			if (errno || e == line + 15 || (*e != '\r' && *e != ' '))
+				return -EBADMSG;
+			have_length = true;
+		}
+	body = end + 4;
+	if (have_length && length > x->max_body)
+		return -EFBIG;
+	if (have_length && (size_t)(x->resp + x->resp_len - body) < length)
+		return eof ? -EBADMSG : 0;
+	if (!have_length && !eof && status != 204 && status != 304)
+		return 0; /* read to EOF */
+	if (!have_length)
+		length = (unsigned long long)(x->resp + x->resp_len - body);
+	body[length] = '\0';
+	finish(x, 0, status, body, (size_t)length);
+	return 1;
+}
+
+static int do_read(struct ch_http_fds *x)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (x->resp_cap - x->resp_len < 4096) {
+			size_t cap = x->resp_cap ? x->resp_cap * 2 : 8192;
+			char *p;
+
+			if (cap > HEADERS_MAX + x->max_body + 8192)
+				return -EFBIG;
+			if (!(p = realloc(x->resp, cap)))
+				return -ENOMEM;
+			x->resp = p;
+			x->resp_cap = cap;
+		}
+		n = recv(x->sock, x->resp + x->resp_len, x->resp_cap - x->resp_len - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n < 0)
+			return -errno;
+		x->resp_len += (size_t)n;
+		x->resp[x->resp_len] = '\0';
+		int r = parse_answer(x, n == 0);
+		if (r != 0)
+			return r > 0 ? 1 : r;
+	}
+}
+
+/* Sends what is left; the fds go with the first bytes. 1 all sent, 0 try again, <0 error. */
+static int do_send(struct ch_http_fds *x)
+{
+	while (x->req_sent < x->req_len) {
+		struct iovec iov = {x->req + x->req_sent, x->req_len - x->req_sent};
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int) * CH_HTTP_FDS_MAX)];
+		} control;
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n;
+
+		if (!x->fds_sent && x->n_fds > 0) {
+			struct cmsghdr *c;
+
+			memset(&control, 0, sizeof(control));
+			msg.msg_control = control.buf;
+			msg.msg_controllen = CMSG_SPACE(sizeof(int) * x->n_fds);
+			c = CMSG_FIRSTHDR(&msg);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * x->n_fds);
+			memcpy(CMSG_DATA(c), x->fds, sizeof(int) * x->n_fds);
+		}
+		n = sendmsg(x->sock, &msg, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n < 0)
+			return -errno;
+		x->fds_sent = true;
+		x->req_sent += (size_t)n;
+	}
+	return 1;
+}
+
+static int on_io(sd_event_source *s _unused_, int fd _unused_, uint32_t revents, void *userdata)
+{
+	struct ch_http_fds *x = userdata;
+	int r = 1;
+
+	if (x->req_sent < x->req_len) {
+		r = do_send(x);
+		if (r == 1)
+			r = sd_event_source_set_io_events(x->io, EPOLLIN);
+		if (r < 0)
+			goto fail;
+		return 0;
+	}
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		r = do_read(x);
+		if (r < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	finish(x, r, 0, NULL, 0);
+	return 0;
+}
+
+static int on_timeout(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata)
+{
+	finish(userdata, -ETIMEDOUT, 0, NULL, 0);
+	return 0;
+}
+
+static int on_defer(sd_event_source *s _unused_, void *userdata)
+{
+	struct ch_http_fds *x = userdata;
+	int r;
+
+	x->defer = sd_event_source_disable_unref(x->defer);
+	x->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (x->sock < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* A Unix connect completes at once or fails (EAGAIN: the backlog is full). */
+	if (connect(x->sock, (struct sockaddr *)&x->sa, sizeof(x->sa)) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = do_send(x);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(x->event, &x->io, x->sock, r == 1 ? EPOLLIN : EPOLLOUT | EPOLLIN, on_io,
+			    x);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	finish(x, r, 0, NULL, 0);
+	return 0;
+}
+
+int ch_http_fds_start(sd_event *event, const char *socket_path, const char *method,
+		      const char *endpoint, const char *body, const int *fds, size_t n_fds,
+		      uint64_t timeout_ms, size_t max_body, ch_http_fds_fn fn, void *userdata,
+		      struct ch_http_fds **ret)
+{
+	struct ch_http_fds *x;
+	size_t len = body ? strlen(body) : 0;
+	int r;
+
+	if (!event || isempty(socket_path) || isempty(method) || isempty(endpoint) || !fn ||
+	    timeout_ms == 0 || n_fds > CH_HTTP_FDS_MAX || (n_fds > 0 && !fds))
+		return -EINVAL;
+	if (!(x = calloc(1, sizeof(*x))))
+		return -ENOMEM;
+	x->sock = -1;
+	x->event = sd_event_ref(event);
+	x->fn = fn;
+	x->userdata = userdata;
+	x->max_body = max_body;
+	x->sa.sun_family = AF_UNIX;
+	if (strlen(socket_path) >= sizeof(x->sa.sun_path)) {
+		r = -ENAMETOOLONG;
+		goto fail;
+	}
+	strcpy(x->sa.sun_path, socket_path);
+	for (; x->n_fds < n_fds; x->n_fds++)
+		if ((x->fds[x->n_fds] = fcntl(fds[x->n_fds], F_DUPFD_CLOEXEC, 3)) < 0) {
+			r = -errno;
+			goto fail;
+		}
+	r = asprintf(&x->req,
+		     "%s /api/v1/%s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+		     "%sContent-Length: %zu\r\n\r\n%s",
+		     method, endpoint, body ? "Content-Type: application/json\r\n" : "", len,
+		     body ? body : "");
+	if (r < 0) {
+		x->req = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	x->req_len = (size_t)r;
+	if ((r = sd_event_add_defer(event, &x->defer, on_defer, x)) < 0 ||
+	    (r = sd_event_add_time_relative(event, &x->timer, CLOCK_MONOTONIC,
+					    timeout_ms * USEC_PER_MSEC, 0, on_timeout, x)) < 0)
+		goto fail;
+	*ret = x;
+	return 0;
+fail:
+	ch_http_fds_free(x);
+	return r;
+}
