@@ -5,7 +5,9 @@ Machine: `-M microvm,acpi=on` for a PVH ELF kernel (ELF with a Xen PVH note, e.g
 (SHUTDOWN reason "guest-reset"); the VMM then "reboots" by starting a fresh QEMU after
 truncating/rebinding the console devices, exactly like cloud-hypervisor builds a new VM.
 The serial port, the virtio console and QMP are socketpairs passed to QEMU by fd (`fd=N`
-chardevs), so QEMU gets no other descriptor of ours; it dies with us (PR_SET_PDEATHSIG).
+chardevs), and the tap fds of net devices added with vm.add-net are passed as they are
+(`-netdev tap,fd=N`), so QEMU gets no other descriptor of ours; it dies with us
+(PR_SET_PDEATHSIG).
 
 API mapping: pause/resume -> QMP stop/cont, power button -> system_powerdown, hard stop
 (vm.shutdown, reboot, exit) -> QMP quit, SIGKILL after 3 s. Guest -> VMM: vmm.guest_output,
@@ -273,10 +275,44 @@ class QemuGuest:
             if d.get("serial"):
                 dev += ",serial=%s" % d["serial"].replace(",", ",,")
             a += ["-device", dev]
+        for i, n in enumerate(cfg.get("net") or []):
+            a += self._net_args(i, n, pvh)
         if cfg.get("pvpanic"):
             a += ["-device", "pvpanic"]
         a += shlex.split(os.environ.get("CH_EMU_QEMU_ARGS", ""))
         return a
+
+    def _net_args(self, i, n, pvh):
+        """A net device backed by tap fds (vm.add-net): QEMU gets the fds themselves (inherited,
+        see net_fds) as `-netdev tap,fd=N` (fds=a:b with several queue pairs). Named taps and
+        vhost-user devices are not connected (ch-emu never opens host interfaces)."""
+        fds = n.get("fds")
+        if not fds:
+            if n.get("tap"):
+                self.log.warn(
+                    "vm: %s: named tap %s is not connected in real mode" % (n.get("id"), n["tap"])
+                )
+            return []
+        # No vnet_hdr= (QEMU refuses it with fd=/fds=): QEMU uses the virtio-net header when
+        # the tap was opened with IFF_VNET_HDR, as cloud-hypervisor needs it.
+        if len(fds) == 1:
+            netdev = "tap,id=nic%d,fd=%d" % (i, fds[0])
+        else:
+            netdev = "tap,id=nic%d,fds=%s" % (i, ":".join(str(f) for f in fds))
+        model = "virtio-net-device" if pvh else "virtio-net-pci"
+        dev = "%s,netdev=nic%d,mac=%s" % (model, i, n["mac"])
+        if len(fds) > 1:
+            dev += ",mq=on"
+            if not pvh:
+                dev += ",vectors=%d" % (2 * len(fds) + 2)
+        if n.get("mtu"):
+            dev += ",host_mtu=%d" % n["mtu"]
+        if not pvh:
+            dev += ",romfile="  # no iPXE option ROM: the kernel is loaded directly
+        return ["-netdev", netdev, "-device", dev]
+
+    def net_fds(self):
+        return [fd for n in self.config.get("net") or [] for fd in n.get("fds") or []]
 
     # ---- lifecycle
     def start(self, done):
@@ -297,7 +333,7 @@ class QemuGuest:
                 stdin=subprocess.DEVNULL,
                 stdout=err_w,
                 stderr=err_w,
-                pass_fds=tuple(fds.values()),
+                pass_fds=tuple(fds.values()) + tuple(self.net_fds()),
                 preexec_fn=functools.partial(_child_setup, os.getpid()),
             )
         except OSError as e:
@@ -443,6 +479,17 @@ class QemuGuest:
 
     def counters(self):
         return {}
+
+    def add_net(self, net):
+        """Hotplug would need QMP getfd/netdev_add/device_add and a hotplug-capable bus (the
+        devices sit on microvm's virtio-mmio or q35's root bus): refused."""
+        return [
+            "ch-emu: hotplugging a net device into a real (QEMU) guest is not emulated; "
+            "add it with vm.add-net before vm.boot"
+        ]
+
+    def remove_net(self, net):
+        return ["ch-emu: removing a device from a running real (QEMU) guest is not emulated"]
 
     def input(self, kind, data):
         r = self.relays.get(kind)

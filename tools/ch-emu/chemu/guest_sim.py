@@ -153,6 +153,14 @@ class SimGuest:
     def counters(self):
         return {}
 
+    def add_net(self, net):
+        """vm.add-net on a booted VM: the simulated guest takes any net device at once."""
+        return None
+
+    def remove_net(self, net):
+        """vm.remove-device of a net device: ejected at once (the VMM then closes its fds)."""
+        return None
+
     # ---- guest-initiated events
     def _poweroff(self, why):
         if self.stopped:

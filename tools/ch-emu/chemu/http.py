@@ -5,12 +5,22 @@ connection alive unless the client asks otherwise, honours Content-Length and
 `Expect: 100-continue`, and refuses what cloud-hypervisor's micro_http refuses (chunked bodies,
 oversized heads/bodies) with a 400 and a closed connection. The dispatcher gets a Request and
 a reply(status, body_bytes, on_sent=None) callable it may call later (or never: chemu.hang).
+
+File descriptors passed as SCM_RIGHTS ancillary data (as cloud-hypervisor's micro_http accepts
+them, e.g. tap fds for vm.add-net) become Request.fds: the request that contains the last byte
+of the recvmsg() that carried them gets them (the kernel ends a read after the segment that
+carries fds, so that is the request whose sendmsg() sent them). The dispatcher owns
+Request.fds; fds of a request that is never complete are closed with the connection.
 """
 
+import array
+import os
 import socket
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
+MAX_FDS = 253  # SCM_MAX_FD: the most one sendmsg() can carry
+_ANC_SPACE = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 
 REASONS = {
     100: "Continue",
@@ -27,15 +37,38 @@ REASONS = {
 
 
 class Request:
-    __slots__ = ("method", "target", "path", "version", "headers", "body")
+    __slots__ = ("method", "target", "path", "version", "headers", "body", "fds")
 
-    def __init__(self, method, target, version, headers, body):
+    def __init__(self, method, target, version, headers, body, fds=None):
         self.method = method
         self.target = target
         self.path = target.split("?", 1)[0]
         self.version = version
         self.headers = headers
         self.body = body
+        self.fds = fds or []
+
+
+def close_fds(fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _recv_with_fds(sock, log):
+    """recvmsg(): (data, [fds]); received fds are close-on-exec."""
+    data, anc, flags, _ = sock.recvmsg(65536, _ANC_SPACE, socket.MSG_CMSG_CLOEXEC)
+    fds = []
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            a = array.array("i")
+            a.frombytes(payload[: len(payload) - len(payload) % a.itemsize])
+            fds.extend(a)
+    if flags & socket.MSG_CTRUNC:
+        log.warn("api: ancillary data truncated: more than %d fds in one message" % MAX_FDS)
+    return data, fds
 
 
 class Server:
@@ -82,6 +115,8 @@ class Conn:
         self.sent_continue = False
         self.on_flushed = []
         self.seq = 0
+        self.stream_pos = 0  # stream offset of inbuf[0]
+        self.fd_marks = []  # (stream offset of the last byte read with them, [fds])
         self.loop.add_reader(self.fd, self._readable)
 
     def close(self):
@@ -94,18 +129,27 @@ class Conn:
         except OSError:
             pass
         self.server.conns.discard(self)
+        marks, self.fd_marks = self.fd_marks, []
+        for _, fds in marks:
+            close_fds(fds)
         cbs, self.on_flushed = self.on_flushed, []
         for cb in cbs:
             cb()
 
     def _readable(self):
         try:
-            data = self.sock.recv(65536)
+            data, fds = _recv_with_fds(self.sock, self.server.log)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             self.close()
             return
+        if fds:
+            if data and not self.peer_eof and not self.close_after_flush:
+                last = self.stream_pos + len(self.inbuf) + len(data) - 1
+                self.fd_marks.append((last, fds))
+            else:
+                close_fds(fds)
         if not data:
             self.peer_eof = True
             self.loop.remove_reader(self.fd)
@@ -163,13 +207,17 @@ class Conn:
                 return
             body = bytes(self.inbuf[end + 4 : end + 4 + clen])
             del self.inbuf[: end + 4 + clen]
+            self.stream_pos += end + 4 + clen
+            fds = []
+            while self.fd_marks and self.fd_marks[0][0] < self.stream_pos:
+                fds += self.fd_marks.pop(0)[1]
             self.sent_continue = False
             conn_hdr = headers.get("connection", "").lower()
             if version == "HTTP/1.0":
                 keep = conn_hdr == "keep-alive"
             else:
                 keep = conn_hdr != "close"
-            req = Request(method, target, version, headers, body if clen else None)
+            req = Request(method, target, version, headers, body if clen else None, fds)
             self.busy = True
             self.seq += 1
             seq = self.seq

@@ -9,16 +9,26 @@ innermost cause is "VM is not created" / "VM config is missing", 500 otherwise.
 Lifecycle operations (API calls and guest-initiated power-off/reset) run one at a time in
 arrival order, like the real VMM thread; chemu.hang / chemu.delay act before the queue, so a
 hung call blocks nobody else.
+
+Net devices (net.py): fds passed with SCM_RIGHTS count only on vm.add-net, where all of them
+become the device's `fds` (numbers in the body are dropped, as in vm.create); fds sent with any
+other request are closed. ch-emu owns them from then on: they are closed by vm.remove-device,
+vm.delete, vmm.shutdown and at exit, and kept across vm.shutdown / reboot (the config keeps
+them). PCI slots (for vm.add-net's PciDeviceInfo) are handed out at boot in the device
+manager's order and, on hotplug, the lowest free slot.
 """
 
+import functools
 import json
 import os
 import resource
 import signal
 
+from . import net as net_mod
 from . import script as script_mod
 from .guest_qemu import QemuGuest, kernel_kind
 from .guest_sim import SimGuest
+from .http import close_fds
 from .schema import SchemaError
 from .serial import PortError, create_ports, os_error_text
 
@@ -84,6 +94,10 @@ def _json(obj):
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _bdf(seg, slot):
+    return "%04x:00:%02x.0" % (seg, slot)
+
+
 class Vmm:
     def __init__(self, loop, schema, events, log, env_script, no_shutdown):
         self.loop = loop
@@ -103,6 +117,9 @@ class Vmm:
         self.op_running = False
         self.exit_code = None
         self.exiting = False
+        self.pci_used = {}  # PCI segment -> set of device slots in use (while booted)
+        self.pci_ids = {}  # device id -> (segment, slot)
+        self.device_id_cnt = 0
 
     @property
     def script(self):
@@ -112,48 +129,66 @@ class Vmm:
     def dispatch(self, req, reply):
         prefix = "/api/v1/"
         ep = req.path[len(prefix):] if req.path.startswith(prefix) else None
+        fds, req.fds = req.fds, []
+        if fds and ep != "vm.add-net":
+            # cloud-hypervisor attaches received fds to net devices on vm.add-net only.
+            self.log.warn(
+                "api: %d fd(s) received with %s closed (only vm.add-net takes fds)"
+                % (len(fds), req.path)
+            )
+            close_fds(fds)
+            fds = []
+
+        def reject(status, rbody):
+            close_fds(fds)
+            reply(status, rbody)
+
         if ep not in ROUTES:
-            reply(404, _json(["Not Found"]))
+            reject(404, _json(["Not Found"]))
             return
         method, _ = ROUTES[ep]
         if req.method not in (GET, PUT):
-            reply(400, None)
+            reject(400, None)
             return
         if req.method != method:
-            reply(400, _json(["Bad Request"]))
+            reject(400, _json(["Bad Request"]))
             return
         body = None
         bschema = self.schema.request_schema(ep, method)
         if bschema is None:
             if req.body is not None and method == PUT:
-                reply(400, _json(["Bad Request"]))
+                reject(400, _json(["Bad Request"]))
                 return
         else:
             if req.body is None:
-                reply(400, None if ep == "vm.create" else _json(["Bad Request"]))
+                reject(400, None if ep == "vm.create" else _json(["Bad Request"]))
                 return
             try:
                 body = json.loads(req.body)
                 self.schema.validate(body, bschema)
             except ValueError as e:  # includes json.JSONDecodeError
-                reply(400, _json(["Failed to deserialize JSON", str(e)]))
+                reject(400, _json(["Failed to deserialize JSON", str(e)]))
                 return
             except SchemaError as e:
-                reply(400, _json(["Failed to deserialize JSON", str(e)]))
+                reject(400, _json(["Failed to deserialize JSON", str(e)]))
                 return
-        self.log.info("api: %s %s" % (req.method, ep))
+        self.log.info("api: %s %s%s" % (req.method, ep, " (%d fds)" % len(fds) if fds else ""))
         s = self.script  # validated when parsed
         hang = ep in s.endpoints("hang")
         fail = ep in s.endpoints("fail")
         delay = s.delays().get(ep)
         if hang:
             self.log.info("api: %s hangs (chemu.hang)" % ep)
+            close_fds(fds)
             return
         handler = getattr(self, "api_" + ep.replace(".", "_").replace("-", "_"), None)
         if fail:
+            close_fds(fds)
             handler = self._api_injected_failure
         elif handler is None:
             handler = self._api_not_emulated
+        elif ep == "vm.add-net":
+            handler = functools.partial(handler, fds=fds)
 
         def run():
             self.enqueue(lambda done: handler(ep, body, self._chain_done(reply, done)))
@@ -223,6 +258,8 @@ class Vmm:
             self.fail(reply, ep, "ch-emu: payload.cmdline: %s" % e)
             return
         cfg = dict(body)
+        if cfg.get("net"):
+            cfg["net"] = [self._net_from_body(n) for n in cfg["net"]]
         for sec, d in CH_SECTION_DEFAULTS.items():
             if cfg.get(sec) is None:
                 cfg[sec] = dict(d)
@@ -367,8 +404,12 @@ class Vmm:
         mem = self.config["memory"]
         zones = mem.get("zones") or []
         actual = int(mem.get("size", 0)) + sum(int(z.get("size", 0)) for z in zones)
+        cfg = self.config
+        if cfg.get("net"):
+            cfg = dict(cfg)
+            cfg["net"] = [net_mod.public(n) for n in cfg["net"]]
         info = {
-            "config": self.config,
+            "config": cfg,
             "state": self.state if self.guest is not None else "Created",
             "memory_actual_size": actual,
         }
@@ -386,8 +427,177 @@ class Vmm:
                 "write_bytes": 0,
                 "write_ops": 0,
             }
+        for i, n in enumerate(self.config.get("net") or []):
+            counters[n.get("id") or "_net%d" % i] = {
+                "rx_bytes": 0,
+                "rx_frames": 0,
+                "tx_bytes": 0,
+                "tx_frames": 0,
+            }
         counters.update(self.guest.counters())
         reply(200, _json(counters))
+
+    def api_vm_add_net(self, ep, body, reply, fds=()):
+        fds = list(fds)
+        if self.config is None:
+            close_fds(fds)
+            self.fail(reply, ep, "VM is not created")
+            return
+        n = self._net_from_body(body)
+        if fds:
+            n["fds"] = fds  # all fds of the request, in order: one per queue pair
+        n = self.schema.fill_defaults(n, self.schema.component("NetConfig"))
+        trial = dict(self.config)
+        trial["net"] = list(self.config.get("net") or []) + [n]
+        err = net_mod.validate_config(trial)
+        if err:
+            net_mod.close(n)
+            self.fail(reply, ep, *err)
+            return
+        if self.guest is None:
+            # Not booted: the device joins the config and is created at vm.boot (204).
+            self.config["net"] = trial["net"]
+            reply(204)
+            return
+        err = self.guest.add_net(n)
+        if not err:
+            if n.get("id") is None:
+                n["id"] = self._next_device_name("_net")
+            err = net_mod.create_device(n, self.log)
+        if not err:
+            seg = n.get("pci_segment") or 0
+            slot = self._pci_alloc(seg)
+            if slot is None:
+                err = ["Error from device manager", "Failed to find an available PCI device ID"]
+        if err:
+            net_mod.close(n)
+            self.fail(reply, ep, *err)
+            return
+        self.pci_ids[n["id"]] = (seg, slot)
+        self.config["net"] = trial["net"]
+        self.log.info("vm: %s hotplugged at %s" % (n["id"], _bdf(seg, slot)))
+        reply(200, _json({"id": n["id"], "bdf": _bdf(seg, slot)}))
+
+    def api_vm_remove_device(self, ep, body, reply):
+        did = body.get("id")
+        if did is None:  # VmRemoveDeviceData.id is a plain String upstream
+            reply(400, _json(["Failed to deserialize JSON", "missing field `id`"]))
+            return
+        if self.config is None:
+            self.fail(reply, ep, "VM is not created")
+            return
+        found = self._find_device(did)
+        if self.guest is not None:
+            if found is None:
+                self.fail(
+                    reply,
+                    ep,
+                    "Error from device manager",
+                    "Failed to find device corresponding to the given identifier",
+                )
+                return
+            sec, dev = found
+            if sec != "net":
+                err = ["ch-emu: hot-removing a %s device is not emulated" % sec]
+            else:
+                err = self.guest.remove_net(dev)
+            if err:
+                self.fail(reply, ep, *err)
+                return
+            # The simulated guest ejects the device at once: slot freed, fds closed.
+            seg_slot = self.pci_ids.pop(did, None)
+            if seg_slot:
+                self.pci_used.get(seg_slot[0], set()).discard(seg_slot[1])
+        elif found is None:
+            self.fail(reply, ep, "No device with id %s to remove" % json.dumps(did))
+            return
+        sec, dev = found
+        if sec == "vsock":
+            del self.config["vsock"]
+        else:
+            self.config[sec] = [d for d in self.config[sec] if d is not dev]
+        if sec == "net":
+            net_mod.close(dev)
+        self.log.info("vm: device %s removed" % did)
+        reply(204)
+
+    def _net_from_body(self, body):
+        """A copy of a NetConfig as upstream's serde leaves it: fds numbers in a body are never
+        valid (only SCM_RIGHTS fds on vm.add-net count), mac defaults to a random local one."""
+        n = dict(body)
+        if n.get("fds") is not None:
+            self.log.warn(
+                "api: FD numbers were present in HTTP request body for device %s but will be "
+                "ignored" % json.dumps(n.get("id"))
+            )
+        n.pop("fds", None)
+        if n.get("mac") is None:
+            n["mac"] = net_mod.random_mac()
+        return n
+
+    def _find_device(self, did):
+        """(section, entry) of the config device with this id, or None."""
+        for sec in net_mod.ID_SECTIONS:
+            for d in self.config.get(sec) or []:
+                if d.get("id") == did:
+                    return sec, d
+        v = self.config.get("vsock")
+        if v and v.get("id") == did:
+            return "vsock", v
+        return None
+
+    def _next_device_name(self, prefix):
+        taken = set(net_mod.device_ids(self.config)) | set(self.pci_ids)
+        while True:
+            name = "%s%d" % (prefix, self.device_id_cnt)
+            self.device_id_cnt += 1
+            if name not in taken:
+                return name
+
+    def _pci_alloc(self, seg):
+        used = self.pci_used.setdefault(seg, {0})  # device 0: the host bridge
+        for slot in range(32):
+            if slot not in used:
+                used.add(slot)
+                return slot
+        return None
+
+    def _pci_assign(self):
+        """At every boot, like the device manager: device 0 of each segment is the host bridge,
+        then the virtio console, disks, nets, rng, fs, pmem, vsock, balloon, watchdog, vDPA,
+        VFIO and user devices, pvpanic each take the lowest free slot of their segment."""
+        cfg = self.config
+        self.pci_used = {}
+        self.pci_ids = {}
+        order = []
+        if cfg["console"]["mode"] != "Off":
+            order.append(("__console", 0))
+        unnamed = 0
+        for sec in ("disks", "net"):
+            for d in cfg.get(sec) or []:
+                order.append((d.get("id"), d.get("pci_segment") or 0))
+                unnamed += d.get("id") is None
+        order.append(("__rng", (cfg.get("rng") or {}).get("pci_segment") or 0))
+        for sec in ("fs", "pmem"):
+            for d in cfg.get(sec) or []:
+                order.append((d.get("id"), d.get("pci_segment") or 0))
+                unnamed += d.get("id") is None
+        if cfg.get("vsock"):
+            order.append((cfg["vsock"].get("id"), cfg["vsock"].get("pci_segment") or 0))
+        if cfg.get("balloon"):
+            order.append(("__balloon", 0))
+        if cfg.get("watchdog"):
+            order.append(("__watchdog", 0))
+        for sec in ("vdpa", "devices", "user_devices"):
+            for d in cfg.get(sec) or []:
+                order.append((d.get("id"), d.get("pci_segment") or 0))
+        if cfg.get("pvpanic"):
+            order.append(("__pvpanic", 0))
+        for did, seg in order:
+            slot = self._pci_alloc(seg)
+            if did is not None and slot is not None:
+                self.pci_ids[did] = (seg, slot)
+        self.device_id_cnt = unnamed  # names upstream gives unnamed devices at boot
 
     def _api_not_emulated(self, ep, body, reply):
         self.fail(reply, ep, "ch-emu: %s is not emulated" % ep)
@@ -404,6 +614,9 @@ class Vmm:
         p = cfg["payload"]
         if not (p.get("kernel") or p.get("firmware") or p.get("igvm")):
             return ["Failed to validate config", "No kernel specified"]
+        err = net_mod.validate_config(cfg)
+        if err:
+            return err
         checks = [
             ("kernel", "Cannot open kernel file"),
             ("firmware", "Cannot open firmware file"),
@@ -422,6 +635,10 @@ class Vmm:
                     os.close(os.open(d["path"], flags | os.O_CLOEXEC))
                 except OSError as e:
                     return ["Error from device manager", "Cannot open disk path", os_error_text(e)]
+        for n in cfg.get("net") or []:
+            err = net_mod.create_device(n, self.log)
+            if err:
+                return err
         return None
 
     def _guest_mode(self):
@@ -447,6 +664,7 @@ class Vmm:
             g = SimGuest(self, s, self.boot_count, self.config["payload"].get("cmdline", ""))
         self.guest = g
         self.state = "Running"
+        self._pci_assign()
         for kind, port in self.ports.items():
             port.attach(lambda data, k=kind: self._guest_input(k, data))
 
@@ -524,6 +742,8 @@ class Vmm:
                 for p in self.ports.values():
                     p.release()
                 self.ports = None
+            for n in self.config.get("net") or []:
+                net_mod.close(n)
             self.config = None
             self.cmd_script = script_mod.Script()
             self.events.emit("vm", "deleted")
@@ -629,3 +849,6 @@ class Vmm:
         if self.guest is not None and isinstance(self.guest, QemuGuest):
             self.guest.kill_now()
         self._drop_ports()
+        if self.config is not None:
+            for n in self.config.get("net") or []:
+                net_mod.close(n)
