@@ -224,6 +224,7 @@ static int config_defaults(struct daemon_config *cfg)
 		r = set_default(&cfg->group, "mvirt", NULL);
 	if (r >= 0)
 		r = set_default(&cfg->default_network, "auto", NULL);
+
 	if (r < 0)
 		return r;
 	if (!cfg->listen) {

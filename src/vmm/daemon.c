@@ -275,7 +275,8 @@ static int daemon_start(struct daemon *d)
 						       .hypervisor = d->cfg->hypervisor,
 						       .runtime_dir = d->cfg->runtime_dir,
 						       .state_dir = d->cfg->state_dir,
-						       .storage = d->storage},
+						       .storage = d->storage,
+						       .networks = d->networks},
 			   &d->vms);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up the VM manager: %m");

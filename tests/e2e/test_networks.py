@@ -6,7 +6,10 @@ gateway address, its alias mark; after restarts, kill -9 and deletes, that nothi
 left and nothing it did not make is touched.
 """
 
+import itertools
+import os
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -191,3 +194,103 @@ def test_two_daemons_never_take_each_others_bridges(netns, make_ch_daemon):
     assert "mvbr-one" in netns_links(netns)
     assert_status(error_of(lambda: create(b, "one", ipv4_subnet="10.89.0.0/24")),
                   Code.INVALID_ARGUMENT, "mvbr-one", "another mvirt daemon")
+
+
+# ---- NICs on networks: the daemon's taps ------------------------------------------------------
+
+RUNNING, STOPPED = pb.VM_STATE_RUNNING, pb.VM_STATE_STOPPED
+
+
+def wait_for(pred, what, deadline=20.0):
+    end = time.monotonic() + deadline
+    while not pred():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def nic_vm(d, name, files, *networks, macs=()):
+    nics = [pb.Nic(network=n, mac=m) for n, m in itertools.zip_longest(networks, macs,
+                                                                       fillvalue="")]
+    return d.call("CreateVm", pb.CreateVmRequest(name=name, config=pb.VmConfig(
+        vcpus=1, memory_mb=64, kernel=files["kernel"], nics=nics)))
+
+
+def taps_of(ns):
+    return {n: l for n, l in netns_links(ns).items() if l["kind"] == "tun"}
+
+
+def holds_tun(pid) -> bool:
+    fd_dir = f"/proc/{pid}/fd"
+    return any(os.readlink(os.path.join(fd_dir, f)) == "/dev/net/tun" for f in os.listdir(fd_dir))
+
+
+def test_start_makes_a_tap_per_nic_on_its_bridge(nd, netns, vm_files):
+    create(nd, "lan", ipv4_subnet="10.88.0.0/24")
+    create(nd, "iso", mode=ISOLATED, ipv4_subnet="10.89.0.0/24")
+    vm = nic_vm(nd, "web", vm_files, "lan", "iso")
+    assert not taps_of(netns)
+    vm = nd.call("StartVm", pb.StartVmRequest(vm="web"), timeout=60)
+    assert vm.state == RUNNING
+    tap0, tap1 = ("mv" + vm.id.replace("-", "")[:10] + str(i) for i in range(2))
+    taps = taps_of(netns)
+    assert set(taps) == {tap0, tap1}, taps
+    assert taps[tap0]["master"] == "mvbr-lan" and taps[tap1]["master"] == "mvbr-iso"
+    # the hypervisor holds the taps, the daemon does not (a tap lives as long as its fds)
+    assert holds_tun(vm.pid)
+    assert not holds_tun(nd.pid)
+    assert [(n.tap, n.network, n.mac) for n in vm.nics] == [
+        (tap0, "lan", vm.config.nics[0].mac), (tap1, "iso", vm.config.nics[1].mac)]
+    # kill -9 of the daemon: the taps stay with the VM, and come back under the new daemon
+    nd.stop(sig=9)
+    assert set(taps_of(netns)) == {tap0, tap1}
+    nd.start()
+    assert [n.tap for n in nd.call("GetVm", pb.GetVmRequest(vm="web")).nics] == [tap0, tap1]
+    nd.call("StopVm", pb.StopVmRequest(vm="web", force=True), timeout=60)
+    wait_for(lambda: not taps_of(netns), "the taps to go with the hypervisor")
+    assert not nd.call("GetVm", pb.GetVmRequest(vm="web")).nics
+
+
+def test_taps_go_when_the_hypervisor_is_killed(nd, netns, vm_files):
+    create(nd, "lan", ipv4_subnet="10.88.0.0/24")
+    nic_vm(nd, "web", vm_files, "lan")
+    vm = nd.call("StartVm", pb.StartVmRequest(vm="web"), timeout=60)
+    assert len(taps_of(netns)) == 1
+    nd.stop(sig=9)  # the daemon is away when the hypervisor dies
+    os.kill(vm.pid, 9)
+    wait_for(lambda: not taps_of(netns), "the tap to go with the hypervisor")
+    nd.start()
+    got = nd.call("GetVm", pb.GetVmRequest(vm="web"))
+    assert got.state != RUNNING and not got.nics
+    # and it starts again on a fresh tap of the same name
+    nd.call("StartVm", pb.StartVmRequest(vm="web"), timeout=60)
+    assert len(taps_of(netns)) == 1
+    nd.call("StopVm", pb.StopVmRequest(vm="web", force=True), timeout=60)
+    wait_for(lambda: not taps_of(netns), "the tap to go")
+
+
+def test_nic_network_must_exist(nd, vm_files):
+    err = error_of(nic_vm, nd, "web", vm_files, "nosuch")
+    assert_status(err, Code.INVALID_ARGUMENT, "config.nics[0].network", "'nosuch'",
+                  "does not exist")
+    assert not nd.call("ListVms", pb.ListVmsRequest()).vms
+
+
+def test_start_fails_cleanly_when_the_tap_cannot_be_made(nd, netns, vm_files):
+    create(nd, "lan", ipv4_subnet="10.88.0.0/24")
+    vm = nic_vm(nd, "web", vm_files, "lan", "lan")
+    squatter = "mv" + vm.id.replace("-", "")[:10] + "1"
+    ip(netns, "link", "add", squatter, "type", "bridge")  # someone else's link of that name
+    err = error_of(lambda: nd.call("StartVm", pb.StartVmRequest(vm="web"), timeout=60))
+    assert_status(err, Code.FAILED_PRECONDITION, "config.nics[1].network", squatter)
+    got = nd.call("GetVm", pb.GetVmRequest(vm="web"))
+    assert got.state == STOPPED and got.pid == 0
+    assert set(taps_of(netns)) == set()  # the first NIC's tap went with the failed start
+    assert squatter in netns_links(netns)  # not ours: untouched
+    assert not nd.hypervisor_pids()
+
+
+def test_mac_unique_across_vms(nd, vm_files):
+    create(nd, "lan", ipv4_subnet="10.88.0.0/24")
+    nic_vm(nd, "web", vm_files, "lan", macs=["52:54:00:aa:bb:cc"])
+    err = error_of(lambda: nic_vm(nd, "db", vm_files, "lan", macs=["52:54:00:AA:BB:CC"]))
+    assert_status(err, Code.ALREADY_EXISTS, "config.nics[0].mac", "'web'")

@@ -123,7 +123,7 @@ static void server_start(enum scenario sc)
 
 	snprintf(sock_path, sizeof(sock_path), "/tmp/test_ch_http_fds.%d.sock", (int)getpid());
 	unlink(sock_path);
-	strcpy(sa.sun_path, sock_path);
+	memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
 	assert_true(lfd >= 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(lfd, 4), 0);

@@ -238,6 +238,37 @@ fail:
 	return NULL;
 }
 
+static void nic_status_free(Mvirt__NicStatus *pb)
+{
+	if (!pb)
+		return;
+	str_pb_free(&pb->mac);
+	str_pb_free(&pb->tap);
+	str_pb_free(&pb->network);
+	free(pb);
+}
+
+/* What a NIC of a VM with a hypervisor process is on the host: its tap (the daemon's, named
+ * after the VM, for a NIC on a network). */
+static Mvirt__NicStatus *nic_status_to_pb(const struct vm_record *r, size_t i)
+{
+	const struct vm_nic *n = &r->config.nics[i];
+	Mvirt__NicStatus *pb = malloc(sizeof(*pb));
+	char tap[16];
+
+	if (!pb)
+		return NULL;
+	*pb = (Mvirt__NicStatus)MVIRT__NIC_STATUS__INIT;
+	if (str_to_pb(n->mac, &pb->mac) < 0 ||
+	    str_to_pb(isempty(n->network) ? n->tap : vm_nic_tap_name(r->id, i, tap), &pb->tap) <
+		    0 ||
+	    str_to_pb(n->network, &pb->network) < 0) {
+		nic_status_free(pb);
+		return NULL;
+	}
+	return pb;
+}
+
 int api_convert_vm_to_pb(const struct vm_record *r, Mvirt__Vm *ret)
 {
 	Mvirt__Vm vm = MVIRT__VM__INIT;
@@ -253,6 +284,13 @@ int api_convert_vm_to_pb(const struct vm_record *r, Mvirt__Vm *ret)
 		goto fail;
 	if (r->started_at_us != 0 && !(vm.started_at = timestamp_new(r->started_at_us)))
 		goto fail;
+	if (r->process.pid > 0 && r->config.n_nics > 0) {
+		if (!(vm.nics = calloc(r->config.n_nics, sizeof(*vm.nics))))
+			goto fail;
+		for (; vm.n_nics < r->config.n_nics; vm.n_nics++)
+			if (!(vm.nics[vm.n_nics] = nic_status_to_pb(r, vm.n_nics)))
+				goto fail;
+	}
 	*ret = vm;
 	return 0;
 fail:
@@ -271,5 +309,8 @@ void api_convert_vm_pb_done(Mvirt__Vm *vm)
 	config_pb_free(vm->config);
 	free(vm->created_at);
 	free(vm->started_at);
+	for (size_t i = 0; i < vm->n_nics; i++)
+		nic_status_free(vm->nics[i]);
+	free(vm->nics);
 	*vm = (Mvirt__Vm)MVIRT__VM__INIT;
 }

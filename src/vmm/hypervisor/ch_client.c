@@ -729,7 +729,7 @@ static void on_raw_done(void *userdata, int error, long status, const char *body
 	struct ch_reply reply = {
 		.error = error, .http_status = status, .body = body, .message = ""};
 
-	r->raw = NULL; /* it is done: ch_http_fds frees nothing more of its own after this */
+	/* request_deliver frees r->raw: ch_http_fds touches nothing of its own after fn */
 	if (error < 0) {
 		if (asprintf(&message, "%s: %s", r->socket_path, strerror(-error)) < 0)
 			message = NULL;

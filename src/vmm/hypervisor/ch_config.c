@@ -172,8 +172,9 @@ static int config_disks(const struct ch_launch *l, struct json_object **ret, str
 	return 0;
 }
 
-/* [NetConfig...]: {"tap", "mac"?} per NIC, or NULL in *ret when there are no NICs. mvirt
- * networks (a bridge managed by mvirt) do not exist yet, so only tap NICs can be expressed. */
+/* [NetConfig...]: {"tap", "mac"?} per tap NIC, or NULL in *ret when there is none. NICs on
+ * mvirt networks are left out: their taps are fds, which vm.create does not take; they are
+ * added with vm.add-net (ch_config_net_json) before vm.boot. */
 static int config_net(const struct vm_config *c, struct json_object **ret, struct mv_error *err)
 {
 	_cleanup_json_ struct json_object *arr = NULL;
@@ -181,22 +182,16 @@ static int config_net(const struct vm_config *c, struct json_object **ret, struc
 	int r;
 
 	*ret = NULL;
-	if (c->n_nics == 0)
-		return 0;
-	if (!(arr = json_object_new_array()))
-		return -ENOMEM;
 	for (i = 0; i < c->n_nics; i++) {
 		const struct vm_nic *n = &c->nics[i];
 		_cleanup_json_ struct json_object *o = NULL;
 
 		if (!isempty(n->network))
-			return mv_err_invalid(
-				err,
-				"config.nics[%zu].network: mvirt networks are not supported "
-				"yet; use tap",
-				i);
+			continue;
 		if (isempty(n->tap))
-			return mv_err_invalid(err, "config.nics[%zu]: set tap", i);
+			return mv_err_invalid(err, "config.nics[%zu]: set tap or network", i);
+		if (!arr && !(arr = json_object_new_array()))
+			return -ENOMEM;
 		if (!(o = json_object_new_object()))
 			return -ENOMEM;
 		if ((r = add_string(o, "tap", n->tap)) < 0 ||
@@ -206,6 +201,24 @@ static int config_net(const struct vm_config *c, struct json_object **ret, struc
 			return r;
 	}
 	*ret = TAKE_PTR(arr);
+	return 0;
+}
+
+int ch_config_net_json(const struct vm_nic *nic, size_t index, char **ret)
+{
+	_cleanup_json_ struct json_object *o = json_object_new_object();
+	char id[32];
+	const char *s;
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	snprintf(id, sizeof(id), CH_NET_ID_PREFIX "%zu", index);
+	if ((r = add_string(o, "id", id)) < 0 || (r = add_string_opt(o, "mac", nic->mac)) < 0)
+		return r;
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (!s || !(*ret = strdup(s)))
+		return -ENOMEM;
 	return 0;
 }
 

@@ -26,8 +26,14 @@ struct ch_launch {
 };
 
 /* Returns the JSON text in *ret (caller frees). -EINVAL with a message for what
- * cloud-hypervisor cannot express (e.g. a NIC on an mvirt network, not a tap). Memory is in
+ * cloud-hypervisor cannot express. NICs on mvirt networks are left out (see
+ * ch_config_net_json). Memory is in
  * bytes, both boot_vcpus and max_vcpus are set, console is Off, serial is Socket, every disk
  * has an explicit image_type, qcow2 disks with backing_files set get backing_files true,
  * pvpanic is on (guest panic events). */
 int ch_config_json(const struct ch_launch *launch, char **ret, struct mv_error *err);
+
+/* The NetConfig of config.nics[index] on an mvirt network, for vm.add-net with its tap fd:
+ * {"id": "net<index>", "mac": ...}. One fd is one queue pair, cloud-hypervisor's default. */
+#define CH_NET_ID_PREFIX "net"
+int ch_config_net_json(const struct vm_nic *nic, size_t index, char **ret);

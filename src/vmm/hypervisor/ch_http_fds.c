@@ -251,7 +251,7 @@ int ch_http_fds_start(sd_event *event, const char *socket_path, const char *meth
 		r = -ENAMETOOLONG;
 		goto fail;
 	}
-	strcpy(x->sa.sun_path, socket_path);
+	memcpy(x->sa.sun_path, socket_path, strlen(socket_path) + 1);
 	for (; x->n_fds < n_fds; x->n_fds++)
 		if ((x->fds[x->n_fds] = fcntl(fds[x->n_fds], F_DUPFD_CLOEXEC, 3)) < 0) {
 			r = -errno;

@@ -7,6 +7,18 @@
 
 #include "common/macro.h"
 
+const char *vm_nic_tap_name(const char *vm_id, size_t index, char *buf)
+{
+	size_t n = 2;
+
+	memcpy(buf, "mv", 2);
+	for (const char *p = vm_id; *p && n < 12; p++)
+		if (*p != '-')
+			buf[n++] = *p;
+	snprintf(buf + n, 16 - n, "%zx", index & 0xf);
+	return buf;
+}
+
 const char *vm_state_name(enum vm_state state)
 {
 	switch (state) {

@@ -1,15 +1,20 @@
 /* The network manager (network.h): the table of networks, their rows, their bridges. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <systemd/sd-id128.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/fs.h"
+#include "network/dnsmasq.h"
 #include "network/netlink.h"
+#include "network/tap.h"
 #include "network/network.h"
 
 struct network_manager {
@@ -18,12 +23,21 @@ struct network_manager {
 	struct netlink *nl;
 	struct network **nets; /* sorted by name */
 	size_t n;
+	/* network_manager_set_dhcp */
+	sd_event *event;
+	char *dnsmasq, *run_networks, *state_networks; /* <dir>/networks */
 };
+
+static bool owns_bridge(const struct network *net)
+{
+	return net->config.mode != NET_MODE_BRIDGE;
+}
 
 static void network_free(struct network *net)
 {
 	if (!net)
 		return;
+	dnsmasq_free(net->dns);
 	free(net->name);
 	net_config_done(&net->config);
 	free(net);
@@ -63,7 +77,72 @@ void network_manager_free(struct network_manager *m)
 		network_free(m->nets[i]);
 	free(m->nets);
 	netlink_close(m->nl);
+	sd_event_unref(m->event);
+	free(m->dnsmasq);
+	free(m->run_networks);
+	free(m->state_networks);
 	free(m);
+}
+
+int network_manager_set_dhcp(struct network_manager *m, const struct network_dhcp_config *cfg)
+{
+	if (!(m->dnsmasq = strdup(cfg->dnsmasq)) ||
+	    asprintf(&m->run_networks, "%s/networks", cfg->runtime_dir) < 0 ||
+	    asprintf(&m->state_networks, "%s/networks", cfg->state_dir) < 0)
+		return -ENOMEM;
+	m->event = sd_event_ref(cfg->event);
+	return 0;
+}
+
+/* The network's dnsmasq, adopted or started (nat, isolated; once DHCP is configured). */
+static int start_dns(struct network_manager *m, struct network *net, struct mv_error *err)
+{
+	_cleanup_free_ char *rundir = NULL, *statedir = NULL, *domain = NULL;
+	struct dnsmasq_params p;
+
+	if (!m->event || !owns_bridge(net) || net->dns)
+		return 0;
+	if (asprintf(&rundir, "%s/%s", m->run_networks, net->id) < 0 ||
+	    asprintf(&statedir, "%s/%s", m->state_networks, net->id) < 0 ||
+	    asprintf(&domain, "%s", isempty(net->config.domain) ? "" : net->config.domain) < 0)
+		return mv_err_oom(err);
+	if (!*domain) {
+		free(domain);
+		if (asprintf(&domain, "%s" NET_DOMAIN_SUFFIX, net->name) < 0)
+			return domain = NULL, mv_err_oom(err);
+	}
+	p = (struct dnsmasq_params){
+		.event = m->event,
+		.binary = m->dnsmasq,
+		.name = net->name,
+		.rundir = rundir,
+		.statedir = statedir,
+		.bridge = net->bridge,
+		.domain = domain,
+		.plan = &net->plan,
+		.isolated = net->config.mode == NET_MODE_ISOLATED,
+	};
+	return dnsmasq_new(&p, &net->dns, err);
+}
+
+int network_set_hosts(struct network_manager *m, const char *network,
+		      const struct network_host *hosts, size_t n)
+{
+	const struct network *net = network_find(m, network);
+
+	_Static_assert(sizeof(struct network_host) == sizeof(struct dnsmasq_host), "same layout");
+	if (!net || !net->dns)
+		return 0;
+	return dnsmasq_set_hosts(net->dns, (const struct dnsmasq_host *)hosts, n);
+}
+
+int network_leases(struct network_manager *m, const struct network *net, struct dnsmasq_lease **ret,
+		   size_t *ret_n)
+{
+	(void)m;
+	*ret = NULL;
+	*ret_n = 0;
+	return net->dns ? dnsmasq_leases(net->dns, ret, ret_n) : 0;
 }
 
 const struct network *network_find(const struct network_manager *m, const char *name_or_id)
@@ -84,11 +163,6 @@ size_t network_count(const struct network_manager *m)
 const struct network *network_at(const struct network_manager *m, size_t i)
 {
 	return i < m->n ? m->nets[i] : NULL;
-}
-
-static bool owns_bridge(const struct network *net)
-{
-	return net->config.mode != NET_MODE_BRIDGE;
 }
 
 static int table_add(struct network_manager *m, struct network *net)
@@ -329,8 +403,15 @@ int network_create(struct network_manager *m, const char *name, const struct net
 		(void)store_network_delete(m->store, net->id, NULL);
 		goto fail;
 	}
+	if ((r = start_dns(m, net, err)) < 0) {
+		(void)netlink_link_delete(m->nl, net->bridge);
+		(void)store_network_delete(m->store, net->id, NULL);
+		goto fail;
+	}
 	r = table_add(m, net);
 	if (r < 0) {
+		dnsmasq_destroy(net->dns);
+		net->dns = NULL;
 		if (owns_bridge(net))
 			(void)netlink_link_delete(m->nl, net->bridge);
 		(void)store_network_delete(m->store, net->id, NULL);
@@ -355,7 +436,9 @@ int network_delete(struct network_manager *m, const char *name_or_id, struct mv_
 
 	if (!net)
 		return mv_err_not_found(err, "network '%s' does not exist", name_or_id);
-	/* The bridge first: a crash from here on leaves a row that says the bridge was ours. */
+	/* dnsmasq, then the bridge: a crash from here on leaves a row that reconcile completes. */
+	dnsmasq_destroy(net->dns);
+	net->dns = NULL;
 	if (owns_bridge(net)) {
 		r = netlink_link_delete(m->nl, net->bridge);
 		if (r < 0 && r != -ENODEV)
@@ -475,6 +558,38 @@ static int remove_orphan(const struct netlink_link *link, void *userdata)
 	return 0;
 }
 
+/* dnsmasq processes and files of networks that no longer exist (a crash mid-create/delete). */
+static void remove_stray_dns(struct network_manager *m)
+{
+	const char *dirs[] = {m->run_networks, m->state_networks};
+	int keep[256];
+	size_t n_keep = 0;
+
+	for (size_t i = 0; i < m->n && n_keep < ELEMENTSOF(keep); i++)
+		if (dnsmasq_pid(m->nets[i]->dns) > 0)
+			keep[n_keep++] = dnsmasq_pid(m->nets[i]->dns);
+	(void)dnsmasq_kill_strays(m->run_networks, keep, n_keep);
+	for (size_t k = 0; k < ELEMENTSOF(dirs); k++) {
+		DIR *d = opendir(dirs[k]);
+		struct dirent *de;
+
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			char *path;
+
+			if (de->d_name[0] == '.' || network_find(m, de->d_name))
+				continue;
+			if (asprintf(&path, "%s/%s", dirs[k], de->d_name) < 0)
+				break;
+			log_notice("network: removing %s, left by a deleted network", path);
+			remove_dir_files(path);
+			free(path);
+		}
+		closedir(d);
+	}
+}
+
 /* A stored network into the table; NULL, with the cause logged, when it cannot be. */
 static struct network *load(struct network_manager *m, const struct network_record *rec)
 {
@@ -508,7 +623,8 @@ int network_manager_reconcile(struct network_manager *m, struct mv_error *err)
 		if (!net && !(net = load(m, &recs[i])))
 			continue;
 		net->status[0] = '\0';
-		if (owns_bridge(net) && reconcile_bridge(m, net, &e) < 0) {
+		if ((owns_bridge(net) && reconcile_bridge(m, net, &e) < 0) ||
+		    start_dns(m, net, &e) < 0) {
 			log_error("network %s: %s", net->name, e.msg);
 			snprintf(net->status, sizeof(net->status), "%s", e.msg);
 		}
@@ -520,5 +636,34 @@ int network_manager_reconcile(struct network_manager *m, struct mv_error *err)
 	r = netlink_link_foreach(m->nl, remove_orphan, m);
 	if (r < 0)
 		log_warning_errno(r, "network: cannot list the host's links: %m");
+	if (m->event)
+		remove_stray_dns(m);
 	return 0;
+}
+
+int network_tap_open(struct network_manager *m, const char *network, const char *tap,
+		     struct mv_error *err)
+{
+	const struct network *net = network_find(m, network);
+	int fd, r;
+
+	if (!net)
+		return mv_err_precondition(err, -ENOENT, "network '%s' does not exist", network);
+	fd = tap_create(tap);
+	if (fd == -EBUSY)
+		return mv_err_precondition(err, -EBUSY,
+					   "a link named %s exists already (not made by this "
+					   "start); delete it",
+					   tap);
+	if (fd < 0)
+		return mv_err_internal(err, fd, "cannot create tap %s: %m", tap);
+	/* The tap goes away with its last fd: on failure closing it is all the cleanup. */
+	r = netlink_link_set_master(m->nl, tap, net->bridge);
+	if (r >= 0)
+		r = netlink_link_set_up(m->nl, tap, true);
+	if (r < 0) {
+		close(fd);
+		return netlink_failed(err, r, "attach the tap to", net->bridge);
+	}
+	return fd;
 }

@@ -22,6 +22,7 @@
 #include "common/err.h"
 #include "model/netdef.h"
 #include "store/store.h"
+#include <systemd/sd-event.h>
 
 #define NETWORK_ALIAS_MARK "mvirt:"
 #define NETWORK_INSTANCE_MAX 36
@@ -35,6 +36,21 @@ struct network {
 	char bridge[NET_IFNAME_MAX + 1];
 	int64_t created_at_us;
 	char status[1024]; /* "": fine; else what the last reconcile could not repair */
+	struct dnsmasq
+		*dns; /* its DHCP/DNS server (nat, isolated), with network_manager_set_dhcp */
+};
+
+/* Where and how networks get DHCP and DNS (network/dnsmasq.h). */
+struct network_dhcp_config {
+	sd_event *event;
+	const char *dnsmasq;     /* absolute path of the dnsmasq binary */
+	const char *runtime_dir; /* the daemon's; a network's files are in networks/<id>/ */
+	const char *state_dir;
+};
+
+struct network_host {
+	const char *mac;
+	const char *name;
 };
 
 struct network_manager;
@@ -47,6 +63,9 @@ int network_manager_new(struct store *store, const char *instance, struct networ
 void network_bridge_alias(const struct network_manager *m, const struct network *net, char *buf,
 			  size_t size);
 void network_manager_free(struct network_manager *m);
+/* Gives nat and isolated networks a dnsmasq each from the next reconcile or create on (without
+ * it, as in unit tests, networks have no DHCP). Strings are copied. */
+int network_manager_set_dhcp(struct network_manager *m, const struct network_dhcp_config *cfg);
 
 /* Loads the stored networks and makes the host match them (see above). A network whose bridge
  * cannot be made whole is kept, with the cause logged; only a store failure fails the call. */
@@ -64,6 +83,21 @@ int network_create(struct network_manager *m, const char *name, const struct net
 int network_create_default(struct network_manager *m, const char *subnet, struct mv_error *err);
 /* Deletes the network's bridge (nat, isolated) and its row. MV_ERR_NOT_FOUND if there is none. */
 int network_delete(struct network_manager *m, const char *name_or_id, struct mv_error *err);
+
+/* Creates tap (tap.h: it lives as long as an fd of it is open), attaches it to the bridge of
+ * network (name or id) and brings it up. Returns its fd: hand it to the hypervisor, then close
+ * it. MV_ERR_PRECONDITION when the network does not exist or a link named tap does. */
+int network_tap_open(struct network_manager *m, const char *network, const char *tap,
+		     struct mv_error *err);
+
+/* Tells the network's DHCP/DNS server which name each MAC has (VM NICs), so that leases carry
+ * VM names and the names resolve in the network's domain. A network without DHCP: no-op. */
+int network_set_hosts(struct network_manager *m, const char *network,
+		      const struct network_host *hosts, size_t n);
+/* The DHCP leases of the network (caller frees *ret); none without DHCP. */
+struct dnsmasq_lease;
+int network_leases(struct network_manager *m, const struct network *net, struct dnsmasq_lease **ret,
+		   size_t *ret_n);
 
 /* By name or id; NULL if none. */
 const struct network *network_find(const struct network_manager *m, const char *name_or_id);

@@ -12,7 +12,9 @@
 #include <systemd/sd-id128.h>
 
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/log.h"
+#include "network/network.h"
 #include "common/strv.h"
 #include "storage/storage.h"
 #include "vm/vm_disks.h"
@@ -46,6 +48,7 @@ int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret)
 		return r;
 	}
 	m->storage = cfg->storage;
+	m->networks = cfg->networks;
 	if (m->storage)
 		storage_set_users_fn(m->storage, volume_users_cb, m);
 	*ret = m;
@@ -146,6 +149,28 @@ static int check_macs_unique(struct vm_manager *m, const struct vm_config *c,
 	return 0;
 }
 
+/* Each NIC on a network names one that exists (by name: the VM's config keeps the name). */
+static int check_networks(struct vm_manager *m, const struct vm_config *c, struct mv_error *err)
+{
+	for (size_t i = 0; i < c->n_nics; i++) {
+		const struct network *net;
+
+		if (isempty(c->nics[i].network))
+			continue;
+		if (!m->networks)
+			return mv_err_invalid(err,
+					      "config.nics[%zu].network: this daemon manages no "
+					      "networks (see its log); use tap",
+					      i);
+		net = network_find(m->networks, c->nics[i].network);
+		if (!net || !streq(net->name, c->nics[i].network))
+			return mv_err_invalid(
+				err, "config.nics[%zu].network: network '%s' does not exist", i,
+				c->nics[i].network);
+	}
+	return 0;
+}
+
 /* The MAC addresses the daemon assigns: 52:54:00 prefix, random, unique among all VMs. */
 static int assign_macs(struct vm_manager *m, struct vm_config *c, struct mv_error *err)
 {
@@ -221,6 +246,9 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 	r = check_macs_unique(m, config, NULL, err);
 	if (r < 0)
 		return r;
+	r = check_networks(m, config, err);
+	if (r < 0)
+		return r;
 
 	vm = vm_new(m);
 	if (!vm)
@@ -272,21 +300,6 @@ fail:
 	return r;
 }
 
-/* Removes a directory of plain files (no recursion: per-VM directories hold none). */
-static void remove_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-			(void)unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
-	(void)rmdir(path);
-}
-
 int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *ret_old,
 		      struct mv_error *err)
 {
@@ -309,7 +322,7 @@ int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *r
 	vm_registry_remove(m, vm);
 	/* Its logs go with it; a failure here leaves files, never a half-deleted VM. */
 	if (asprintf(&dir, "%s/vms/%s", m->state_dir, vm->rec.id) >= 0)
-		remove_dir(dir);
+		remove_dir_files(dir);
 	else
 		dir = NULL;
 	vm_emit(vm, VM_EVENT_DELETED);

@@ -41,6 +41,10 @@ struct vm_op {
 	uint64_t t_call_us;     /* ... when the REST call in flight was sent */
 	uint64_t hv_wait_us;    /* time spent waiting for the hypervisor's answers */
 	struct mv_error err;    /* the failure to report */
+	/* start: the taps of NICs on networks, until vm.add-net has handed them over */
+	int tap_fds[VM_MAX_NICS];
+	size_t tap_nic[VM_MAX_NICS]; /* which config.nics[] each is */
+	size_t n_taps, next_tap;
 };
 
 /* A running VM's files and streams (vm_runtime.c), while its hypervisor process exists. */
@@ -82,7 +86,8 @@ struct vm_manager {
 	sd_event *event;
 	/* vm.c, from the config; read by all */
 	struct store *store;
-	struct storage *storage; /* borrowed; NULL: no volumes */
+	struct storage *storage;          /* borrowed; NULL: no volumes */
+	struct network_manager *networks; /* borrowed; NULL: no networks */
 	char *hypervisor;
 	char *runtime_dir;
 	char *state_dir;

@@ -29,6 +29,7 @@
 #include "hypervisor/ch_config.h"
 #include "hypervisor/ch_vm.h"
 #include "model/validate.h"
+#include "network/network.h"
 #include "os/sysinfo.h"
 #include "vm/vm_disks.h"
 #include "vm/vm_registry.h"
@@ -38,9 +39,19 @@
 
 enum start_step {
 	START_CREATE,
+	START_ADD_NET, /* one vm.add-net per NIC on a network, with its tap fd */
 	START_BOOT,
 	START_INFO,
 };
+
+/* The daemon's fds of the taps: once cloud-hypervisor holds its own (or the start failed),
+ * closing them leaves each tap to live exactly as long as the hypervisor. */
+static void op_close_taps(struct vm_op *op)
+{
+	for (size_t i = 0; i < op->n_taps; i++)
+		closep(&op->tap_fds[i]);
+	op->n_taps = op->next_tap = 0;
+}
 
 static void op_cancel_io(struct vm_op *op)
 {
@@ -60,6 +71,7 @@ static void op_finish(struct vm *vm, const struct mv_error *err)
 		return;
 	vm->op = NULL;
 	op_cancel_io(op);
+	op_close_taps(op);
 	if (err && err->kind != MV_ERR_NONE)
 		log_info("vm %s: %s failed: %s", vm->rec.name, vm_op_kind_name(op->kind), err->msg);
 	else
@@ -246,7 +258,7 @@ static void start_step(struct vm *vm);
 
 static void on_start_reply(void *userdata, const struct ch_reply *reply)
 {
-	static const char *const what[] = {"vm.create", "vm.boot", "vm.info"};
+	static const char *const what[] = {"vm.create", "vm.add-net", "vm.boot", "vm.info"};
 	struct vm *vm = userdata;
 	struct vm_op *op = vm->op;
 	struct mv_error err = {0};
@@ -274,7 +286,15 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 	}
 	if (op->step == START_CREATE)
 		vm_runtime_console_open(vm); /* the serial socket exists from vm.create on */
-	op->step++;
+	if (op->step == START_CREATE && op->n_taps > 0) {
+		op->step = START_ADD_NET;
+	} else if (op->step == START_ADD_NET && ++op->next_tap < op->n_taps) {
+		/* the next NIC */
+	} else {
+		if (op->step == START_ADD_NET)
+			op_close_taps(op);
+		op->step = op->step == START_CREATE ? START_BOOT : op->step + 1;
+	}
 	start_step(vm);
 }
 
@@ -288,6 +308,16 @@ static void start_step(struct vm *vm)
 
 	op_calling(vm);
 	switch (op->step) {
+	case START_ADD_NET: {
+		size_t i = op->tap_nic[op->next_tap];
+		_cleanup_free_ char *json = NULL;
+
+		r = ch_config_net_json(&vm->rec.config.nics[i], i, &json);
+		if (r >= 0)
+			r = ch_vm_add_net_fds(ch, sock, json, &op->tap_fds[op->next_tap], 1,
+					      on_start_reply, vm, &op->req);
+		break;
+	}
 	case START_BOOT:
 		r = ch_vm_boot(ch, sock, on_start_reply, vm, &op->req);
 		break;
@@ -323,6 +353,38 @@ static void start_launch_done(struct start_launch *l)
 	closep(&l->log_fd);
 }
 
+/* A tap on its network's bridge for each NIC on a network, into the op. */
+static int open_taps(struct vm *vm, struct mv_error *err)
+{
+	const struct vm_config *c = &vm->rec.config;
+	struct vm_op *op = vm->op;
+
+	for (size_t i = 0; i < c->n_nics; i++) {
+		char tap[16];
+		int fd;
+
+		if (isempty(c->nics[i].network))
+			continue;
+		if (!vm->m->networks)
+			return mv_err_precondition(
+				err, -ENOTSUP,
+				"cannot start vm '%s': config.nics[%zu].network: "
+				"this daemon manages no networks (see its log)",
+				vm->rec.name, i);
+		fd = network_tap_open(vm->m->networks, c->nics[i].network,
+				      vm_nic_tap_name(vm->rec.id, i, tap), err);
+		if (fd < 0)
+			return mv_err_prefix(err,
+					     "cannot start vm '%s': config.nics[%zu].network: ",
+					     vm->rec.name, i),
+			       fd;
+		op->tap_fds[op->n_taps] = fd;
+		op->tap_nic[op->n_taps++] = i;
+		log_debug("vm %s: tap %s on network %s", vm->rec.name, tap, c->nics[i].network);
+	}
+	return 0;
+}
+
 /* Everything up to the spawn, synchronously; fills l. On failure the caller removes what l
  * says was made. */
 static int start_prepare(struct vm *vm, struct start_launch *l, struct mv_error *err)
@@ -351,6 +413,9 @@ static int start_prepare(struct vm *vm, struct start_launch *l, struct mv_error 
 	if (r < 0)
 		return mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name), r;
 
+	r = open_taps(vm, err);
+	if (r < 0)
+		return r;
 	r = vm_runtime_prepare(vm, err);
 	if (r < 0)
 		return r;
@@ -642,6 +707,7 @@ int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 	}
 	if (r < 0) {
 		vm->op = NULL;
+		op_close_taps(op);
 		free(op);
 		return r;
 	}
