@@ -729,7 +729,10 @@ static void on_raw_done(void *userdata, int error, long status, const char *body
 	struct ch_reply reply = {
 		.error = error, .http_status = status, .body = body, .message = ""};
 
-	/* request_deliver frees r->raw: ch_http_fds touches nothing of its own after fn */
+	/* body lives in raw: freed after the delivery (ch_http_fds touches nothing of its own
+	 * after this callback returns) */
+	struct ch_http_fds *raw = TAKE_PTR(r->raw);
+
 	if (error < 0) {
 		if (asprintf(&message, "%s: %s", r->socket_path, strerror(-error)) < 0)
 			message = NULL;
@@ -739,6 +742,7 @@ static void on_raw_done(void *userdata, int error, long status, const char *body
 		reply.message = message ? message : "out of memory";
 	client_enter(c);
 	request_deliver(r, &reply);
+	ch_http_fds_free(raw);
 	client_leave(c);
 }
 
