@@ -89,6 +89,7 @@ extern const struct cmd_entry cmd_console_entry;
 extern const struct cmd_entry cmd_logs_entry;
 extern const struct cmd_entry cmd_events_entry;
 extern const struct cmd_entry cmd_volume_entry;
+extern const struct cmd_entry cmd_network_entry;
 extern const struct cmd_entry cmd_version_entry;
 extern const struct cmd_entry cmd_sysinfo_entry;
 extern const struct cmd_entry cmd_help_entry;
@@ -115,7 +116,8 @@ extern const struct cmd_option cli_global_options[];
  * CLI_EXIT_UNREACHABLE or CLI_EXIT_USAGE (a malformed address). */
 int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
 	     ProtobufCMessage **ret_resp);
-/* Like cli_call and cli_stream_open, for a method of another service (mvirt.VolumeService). */
+/* Like cli_call and cli_stream_open, for a method of another service (mvirt.VolumeService,
+ * mvirt.NetworkService). */
 int cli_call_service(struct cli *cli, const ProtobufCServiceDescriptor *service, const char *method,
 		     const ProtobufCMessage *req, ProtobufCMessage **ret_resp);
 int cli_stream_open_service(struct cli *cli, const ProtobufCServiceDescriptor *service,

@@ -1,9 +1,10 @@
 /* mvirt create NAME [OPTIONS]: defines a VM (CreateVm) and prints it.
  *
- * The CLI only parses: numbers, sizes, the key=value lists of --disk-spec and --nic, and reads
- * the --user-data file. Every rule on the values (ranges, existing files, one of kernel and
- * firmware ...) is the daemon's to check, so its messages are the ones users see. Relative paths
- * are resolved against the current directory first, since the daemon requires absolute paths.
+ * The CLI only parses: numbers, sizes, the key=value lists of --disk-spec, --nic and --network,
+ * and reads the --user-data file. Every rule on the values (ranges, existing files, one of kernel
+ * and firmware ...) is the daemon's to check, so its messages are the ones
+ * users see. Relative paths are resolved against the current directory first, since the daemon
+ * requires absolute paths.
  *
  * Every string in the request's config is owned here (heap) or protobuf_c_empty_string. */
 #include <errno.h>
@@ -214,8 +215,10 @@ static int parse_disk_spec(struct cli *cli, const char *spec, Mvirt__VmConfig *c
 	return CLI_EXIT_OK;
 }
 
-/* "tap=NAME" or "network=NAME", then optionally ",mac=MAC". */
-static int parse_nic(struct cli *cli, const char *spec, Mvirt__VmConfig *c)
+/* --nic "tap=NAME" or "network=NAME", then optionally ",mac=MAC"; or --network "NAME", then
+ * optionally ",mac=MAC" (short_form: the first item is the network's name). */
+static int parse_nic(struct cli *cli, const char *opt, const char *spec, bool short_form,
+		     Mvirt__VmConfig *c)
 {
 	_cleanup_free_ char *copy = strdup(spec);
 	char *rest = copy, *item;
@@ -224,21 +227,35 @@ static int parse_nic(struct cli *cli, const char *spec, Mvirt__VmConfig *c)
 
 	if (!copy || add_nic(c, &nic) < 0)
 		return cli_error("out of memory");
+	if (short_form) {
+		item = strsep(&rest, ",");
+		if (isempty(item))
+			return cli_usage_error(cli, "--%s: the network's name is missing in '%s'",
+					       opt, spec);
+		if (strchr(item, '='))
+			return cli_usage_error(cli,
+					       "--%s: '%s' is not a network name (NAME[,mac=MAC])",
+					       opt, item);
+		if (set_str(&nic->network, item, false) < 0)
+			return cli_error("out of memory");
+	}
 	while ((item = strsep(&rest, ","))) {
 		char *value = strchr(item, '=');
 
 		if (!value)
-			return cli_usage_error(cli, "--nic: '%s' is not key=value", item);
+			return cli_usage_error(cli, "--%s: '%s' is not key=value", opt, item);
 		*value++ = '\0';
-		if (streq(item, "tap"))
-			field = &nic->tap;
-		else if (streq(item, "network"))
-			field = &nic->network;
-		else if (streq(item, "mac"))
+		if (streq(item, "mac"))
 			field = &nic->mac;
+		else if (!short_form && streq(item, "tap"))
+			field = &nic->tap;
+		else if (!short_form && streq(item, "network"))
+			field = &nic->network;
+		else if (short_form)
+			return cli_usage_error(cli, "--%s: unknown key '%s' (mac)", opt, item);
 		else
-			return cli_usage_error(cli, "--nic: unknown key '%s' (tap, network, mac)",
-					       item);
+			return cli_usage_error(cli, "--%s: unknown key '%s' (tap, network, mac)",
+					       opt, item);
 		if (set_str(field, value, false) < 0)
 			return cli_error("out of memory");
 	}
@@ -316,8 +333,8 @@ static int build_config(struct cli *cli, const struct args *args, Mvirt__VmConfi
 		} else if (streq(name, "disk-spec")) {
 			if ((r = parse_disk_spec(cli, v, c)) != CLI_EXIT_OK)
 				return r;
-		} else if (streq(name, "nic")) {
-			if ((r = parse_nic(cli, v, c)) != CLI_EXIT_OK)
+		} else if (streq(name, "nic") || streq(name, "network")) {
+			if ((r = parse_nic(cli, name, v, streq(name, "network"), c)) != CLI_EXIT_OK)
 				return r;
 		} else if (streq(name, "volume") || streq(name, "volume-ro")) {
 			if ((r = add_disk(c, &d)) == 0 && (r = set_str(&d->volume, v, false)) == 0)
@@ -374,6 +391,9 @@ static const struct cmd_option create_options[] = {
 	{"disk-ro", 0, "PATH", "a read-only disk (repeatable)"},
 	{"disk-spec", 0, "SPEC",
 	 "a disk as path=PATH[,format=raw|qcow2|auto][,readonly=on|off] (repeatable)"},
+	{"network", 0, "NET",
+	 "a NIC on the mvirt network NET, as NET or NET,mac=MAC: short for --nic network=NET "
+	 "(repeatable)"},
 	{"nic", 0, "SPEC", "a NIC as tap=NAME or network=NAME, then [,mac=MAC] (repeatable)"},
 	{"volume", 0, "NAME", "a read-write disk that is a storage volume (repeatable)"},
 	{"volume-ro", 0, "NAME", "a read-only volume disk (repeatable)"},
@@ -389,7 +409,8 @@ const struct cmd_entry cmd_create_entry = {
 	.summary = "define a new VM",
 	.help = "Define a new VM, in state stopped, and show it. NAME: lower-case letters, digits,\n"
 		"'.', '_' and '-', starting with a letter or digit. Relative paths are taken from\n"
-		"the current directory. Disks and NICs are attached in the order given.",
+		"the current directory. Disks and NICs are attached in the order given (--network\n"
+		"and --nic NICs alike).",
 	.options = create_options,
 	.min_args = 1,
 	.max_args = 1,

@@ -1,4 +1,6 @@
-/* mvirt show: one VM in detail (GetVm). Also prints the VM that create returns. */
+/* mvirt show: one VM in detail (GetVm). Also prints the VM that create returns. NICs are shown
+ * as the host has them (Vm.nics: tap, MAC, leased addresses) while the VM has a hypervisor, else
+ * as configured. */
 #include <string.h>
 
 #include "cli.h"
@@ -41,16 +43,48 @@ static void print_disks(const Mvirt__VmConfig *c)
 		output_kv("disks", "-");
 }
 
-static void print_nics(const Mvirt__VmConfig *c)
+/* "a,b" of the addresses of a NIC, in buf (truncated to size). */
+static void join_addresses(const Mvirt__NicStatus *st, char *buf, size_t size)
 {
-	for (size_t i = 0; i < c->n_nics; i++) {
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < st->n_addresses && len < size; i++) {
+		int n = snprintf(buf + len, size - len, "%s%s", i ? "," : "", st->addresses[i]);
+
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+}
+
+/* "nics:" then one NIC per line: what each is on the host now (vm->nics, while the VM has a
+ * hypervisor), else as configured. */
+static void print_nics(const Mvirt__Vm *vm, const Mvirt__VmConfig *c)
+{
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		const Mvirt__NicStatus *st = vm->nics[i];
+		char addrs[256];
+
+		join_addresses(st, addrs, sizeof(addrs));
+		if (isempty(st->network))
+			output_kv(i == 0 ? "nics" : "", "tap=%s mac=%s", output_dash(st->tap),
+				  output_dash(st->mac));
+		else
+			output_kv(i == 0 ? "nics" : "", "network=%s mac=%s tap=%s%s%s", st->network,
+				  output_dash(st->mac), output_dash(st->tap),
+				  addrs[0] ? " addresses=" : "", addrs);
+	}
+	if (vm->n_nics > 0)
+		return;
+	for (size_t i = 0; c && i < c->n_nics; i++) {
 		const Mvirt__Nic *nic = c->nics[i];
 
 		output_kv(i == 0 ? "nics" : "", "%s=%s mac=%s",
 			  isempty(nic->tap) ? "network" : "tap",
 			  isempty(nic->tap) ? nic->network : nic->tap, output_dash(nic->mac));
 	}
-	if (c->n_nics == 0)
+	if (!c || c->n_nics == 0)
 		output_kv("nics", "-");
 }
 
@@ -73,7 +107,7 @@ void cmd_show_print_vm(const Mvirt__Vm *vm)
 		output_kv("cmdline", "%s", output_dash(c->cmdline));
 		output_kv("firmware", "%s", output_dash(c->firmware));
 		print_disks(c);
-		print_nics(c);
+		print_nics(vm, c);
 		if (!isempty(c->user_data))
 			output_kv("user-data", "%zu bytes", strlen(c->user_data));
 		if (!isempty(c->meta_data))

@@ -246,14 +246,14 @@ def test_create_disks_nics_user_data_in_order(daemon, vm_files, tmp_path):
         "--disk-ro", vm_files["disk2"],
         "--disk-spec", f"path={vm_files['disk']},format=raw,readonly=off",
         "--nic", "tap=tap-mv0",
-        "--nic", "network=default,mac=52:54:00:12:34:56",
+        "--nic", "tap=tap-mv1,mac=52:54:00:12:34:56",
         "--user-data", str(ud),
     )
     c = daemon.call("GetVm", pb.GetVmRequest(vm="full")).config
     assert c.cmdline == "console=ttyS0 root=/dev/vda"
     assert [(x.path, x.readonly) for x in c.disks] == [(vm_files["disk2"], True), (vm_files["disk"], False)]
     assert c.disks[1].format == pb.DISK_FORMAT_RAW
-    assert [(n.tap, n.network) for n in c.nics] == [("tap-mv0", ""), ("", "default")]
+    assert [(n.tap, n.network) for n in c.nics] == [("tap-mv0", ""), ("tap-mv1", "")]
     assert c.nics[1].mac == "52:54:00:12:34:56"
     assert c.user_data == ud.read_text()
 
@@ -262,7 +262,7 @@ def test_create_disks_nics_user_data_in_order(daemon, vm_files, tmp_path):
     assert re.search(rf"^disks:\s+{re.escape(vm_files['disk2'])} \(\w+, ro\)$", out, re.M), out
     assert re.search(rf"^\s+{re.escape(vm_files['disk'])} \(raw, rw\)$", out, re.M), out
     assert re.search(r"^nics:\s+tap=tap-mv0 mac=", out, re.M), out
-    assert re.search(r"^\s+network=default mac=52:54:00:12:34:56$", out, re.M), out
+    assert re.search(r"^\s+tap=tap-mv1 mac=52:54:00:12:34:56$", out, re.M), out
 
 
 @pytest.mark.parametrize("memory, mib", [("96", 96), ("200M", 200), ("1G", 1024), ("1GiB", 1024)])
