@@ -10,6 +10,7 @@
 #include "api/api_convert.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/strv.h"
 #include "mvirt.pb-c.h"
 #include "network/network.h"
 #include "vm/vm.h"
@@ -42,13 +43,6 @@ static bool have_networks(struct api_call *call)
 		      "the network manager is not available on this host (the daemon cannot "
 		      "manage links; see its log)");
 	return false;
-}
-
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
 }
 
 /* The names of the VMs with a NIC on network name, NULL-terminated; NULL when out of memory. */
@@ -130,8 +124,7 @@ static int network_to_pb(struct api_call *call, const struct network *net, struc
 		snprintf(pb->domain, sizeof(pb->domain), "%s" NET_DOMAIN_SUFFIX, net->name);
 		m->domain = isempty(c->domain) ? pb->domain : c->domain;
 	}
-	while (pb->used_by[m->n_used_by])
-		m->n_used_by++;
+	m->n_used_by = strv_len(pb->used_by);
 	m->used_by = pb->used_by;
 	m->created_at = &pb->created_at;
 	m->status = (char *)(net->status[0] ? net->status : "ok");
