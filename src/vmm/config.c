@@ -11,6 +11,7 @@
 
 #define DEFAULT_SYSTEM_CONFIG "/etc/mvirt/mvirt-vmm.conf"
 #define DEFAULT_HYPERVISOR "/usr/bin/cloud-hypervisor"
+#define DEFAULT_DNSMASQ "/usr/sbin/dnsmasq"
 #define DEFAULT_TCP "127.0.0.1:50051"
 
 enum setting_type {
@@ -36,6 +37,8 @@ static const struct setting settings[] = {
 	 "sockets and per-VM runtime files"},
 	{"hypervisor", 0, SETTING_STRING, offsetof(struct daemon_config, hypervisor), "PATH",
 	 "cloud-hypervisor binary"},
+	{"dnsmasq", 0, SETTING_STRING, offsetof(struct daemon_config, dnsmasq), "PATH",
+	 "dnsmasq binary for DHCP and DNS of managed networks (Debian's dnsmasq-base)"},
 	{"group", 0, SETTING_STRING, offsetof(struct daemon_config, group), "NAME",
 	 "group whose members may use the API besides root (\"\": root only)"},
 	{"pool", 0, SETTING_LIST, offsetof(struct daemon_config, pools), "NAME:PATH",
@@ -221,6 +224,8 @@ static int config_defaults(struct daemon_config *cfg)
 	if (r >= 0)
 		r = set_default(&cfg->hypervisor, DEFAULT_HYPERVISOR, NULL);
 	if (r >= 0)
+		r = set_default(&cfg->dnsmasq, DEFAULT_DNSMASQ, NULL);
+	if (r >= 0)
 		r = set_default(&cfg->group, "mvirt", NULL);
 	if (r >= 0)
 		r = set_default(&cfg->default_network, "auto", NULL);
@@ -318,7 +323,8 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 		return r;
 	if ((r = check_absolute("state-dir", cfg->state_dir, err)) < 0 ||
 	    (r = check_absolute("runtime-dir", cfg->runtime_dir, err)) < 0 ||
-	    (r = check_absolute("hypervisor", cfg->hypervisor, err)) < 0)
+	    (r = check_absolute("hypervisor", cfg->hypervisor, err)) < 0 ||
+	    (r = check_absolute("dnsmasq", cfg->dnsmasq, err)) < 0)
 		return r;
 	if (!streq(cfg->default_network, "auto") && !streq(cfg->default_network, "off")) {
 		struct net_ipv4 net;
@@ -348,6 +354,7 @@ void config_done(struct daemon_config *cfg)
 	free(cfg->state_dir);
 	free(cfg->runtime_dir);
 	free(cfg->hypervisor);
+	free(cfg->dnsmasq);
 	free(cfg->group);
 	free(cfg->default_network);
 	strv_free(cfg->pools);

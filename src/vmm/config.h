@@ -14,6 +14,7 @@ struct daemon_config {
 	char *state_dir;
 	char *runtime_dir;
 	char *hypervisor;
+	char *dnsmasq;         /* DHCP/DNS of managed networks */
 	char *group;           /* access group name; "" = root only */
 	char **pools;          /* storage pools "NAME:PATH", NULL-terminated (or NULL) */
 	char *default_network; /* "auto", "off" or a CIDR (checked when the network is made) */

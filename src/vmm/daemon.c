@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-id128.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "api/api_console.h"
@@ -126,6 +127,18 @@ static int open_networks(struct daemon *d)
 		log_warning("networks are not available: %s", err.msg);
 		return 0;
 	}
+	if (access(d->cfg->dnsmasq, X_OK) < 0)
+		log_warning("networks have no DHCP or DNS: cannot run %s: %m (install dnsmasq-base "
+			    "or set --dnsmasq)",
+			    d->cfg->dnsmasq);
+	else if ((r = network_manager_set_dhcp(d->networks,
+					       &(struct network_dhcp_config){
+						       .event = d->event,
+						       .dnsmasq = d->cfg->dnsmasq,
+						       .runtime_dir = d->cfg->runtime_dir,
+						       .state_dir = d->cfg->state_dir,
+					       })) < 0)
+		return log_error_errno(r, "cannot set up DHCP: %m");
 	r = network_manager_reconcile(d->networks, &err);
 	if (r < 0)
 		return log_error_errno(r, "cannot load networks: %s", err.msg);

@@ -221,17 +221,30 @@ class Daemon:
     def hypervisor_pids(self) -> list:
         """Live (non-zombie) processes spawned under this daemon's environment mark: its
         hypervisors and their children, whether or not the daemon still runs."""
+        return [p for p in self._spawned() if not _is_dnsmasq(p)]
+
+    def _spawned(self) -> list:
         return sorted(set(_marked_processes(str(self.base))) - set(self.pids))
+
+    def dnsmasq_pids(self) -> list:
+        """The live dnsmasq processes of this daemon's networks."""
+        return [p for p in self._spawned() if _is_dnsmasq(p)]
 
     def fd_leaks(self) -> list:
         """What the running daemon holds now beyond its fds at READY (see the module doc)."""
         now = self.open_fds()
         vms_dirs = (str(self.runtime_dir / "vms") + "/", str(self.state_dir / "vms") + "/")
         problems = [f"fd {fd} -> {t}" for fd, t in sorted(now.items())
-                    if t.startswith(vms_dirs) or t == "anon_inode:[pidfd]"]
+                    if t.startswith(vms_dirs)]
+        # one pidfd per supervised dnsmasq (a network's DHCP/DNS); none for anything else
+        pidfds = sum(1 for t in now.values() if t == "anon_inode:[pidfd]")
+        if pidfds > len(self.dnsmasq_pids()):
+            problems.append(f"{pidfds} pidfds, {len(self.dnsmasq_pids())} dnsmasq processes")
         base_kinds = collections.Counter(_fd_kind(t) for t in self.fd_baseline.values())
         kinds = collections.Counter(_fd_kind(t) for t in now.values())
         for kind, n in sorted(kinds.items()):
+            if kind == "anon_inode:[pidfd]":
+                continue  # counted above
             allowed = base_kinds[kind] + (TIMERFD_SLACK if kind == "anon_inode:[timerfd]" else 0)
             if n > allowed:
                 problems.append(f"{n} fds of kind {kind}, {base_kinds[kind]} at READY")
@@ -342,6 +355,10 @@ def _fd_kind(target: str) -> str:
     return "file"
 
 
+def _is_dnsmasq(pid: int) -> bool:
+    return _cmdline(pid).split(" ", 1)[0].endswith("/dnsmasq")
+
+
 def _marked_processes(mark: str):
     """pids of live (non-zombie) processes whose environment has MARK_ENV=mark or whose
     command line mentions mark (a daemon's base dir: the runtime dir is below it), so that a
@@ -447,15 +464,14 @@ def make_daemon(request, vmm_binary):
         left.update(live.intersection(d.pids))
     hv_left = {}
     for d in created:
+        # a network's dnsmasq outlives its daemon by design (re-adopted at the next start):
+        # stopped here, not counted as left behind
+        for pid in d.dnsmasq_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for pid in d.hypervisor_pids():
-            # a network's dnsmasq outlives its daemon by design (re-adopted at the next
-            # start): stopped here, not counted as left behind
-            if _cmdline(pid).split(" ", 1)[0].endswith("/dnsmasq"):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                continue
             hv_left[pid] = _cmdline(pid)
     for pid in left | set(hv_left):
         try:

@@ -266,21 +266,20 @@ def test_rm_of_a_network_in_use_names_the_vms(nd, vm_files):
     assert rc == 0 and out == "deleted network lan\n", err
 
 
-def test_leases(nd):
+def test_leases(nd, netns, vm_files, tmp_path):
+    from test_network_dhcp import dhcp, port
+    from test_networks import nic_vm
     assert cli(nd, "network", "create", "lan", "--subnet", "10.88.0.0/24")[0] == 0
     rc, out, err = cli(nd, "network", "leases", "lan")
-    try:
-        resp = ncall(nd, "ListLeases", pb.ListLeasesRequest(network="lan"))
-    except grpc.RpcError as e:  # not served yet: the daemon's error, like any other
-        assert rc == 1 and out == "", (rc, out, err)
-        if e.details():
-            assert err == f"mvirt: {e.details()}\n"
-        else:
-            assert err == f"mvirt: ListLeases failed ({e.code().name})\n"
-        return
+    assert rc == 0 and table(out) == [["MAC", "ADDRESS", "HOSTNAME", "VM", "EXPIRES"]], err
+    mac = nic_vm(nd, "web", vm_files, "lan").config.nics[0].mac
+    port(netns, "mvbr-lan", "g0", mac)
+    addr = dhcp(netns, "g0", tmp_path)
+    rc, out, err = cli(nd, "network", "leases", "lan")
     assert rc == 0, err
-    assert table(out)[0] == ["MAC", "ADDRESS", "HOSTNAME", "VM", "EXPIRES"]
-    assert len(table(out)) == 1 + len(resp.leases)
+    rows = table(out)
+    assert len(rows) == 2 and rows[1][:4] == [mac, addr, "web", "web"], rows
+    resp = ncall(nd, "ListLeases", pb.ListLeasesRequest(network="lan"))
     rc, out, err = cli(nd, "-o", "json", "network", "leases", "lan")
     assert rc == 0 and json.loads(out) == canonical_json(resp), err
 

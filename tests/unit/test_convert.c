@@ -61,7 +61,7 @@ static Mvirt__Vm *through_wire(const struct vm_record *r)
 	size_t len;
 	Mvirt__Vm *out;
 
-	assert_int_equal(api_convert_vm_to_pb(r, &pb), 0);
+	assert_int_equal(api_convert_vm_to_pb(r, NULL, &pb), 0);
 	len = protobuf_c_message_get_packed_size(&pb.base);
 	buf = malloc(len ? len : 1);
 	assert_non_null(buf);
@@ -133,7 +133,7 @@ static void test_timestamps(void **state)
 				      .started_at_us = cases[i].us};
 		Mvirt__Vm pb;
 
-		assert_int_equal(api_convert_vm_to_pb(&r, &pb), 0);
+		assert_int_equal(api_convert_vm_to_pb(&r, NULL, &pb), 0);
 		assert_non_null(pb.created_at);
 		assert_int_equal(pb.created_at->seconds, cases[i].sec);
 		assert_int_equal(pb.created_at->nanos, cases[i].nanos);
@@ -172,7 +172,7 @@ static void test_empty_strings(void **state)
 	/* NULL and "" both become the shared empty string, which done() must not free */
 	r.state_reason = strdup("");
 	assert_non_null(r.state_reason);
-	assert_int_equal(api_convert_vm_to_pb(&r, &pb), 0);
+	assert_int_equal(api_convert_vm_to_pb(&r, NULL, &pb), 0);
 	assert_ptr_equal(pb.id, protobuf_c_empty_string);
 	assert_ptr_equal(pb.name, protobuf_c_empty_string);
 	assert_ptr_equal(pb.state_reason, protobuf_c_empty_string);
@@ -266,7 +266,7 @@ static void test_no_borrowed_pointers(void **state)
 
 	(void)state;
 	record_full(&r);
-	assert_int_equal(api_convert_vm_to_pb(&r, &pb), 0);
+	assert_int_equal(api_convert_vm_to_pb(&r, NULL, &pb), 0);
 	vmdef_record_done(&r);
 	assert_string_equal(pb.name, "web-1");
 	assert_string_equal(pb.config->kernel, "/boot/vmlinux");

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/macro.h"
 
@@ -245,12 +246,31 @@ static void nic_status_free(Mvirt__NicStatus *pb)
 	str_pb_free(&pb->mac);
 	str_pb_free(&pb->tap);
 	str_pb_free(&pb->network);
+	for (size_t i = 0; i < pb->n_addresses; i++)
+		str_pb_free(&pb->addresses[i]);
+	free(pb->addresses);
 	free(pb);
+}
+
+/* The addresses leased to mac, in lease order. */
+static int nic_addresses_to_pb(const char *mac, const struct api_leases *l, Mvirt__NicStatus *pb)
+{
+	for (size_t i = 0; l && mac && i < l->n; i++) {
+		if (strcasecmp(l->v[i].mac, mac) != 0)
+			continue;
+		if (!pb->addresses && !(pb->addresses = calloc(l->n, sizeof(*pb->addresses))))
+			return -ENOMEM;
+		if (str_to_pb(l->v[i].address, &pb->addresses[pb->n_addresses]) < 0)
+			return -ENOMEM;
+		pb->n_addresses++;
+	}
+	return 0;
 }
 
 /* What a NIC of a VM with a hypervisor process is on the host: its tap (the daemon's, named
  * after the VM, for a NIC on a network). */
-static Mvirt__NicStatus *nic_status_to_pb(const struct vm_record *r, size_t i)
+static Mvirt__NicStatus *nic_status_to_pb(const struct vm_record *r, size_t i,
+					  const struct api_leases *leases)
 {
 	const struct vm_nic *n = &r->config.nics[i];
 	Mvirt__NicStatus *pb = malloc(sizeof(*pb));
@@ -262,14 +282,15 @@ static Mvirt__NicStatus *nic_status_to_pb(const struct vm_record *r, size_t i)
 	if (str_to_pb(n->mac, &pb->mac) < 0 ||
 	    str_to_pb(isempty(n->network) ? n->tap : vm_nic_tap_name(r->id, i, tap), &pb->tap) <
 		    0 ||
-	    str_to_pb(n->network, &pb->network) < 0) {
+	    str_to_pb(n->network, &pb->network) < 0 ||
+	    nic_addresses_to_pb(n->mac, leases, pb) < 0) {
 		nic_status_free(pb);
 		return NULL;
 	}
 	return pb;
 }
 
-int api_convert_vm_to_pb(const struct vm_record *r, Mvirt__Vm *ret)
+int api_convert_vm_to_pb(const struct vm_record *r, const struct api_leases *leases, Mvirt__Vm *ret)
 {
 	Mvirt__Vm vm = MVIRT__VM__INIT;
 
@@ -288,7 +309,7 @@ int api_convert_vm_to_pb(const struct vm_record *r, Mvirt__Vm *ret)
 		if (!(vm.nics = calloc(r->config.n_nics, sizeof(*vm.nics))))
 			goto fail;
 		for (; vm.n_nics < r->config.n_nics; vm.n_nics++)
-			if (!(vm.nics[vm.n_nics] = nic_status_to_pb(r, vm.n_nics)))
+			if (!(vm.nics[vm.n_nics] = nic_status_to_pb(r, vm.n_nics, leases)))
 				goto fail;
 	}
 	*ret = vm;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api_context.h"
 #include "api/api_convert.h"
@@ -12,6 +13,7 @@
 #include "common/macro.h"
 #include "common/strv.h"
 #include "mvirt.pb-c.h"
+#include "network/dnsmasq.h"
 #include "network/network.h"
 #include "vm/vm.h"
 
@@ -282,6 +284,62 @@ static void handle_delete(struct api_call *call, const ProtobufCMessage *msg)
 	api_call_reply(call, &resp.base);
 }
 
+/* The VM with a NIC of MAC mac, or NULL. */
+static const char *vm_of_mac(struct vm_manager *vms, const char *mac)
+{
+	for (size_t i = 0; i < vm_manager_count(vms); i++) {
+		const struct vm_record *r = vm_manager_at(vms, i);
+
+		for (size_t k = 0; k < r->config.n_nics; k++)
+			if (r->config.nics[k].mac && strcasecmp(r->config.nics[k].mac, mac) == 0)
+				return r->name;
+	}
+	return NULL;
+}
+
+static void handle_list_leases(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__ListLeasesRequest *req = (const Mvirt__ListLeasesRequest *)msg;
+	Mvirt__ListLeasesResponse resp = MVIRT__LIST_LEASES_RESPONSE__INIT;
+	_cleanup_free_ struct dnsmasq_lease *v = NULL;
+	_cleanup_free_ Mvirt__Lease *pbs = NULL;
+	_cleanup_free_ Mvirt__Lease **ptrs = NULL;
+	_cleanup_free_ Google__Protobuf__Timestamp *ts = NULL;
+	const struct network *net;
+	size_t n = 0;
+	int r;
+
+	if (!have_networks(call) || !(net = find(call, req->network)))
+		return;
+	r = network_leases(networks_of(call), net, &v, &n);
+	if (r < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL,
+			      "network '%s': cannot read its leases: %s", net->name, strerror(-r));
+		return;
+	}
+	if (n > 0 && (!(pbs = calloc(n, sizeof(*pbs))) || !(ptrs = calloc(n, sizeof(*ptrs))) ||
+		      !(ts = calloc(n, sizeof(*ts))))) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pbs[i] = (Mvirt__Lease)MVIRT__LEASE__INIT;
+		pbs[i].mac = v[i].mac;
+		pbs[i].address = v[i].address;
+		pbs[i].hostname = v[i].hostname;
+		pbs[i].vm = pb_str(vm_of_mac(api_context_of(call)->vms, v[i].mac));
+		if (v[i].expires > 0) {
+			ts[i] = (Google__Protobuf__Timestamp)GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+			api_convert_timestamp(v[i].expires * 1000000, &ts[i]);
+			pbs[i].expires_at = &ts[i];
+		}
+		ptrs[i] = &pbs[i];
+	}
+	resp.n_leases = n;
+	resp.leases = ptrs;
+	api_call_reply(call, &resp.base);
+}
+
 #define UNARY(method, type, fn) API_UNARY("/mvirt.NetworkService/" method, type, fn)
 
 const struct api_method api_network_methods[] = {
@@ -289,5 +347,6 @@ const struct api_method api_network_methods[] = {
 	UNARY("GetNetwork", mvirt__get_network_request, handle_get),
 	UNARY("ListNetworks", mvirt__list_networks_request, handle_list),
 	UNARY("DeleteNetwork", mvirt__delete_network_request, handle_delete),
+	UNARY("ListLeases", mvirt__list_leases_request, handle_list_leases),
 	{.path = NULL},
 };

@@ -7,17 +7,34 @@
 
 #include "api/api_context.h"
 #include "api/api_convert.h"
+#include "common/macro.h"
 #include "mvirt.pb-c.h"
+#include "network/network.h"
 #include "os/sysinfo.h"
 #include "vm/vm.h"
 
 #define API_VERSION 1
 
+/* The DHCP leases of all networks (for NicStatus.addresses); free *owned after use. A lease
+ * file that cannot be read only leaves addresses out. */
+static struct api_leases read_leases(struct api_call *call, struct dnsmasq_lease **owned)
+{
+	struct network_manager *nets = api_context_of(call)->networks;
+	size_t n = 0;
+
+	*owned = NULL;
+	if (nets && network_leases_all(nets, owned, &n) < 0)
+		n = 0;
+	return (struct api_leases){.v = *owned, .n = n};
+}
+
 static void reply_vm(struct api_call *call, const struct vm_record *rec)
 {
+	_cleanup_free_ struct dnsmasq_lease *owned = NULL;
+	struct api_leases leases = read_leases(call, &owned);
 	Mvirt__Vm vm;
 
-	if (api_convert_vm_to_pb(rec, &vm) < 0) {
+	if (api_convert_vm_to_pb(rec, &leases, &vm) < 0) {
 		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
 		return;
 	}
@@ -74,6 +91,8 @@ static void handle_list(struct api_call *call, const ProtobufCMessage *msg)
 	size_t n = vm_manager_count(m), done = 0;
 	Mvirt__Vm *vms = NULL;
 	Mvirt__Vm **ptrs = NULL;
+	_cleanup_free_ struct dnsmasq_lease *owned = NULL;
+	struct api_leases leases = read_leases(call, &owned);
 
 	(void)msg;
 	if (n > 0) {
@@ -83,7 +102,7 @@ static void handle_list(struct api_call *call, const ProtobufCMessage *msg)
 			goto oom;
 	}
 	for (; done < n; done++) {
-		if (api_convert_vm_to_pb(vm_manager_at(m, done), &vms[done]) < 0)
+		if (api_convert_vm_to_pb(vm_manager_at(m, done), &leases, &vms[done]) < 0)
 			goto oom;
 		ptrs[done] = &vms[done];
 	}
@@ -117,7 +136,7 @@ static void handle_delete(struct api_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	log_info("vm %s: deleted (id %s)", old.name, old.id);
-	if (api_convert_vm_to_pb(&old, &vm) < 0) {
+	if (api_convert_vm_to_pb(&old, NULL, &vm) < 0) {
 		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
 	} else {
 		resp.vm = &vm;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-id128.h>
@@ -14,6 +15,7 @@
 #include "common/fs.h"
 #include "network/dnsmasq.h"
 #include "network/netlink.h"
+#include "network/nft.h"
 #include "network/tap.h"
 #include "network/network.h"
 
@@ -21,6 +23,7 @@ struct network_manager {
 	struct store *store;
 	char alias_prefix[64]; /* "mvirt:<instance>:network=" */
 	struct netlink *nl;
+	struct nft *nft;
 	struct network **nets; /* sorted by name */
 	size_t n;
 	/* network_manager_set_dhcp */
@@ -65,6 +68,12 @@ int network_manager_new(struct store *store, const char *instance, struct networ
 		free(m);
 		return mv_err_internal(err, r, "network manager: cannot open rtnetlink: %m");
 	}
+	r = nft_open(&m->nft, err);
+	if (r < 0) {
+		netlink_close(m->nl);
+		free(m);
+		return mv_err_prefix(err, "network manager: "), r;
+	}
 	*ret = m;
 	return 0;
 }
@@ -77,6 +86,7 @@ void network_manager_free(struct network_manager *m)
 		network_free(m->nets[i]);
 	free(m->nets);
 	netlink_close(m->nl);
+	nft_close(m->nft);
 	sd_event_unref(m->event);
 	free(m->dnsmasq);
 	free(m->run_networks);
@@ -91,6 +101,31 @@ int network_manager_set_dhcp(struct network_manager *m, const struct network_dhc
 	    asprintf(&m->state_networks, "%s/networks", cfg->state_dir) < 0)
 		return -ENOMEM;
 	m->event = sd_event_ref(cfg->event);
+	return 0;
+}
+
+/* The network's firewall rules (nft.h: NAT and separation; none in bridge mode), and for NAT
+ * IPv4 forwarding, which is on for the whole host (namespace) from then on, as with libvirt. */
+static int apply_rules(struct network_manager *m, const struct network *net, struct mv_error *err)
+{
+	bool changed = false;
+	int r;
+
+	r = nft_network_apply(m->nft,
+			      &(struct nft_network){.id = net->id,
+						    .bridge = net->bridge,
+						    .subnet = net->plan.subnet,
+						    .mode = net->config.mode},
+			      err);
+	if (r < 0)
+		return mv_err_prefix(err, "firewall rules: "), r;
+	if (net->config.mode == NET_MODE_BRIDGE || net->config.mode == NET_MODE_ISOLATED)
+		return 0;
+	r = nft_enable_ip_forward(&changed, err);
+	if (r < 0)
+		return r;
+	if (changed)
+		log_notice("network %s: turned on net.ipv4.ip_forward for NAT", net->name);
 	return 0;
 }
 
@@ -143,6 +178,33 @@ int network_leases(struct network_manager *m, const struct network *net, struct 
 	*ret = NULL;
 	*ret_n = 0;
 	return net->dns ? dnsmasq_leases(net->dns, ret, ret_n) : 0;
+}
+
+int network_leases_all(struct network_manager *m, struct dnsmasq_lease **ret, size_t *ret_n)
+{
+	_cleanup_free_ struct dnsmasq_lease *all = NULL;
+	size_t n = 0;
+	time_t now = time(NULL);
+
+	*ret = NULL;
+	*ret_n = 0;
+	for (size_t i = 0; m && i < m->n; i++) {
+		_cleanup_free_ struct dnsmasq_lease *v = NULL;
+		struct dnsmasq_lease *grown;
+		size_t k = 0;
+
+		if (network_leases(m, m->nets[i], &v, &k) < 0 || k == 0)
+			continue; /* a lease file being rewritten: its addresses show next time */
+		if (!(grown = reallocarray(all, n + k, sizeof(*all))))
+			return -ENOMEM;
+		all = grown;
+		for (size_t j = 0; j < k; j++)
+			if (v[j].expires == 0 || v[j].expires > now)
+				all[n++] = v[j];
+	}
+	*ret = TAKE_PTR(all);
+	*ret_n = n;
+	return 0;
 }
 
 const struct network *network_find(const struct network_manager *m, const char *name_or_id)
@@ -408,14 +470,16 @@ int network_create(struct network_manager *m, const char *name, const struct net
 		(void)store_network_delete(m->store, net->id, NULL);
 		goto fail;
 	}
-	r = table_add(m, net);
+	r = apply_rules(m, net, err);
+	if (r >= 0 && (r = table_add(m, net)) < 0)
+		mv_err_oom(err);
 	if (r < 0) {
+		(void)nft_network_remove(m->nft, net->id, NULL);
 		dnsmasq_destroy(net->dns);
 		net->dns = NULL;
 		if (owns_bridge(net))
 			(void)netlink_link_delete(m->nl, net->bridge);
 		(void)store_network_delete(m->store, net->id, NULL);
-		r = mv_err_oom(err);
 		goto fail;
 	}
 	log_info("network %s: created (%s, bridge %s)", net->name, net_mode_name(net->config.mode),
@@ -436,7 +500,11 @@ int network_delete(struct network_manager *m, const char *name_or_id, struct mv_
 
 	if (!net)
 		return mv_err_not_found(err, "network '%s' does not exist", name_or_id);
-	/* dnsmasq, then the bridge: a crash from here on leaves a row that reconcile completes. */
+	/* Rules, dnsmasq, then the bridge: a crash from here on leaves a row that reconcile
+	 * makes whole again (so that no rules are ever left without their row). */
+	r = nft_network_remove(m->nft, net->id, err);
+	if (r < 0)
+		return mv_err_prefix(err, "network '%s': firewall rules: ", net->name), r;
 	dnsmasq_destroy(net->dns);
 	net->dns = NULL;
 	if (owns_bridge(net)) {
@@ -624,7 +692,7 @@ int network_manager_reconcile(struct network_manager *m, struct mv_error *err)
 			continue;
 		net->status[0] = '\0';
 		if ((owns_bridge(net) && reconcile_bridge(m, net, &e) < 0) ||
-		    start_dns(m, net, &e) < 0) {
+		    start_dns(m, net, &e) < 0 || apply_rules(m, net, &e) < 0) {
 			log_error("network %s: %s", net->name, e.msg);
 			snprintf(net->status, sizeof(net->status), "%s", e.msg);
 		}

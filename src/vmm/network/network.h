@@ -99,6 +99,9 @@ struct dnsmasq_lease;
 int network_leases(struct network_manager *m, const struct network *net, struct dnsmasq_lease **ret,
 		   size_t *ret_n);
 
+/* The unexpired DHCP leases of all networks, for the addresses of VM NICs (caller frees). */
+int network_leases_all(struct network_manager *m, struct dnsmasq_lease **ret, size_t *ret_n);
+
 /* By name or id; NULL if none. */
 const struct network *network_find(const struct network_manager *m, const char *name_or_id);
 /* The networks in name order; valid until the next create or delete. */

@@ -116,6 +116,7 @@ int vm_manager_load(struct vm_manager *m, struct mv_error *err)
 			goto out;
 		}
 	}
+	vm_registry_sync_hosts(m);
 	r = 0;
 out:
 	for (size_t i = 0; i < n; i++)

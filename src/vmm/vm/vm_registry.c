@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "network/network.h"
 #include "store/store.h"
 
 struct vm *vm_new(struct vm_manager *m)
@@ -284,4 +285,59 @@ void vm_emit(struct vm *vm, enum vm_event_type type)
 		w->fn(w->userdata, &ev);
 	}
 	m->dispatch_next = NULL;
+	if (type == VM_EVENT_CREATED || type == VM_EVENT_DELETED || type == VM_EVENT_CONFIG_CHANGED)
+		vm_registry_sync_hosts(m);
+}
+
+static bool is_dns_label(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= 63 && s[n - 1] != '-' &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* The hosts of net: at most one per VM (its first NIC there). */
+static int hosts_of(struct vm_manager *m, const struct network *net, struct network_host **ret,
+		    size_t *ret_n)
+{
+	_cleanup_free_ struct network_host *hosts = NULL;
+	size_t n = 0;
+
+	if (m->n_vms && !(hosts = calloc(m->n_vms, sizeof(*hosts))))
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_vms; i++) {
+		const struct vm_config *c = &m->vms[i]->rec.config;
+
+		if (!is_dns_label(m->vms[i]->rec.name))
+			continue;
+		for (size_t j = 0; j < c->n_nics; j++) {
+			if (c->nics[j].network && c->nics[j].mac &&
+			    network_find(m->networks, c->nics[j].network) == net) {
+				hosts[n++] = (struct network_host){.mac = c->nics[j].mac,
+								   .name = m->vms[i]->rec.name};
+				break;
+			}
+		}
+	}
+	*ret = TAKE_PTR(hosts);
+	*ret_n = n;
+	return 0;
+}
+
+void vm_registry_sync_hosts(struct vm_manager *m)
+{
+	for (size_t i = 0; m->networks && i < network_count(m->networks); i++) {
+		const struct network *net = network_at(m->networks, i);
+		_cleanup_free_ struct network_host *hosts = NULL;
+		size_t n = 0;
+		int r;
+
+		r = hosts_of(m, net, &hosts, &n);
+		if (r >= 0)
+			r = network_set_hosts(m->networks, net->id, hosts, n);
+		if (r < 0)
+			log_warning("network %s: cannot update the names of its VMs: %s", net->name,
+				    strerror(-r));
+	}
 }

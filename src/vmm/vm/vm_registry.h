@@ -38,8 +38,13 @@ int vm_save(struct vm *vm);
 /* Sets state and reason (formatted, copied), saves, and tells the watchers (event type). */
 void vm_set_state(struct vm *vm, enum vm_state state, enum vm_event_type type,
 		  const char *reason_fmt, ...) _printf_(4, 5);
-/* Tells the watchers about an event on vm. */
+/* Tells the watchers about an event on vm; after a VM came, went or changed its config, also
+ * the networks' DNS (vm_registry_sync_hosts). */
 void vm_emit(struct vm *vm, enum vm_event_type type);
+/* Tells each managed network which VM names its NICs' MACs have (network_set_hosts), so that
+ * leases carry them and they resolve in the network's domain: the first NIC of a VM on a
+ * network gets the VM's name if it is a DNS label (no '.' or '_', not ending in '-'). */
+void vm_registry_sync_hosts(struct vm_manager *m);
 
 /* <state-dir>/vms/<id>/file (newly allocated), the directory created 0700 on demand. */
 int vm_state_path(struct vm *vm, const char *file, char **ret);
