@@ -608,6 +608,7 @@ static int reconcile_bridge(struct network_manager *m, const struct network *net
 static int remove_orphan(const struct netlink_link *link, void *userdata)
 {
 	struct network_manager *m = userdata;
+	struct mv_error e = {};
 	const char *id;
 	int r;
 
@@ -616,6 +617,9 @@ static int remove_orphan(const struct netlink_link *link, void *userdata)
 	id = link->alias + strlen(m->alias_prefix);
 	if (network_find(m, id))
 		return 0;
+	/* its rules too: they are found by the id the mark names, never by the bridge's name */
+	if (nft_network_remove(m->nft, id, &e) < 0)
+		log_warning("network: cannot remove the rules of deleted network %s: %s", id, e.msg);
 	r = netlink_link_delete(m->nl, link->name);
 	if (r < 0 && r != -ENODEV)
 		log_warning_errno(r, "network: cannot delete %s, left by a deleted network: %m",
