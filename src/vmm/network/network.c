@@ -619,7 +619,8 @@ static int remove_orphan(const struct netlink_link *link, void *userdata)
 		return 0;
 	/* its rules too: they are found by the id the mark names, never by the bridge's name */
 	if (nft_network_remove(m->nft, id, &e) < 0)
-		log_warning("network: cannot remove the rules of deleted network %s: %s", id, e.msg);
+		log_warning("network: cannot remove the rules of deleted network %s: %s", id,
+			    e.msg);
 	r = netlink_link_delete(m->nl, link->name);
 	if (r < 0 && r != -ENODEV)
 		log_warning_errno(r, "network: cannot delete %s, left by a deleted network: %m",
