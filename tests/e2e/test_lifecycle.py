@@ -192,17 +192,21 @@ class _UnixHTTP(http.client.HTTPConnection):
         self.sock = s
 
 
-def hv_state(d, vm) -> str:
-    """The hypervisor's own idea of the VM's state: GET vm.info on its API socket."""
+def hv_info(d, vm) -> dict:
+    """The hypervisor's own idea of the VM: GET vm.info on its API socket."""
     c = _UnixHTTP(str(rundir(d, vm) / "api.sock"))
     try:
         c.request("GET", "/api/v1/vm.info")
         r = c.getresponse()
         body = r.read()
         assert r.status == 200, (r.status, body)
-        return json.loads(body)["state"]
+        return json.loads(body)
     finally:
         c.close()
+
+
+def hv_state(d, vm) -> str:
+    return hv_info(d, vm)["state"]
 
 
 class Bg(threading.Thread):

@@ -215,6 +215,11 @@ def nic_vm(d, name, files, *networks, macs=()):
         vcpus=1, memory_mb=64, kernel=files["kernel"], nics=nics)))
 
 
+def tap_name(mac):
+    """The tap the daemon makes for a NIC on a network: "mv" + the MAC's hex digits."""
+    return "mv" + mac.replace(":", "").lower()
+
+
 def taps_of(ns):
     return {n: l for n, l in netns_links(ns).items() if l["kind"] == "tun"}
 
@@ -231,7 +236,7 @@ def test_start_makes_a_tap_per_nic_on_its_bridge(nd, netns, vm_files):
     assert not taps_of(netns)
     vm = nd.call("StartVm", pb.StartVmRequest(vm="web"), timeout=60)
     assert vm.state == RUNNING
-    tap0, tap1 = ("mv" + vm.id.replace("-", "")[:10] + str(i) for i in range(2))
+    tap0, tap1 = (tap_name(n.mac) for n in vm.config.nics)
     taps = taps_of(netns)
     assert set(taps) == {tap0, tap1}, taps
     assert taps[tap0]["master"] == "mvbr-lan" and taps[tap1]["master"] == "mvbr-iso"
@@ -278,7 +283,7 @@ def test_nic_network_must_exist(nd, vm_files):
 def test_start_fails_cleanly_when_the_tap_cannot_be_made(nd, netns, vm_files):
     create(nd, "lan", ipv4_subnet="10.88.0.0/24")
     vm = nic_vm(nd, "web", vm_files, "lan", "lan")
-    squatter = "mv" + vm.id.replace("-", "")[:10] + "1"
+    squatter = tap_name(vm.config.nics[1].mac)
     ip(netns, "link", "add", squatter, "type", "bridge")  # someone else's link of that name
     err = error_of(lambda: nd.call("StartVm", pb.StartVmRequest(vm="web"), timeout=60))
     assert_status(err, Code.FAILED_PRECONDITION, "config.nics[1].network", squatter)

@@ -252,8 +252,16 @@ static void test_network_nics_added_apart(void **state)
 	json_object_put(want);
 	free(text);
 
-	assert_int_equal(ch_config_net_json(&nics[1], 1, &text), 0);
-	assert_string_equal(text, "{\"id\":\"net1\",\"mac\":\"52:54:00:12:34:57\"}");
+	assert_int_equal(ch_config_net_json(&nics[1], &text), 0);
+	assert_string_equal(text, "{\"id\":\"net525400123457\",\"mac\":\"52:54:00:12:34:57\"}");
+	free(text);
+	/* a tap of the user's, hot-added: the tap by name */
+	nics[0].mac = "52:54:00:AB:cd:01";
+	assert_int_equal(ch_config_net_json(&nics[0], &text), 0);
+	assert_string_equal(
+		text,
+		"{\"id\":\"net525400abcd01\",\"tap\":\"mvtap0\",\"mac\":\"52:54:00:AB:cd:01\"}");
+	nics[0].mac = NULL;
 	free(text);
 
 	/* only network NICs: no "net" section at all */

@@ -10,35 +10,37 @@
 #include "vm/vm.h"
 
 #define NSTATES 6
-#define NOPS 6
+#define NOPS 8
 
 static const enum vm_state states[NSTATES] = {
 	VM_STATE_STOPPED, VM_STATE_STARTING, VM_STATE_RUNNING,
 	VM_STATE_PAUSED,  VM_STATE_STOPPING, VM_STATE_CRASHED,
 };
 static const enum vm_op_kind ops[NOPS] = {
-	VM_OP_START, VM_OP_STOP, VM_OP_KILL, VM_OP_REBOOT, VM_OP_PAUSE, VM_OP_RESUME,
+	VM_OP_START, VM_OP_STOP,   VM_OP_KILL,    VM_OP_REBOOT,
+	VM_OP_PAUSE, VM_OP_RESUME, VM_OP_ADD_NIC, VM_OP_REMOVE_NIC,
 };
 
-/* allowed[process][state][op], ops in the order above: start stop kill reboot pause resume */
+/* allowed[process][state][op], ops in the order above: start stop kill reboot pause resume
+ * add-nic remove-nic */
 static const bool allowed[2][NSTATES][NOPS] = {
 	/* no hypervisor process */
 	{
-		/* stopped  */ {1, 0, 0, 0, 0, 0},
-		/* starting */ {0, 0, 0, 0, 0, 0},
-		/* running  */ {0, 0, 0, 0, 0, 0},
-		/* paused   */ {0, 0, 0, 0, 0, 0},
-		/* stopping */ {0, 0, 0, 0, 0, 0},
-		/* crashed  */ {1, 0, 0, 0, 0, 0},
+		/* stopped  */ {1, 0, 0, 0, 0, 0, 1, 1},
+		/* starting */ {0, 0, 0, 0, 0, 0, 0, 0},
+		/* running  */ {0, 0, 0, 0, 0, 0, 0, 0},
+		/* paused   */ {0, 0, 0, 0, 0, 0, 0, 0},
+		/* stopping */ {0, 0, 0, 0, 0, 0, 0, 0},
+		/* crashed  */ {1, 0, 0, 0, 0, 0, 1, 1},
 	},
 	/* a hypervisor process exists */
 	{
-		/* stopped  */ {0, 0, 1, 0, 0, 0},
-		/* starting */ {0, 0, 1, 0, 0, 0},
-		/* running  */ {0, 1, 1, 1, 1, 0},
-		/* paused   */ {0, 1, 1, 1, 0, 1},
-		/* stopping */ {0, 0, 1, 0, 0, 0},
-		/* crashed  */ {0, 0, 1, 0, 0, 0},
+		/* stopped  */ {0, 0, 1, 0, 0, 0, 0, 0},
+		/* starting */ {0, 0, 1, 0, 0, 0, 0, 0},
+		/* running  */ {0, 1, 1, 1, 1, 0, 1, 1},
+		/* paused   */ {0, 1, 1, 1, 0, 1, 0, 0},
+		/* stopping */ {0, 0, 1, 0, 0, 0, 0, 0},
+		/* crashed  */ {0, 0, 1, 0, 0, 0, 0, 0},
 	},
 };
 

@@ -280,8 +280,7 @@ static Mvirt__NicStatus *nic_status_to_pb(const struct vm_record *r, size_t i,
 		return NULL;
 	*pb = (Mvirt__NicStatus)MVIRT__NIC_STATUS__INIT;
 	if (str_to_pb(n->mac, &pb->mac) < 0 ||
-	    str_to_pb(isempty(n->network) ? n->tap : vm_nic_tap_name(r->id, i, tap), &pb->tap) <
-		    0 ||
+	    str_to_pb(isempty(n->network) ? n->tap : vm_nic_tap_name(n->mac, tap), &pb->tap) < 0 ||
 	    str_to_pb(n->network, &pb->network) < 0 ||
 	    nic_addresses_to_pb(n->mac, leases, pb) < 0) {
 		nic_status_free(pb);

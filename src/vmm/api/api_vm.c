@@ -171,6 +171,49 @@ static void run_op(struct api_call *call, enum vm_op_kind kind, const char *ref,
 	}
 }
 
+static char *nonempty(const char *s)
+{
+	return isempty(s) ? NULL : (char *)s;
+}
+
+static void handle_add_nic(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__AddNicRequest *req = (const Mvirt__AddNicRequest *)msg;
+	struct mv_error err = {0};
+	struct vm_nic nic;
+	int r;
+
+	if (!req->nic) {
+		api_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "nic: required");
+		return;
+	}
+	/* borrowed from the request: the VM manager copies what it keeps */
+	nic = (struct vm_nic){.tap = nonempty(req->nic->tap),
+			      .network = nonempty(req->nic->network),
+			      .mac = nonempty(req->nic->mac)};
+	api_call_hold(call);
+	r = vm_manager_add_nic(api_context_of(call)->vms, req->vm, &nic, on_op_done, call, &err);
+	if (r < 0) {
+		mv_err_ensure(&err, r);
+		api_call_fail_err(call, &err);
+	}
+}
+
+static void handle_remove_nic(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__RemoveNicRequest *req = (const Mvirt__RemoveNicRequest *)msg;
+	struct mv_error err = {0};
+	int r;
+
+	api_call_hold(call);
+	r = vm_manager_remove_nic(api_context_of(call)->vms, req->vm, req->mac, on_op_done, call,
+				  &err);
+	if (r < 0) {
+		mv_err_ensure(&err, r);
+		api_call_fail_err(call, &err);
+	}
+}
+
 static void handle_start(struct api_call *call, const ProtobufCMessage *msg)
 {
 	run_op(call, VM_OP_START, ((const Mvirt__StartVmRequest *)msg)->vm, NULL);
@@ -258,6 +301,8 @@ const struct api_method api_vm_methods[] = {
 	UNARY("RebootVm", mvirt__reboot_vm_request, handle_reboot),
 	UNARY("PauseVm", mvirt__pause_vm_request, handle_pause),
 	UNARY("ResumeVm", mvirt__resume_vm_request, handle_resume),
+	UNARY("AddNic", mvirt__add_nic_request, handle_add_nic),
+	UNARY("RemoveNic", mvirt__remove_nic_request, handle_remove_nic),
 	UNARY("GetVersion", mvirt__get_version_request, handle_version),
 	UNARY("GetSystemInfo", mvirt__get_system_info_request, handle_sysinfo),
 	{.path = NULL},

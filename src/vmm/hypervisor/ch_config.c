@@ -172,7 +172,25 @@ static int config_disks(const struct ch_launch *l, struct json_object **ret, str
 	return 0;
 }
 
-/* [NetConfig...]: {"tap", "mac"?} per tap NIC, or NULL in *ret when there is none. NICs on
+/* {"id"?, "tap"?, "mac"?} of a NIC. */
+static int net_object(const struct vm_nic *nic, struct json_object **ret)
+{
+	_cleanup_json_ struct json_object *o = json_object_new_object();
+	char id[16];
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	/* no MAC (only in unit tests: the daemon gives every NIC one), no id: CH picks both */
+	if ((!isempty(nic->mac) && (r = add_string(o, "id", vm_nic_device_id(nic->mac, id))) < 0) ||
+	    (isempty(nic->network) && (r = add_string(o, "tap", nic->tap)) < 0) ||
+	    (r = add_string_opt(o, "mac", nic->mac)) < 0)
+		return r;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+/* [NetConfig...]: {"id", "tap", "mac"?} per tap NIC, or NULL in *ret when there is none. NICs on
  * mvirt networks are left out: their taps are fds, which vm.create does not take; they are
  * added with vm.add-net (ch_config_net_json) before vm.boot. */
 static int config_net(const struct vm_config *c, struct json_object **ret, struct mv_error *err)
@@ -192,10 +210,7 @@ static int config_net(const struct vm_config *c, struct json_object **ret, struc
 			return mv_err_invalid(err, "config.nics[%zu]: set tap or network", i);
 		if (!arr && !(arr = json_object_new_array()))
 			return -ENOMEM;
-		if (!(o = json_object_new_object()))
-			return -ENOMEM;
-		if ((r = add_string(o, "tap", n->tap)) < 0 ||
-		    (r = add_string_opt(o, "mac", n->mac)) < 0)
+		if ((r = net_object(n, &o)) < 0)
 			return r;
 		if ((r = append(arr, TAKE_PTR(o))) < 0)
 			return r;
@@ -204,17 +219,13 @@ static int config_net(const struct vm_config *c, struct json_object **ret, struc
 	return 0;
 }
 
-int ch_config_net_json(const struct vm_nic *nic, size_t index, char **ret)
+int ch_config_net_json(const struct vm_nic *nic, char **ret)
 {
-	_cleanup_json_ struct json_object *o = json_object_new_object();
-	char id[32];
+	_cleanup_json_ struct json_object *o = NULL;
 	const char *s;
 	int r;
 
-	if (!o)
-		return -ENOMEM;
-	snprintf(id, sizeof(id), CH_NET_ID_PREFIX "%zu", index);
-	if ((r = add_string(o, "id", id)) < 0 || (r = add_string_opt(o, "mac", nic->mac)) < 0)
+	if ((r = net_object(nic, &o)) < 0)
 		return r;
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (!s || !(*ret = strdup(s)))

@@ -33,7 +33,7 @@ struct ch_launch {
  * pvpanic is on (guest panic events). */
 int ch_config_json(const struct ch_launch *launch, char **ret, struct mv_error *err);
 
-/* The NetConfig of config.nics[index] on an mvirt network, for vm.add-net with its tap fd:
- * {"id": "net<index>", "mac": ...}. One fd is one queue pair, cloud-hypervisor's default. */
-#define CH_NET_ID_PREFIX "net"
-int ch_config_net_json(const struct vm_nic *nic, size_t index, char **ret);
+/* The NetConfig of a NIC for vm.add-net: {"id": vm_nic_device_id(mac), "mac": ...}, and
+ * "tap" for a NIC on a tap of the user's (one on an mvirt network comes with its tap fd; one
+ * fd is one queue pair, cloud-hypervisor's default). The id lets vm.remove-device find it. */
+int ch_config_net_json(const struct vm_nic *nic, char **ret);

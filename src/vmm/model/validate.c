@@ -275,7 +275,7 @@ static bool ifname_valid(const char *s)
 	return true;
 }
 
-static int check_nics(const struct vm_config *c, struct mv_error *err)
+int validate_vm_nics(const struct vm_config *c, struct mv_error *err)
 {
 	size_t i, k;
 	int r;
@@ -384,7 +384,7 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 	if (r < 0)
 		return r;
 
-	r = check_nics(c, err);
+	r = validate_vm_nics(c, err);
 	if (r < 0)
 		return r;
 

@@ -31,6 +31,9 @@ int validate_vm_name(const char *name, const char *field, struct mv_error *err);
  * no disk path twice, NIC tap/network/MAC syntax, size caps. A failure is of kind bad:
  * MV_ERR_INVALID for a config a request brings, MV_ERR_PRECONDITION for a stored config checked
  * again before a start (the host or its files changed since). */
+/* Only the NICs of c (the NIC part of validate_vm_config): count, tap or network, their
+ * syntax, MAC syntax and no MAC twice. MV_ERR_INVALID naming "config.nics[i].<field>". */
+int validate_vm_nics(const struct vm_config *c, struct mv_error *err);
 int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
 		       enum mv_error_kind bad, struct mv_error *err);
 

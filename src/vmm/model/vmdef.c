@@ -1,22 +1,36 @@
 /* See vmdef.h. */
 #include "model/vmdef.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/macro.h"
 
-const char *vm_nic_tap_name(const char *vm_id, size_t index, char *buf)
+/* prefix + the hex digits of mac, lowercase (at most 12). */
+static const char *mac_name(const char *prefix, const char *mac, char *buf)
 {
-	size_t n = 2;
+	size_t n = strlen(prefix), k = 0;
 
-	memcpy(buf, "mv", 2);
-	for (const char *p = vm_id; *p && n < 12; p++)
-		if (*p != '-')
-			buf[n++] = *p;
-	snprintf(buf + n, 16 - n, "%zx", index & 0xf);
+	memcpy(buf, prefix, n);
+	for (const char *p = mac ? mac : ""; *p && k < 12; p++)
+		if (isxdigit((unsigned char)*p)) {
+			buf[n++] = (char)tolower((unsigned char)*p);
+			k++;
+		}
+	buf[n] = '\0';
 	return buf;
+}
+
+const char *vm_nic_tap_name(const char *mac, char *buf)
+{
+	return mac_name("mv", mac, buf);
+}
+
+const char *vm_nic_device_id(const char *mac, char *buf)
+{
+	return mac_name("net", mac, buf);
 }
 
 const char *vm_state_name(enum vm_state state)

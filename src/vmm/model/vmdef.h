@@ -79,10 +79,14 @@ struct vm_record {
 	struct vm_process process;
 };
 
-/* The tap the daemon makes for config.nics[index] of VM id on an mvirt network:
- * "mv" + the first 10 hex digits of the id + the index in hex (13 characters; VM_MAX_NICS is
- * 16), so that a link name says which VM it belongs to. buf: at least 16 bytes. */
-const char *vm_nic_tap_name(const char *vm_id, size_t index, char *buf);
+/* Names derived from a NIC's MAC address, which is unique among the VMs and stays with the NIC
+ * while others come and go (hotplug), also across daemon restarts. buf: at least 16 bytes.
+ * The tap the daemon makes for a NIC on an mvirt network: "mv" + the 12 hex digits of mac
+ * (14 characters). */
+const char *vm_nic_tap_name(const char *mac, char *buf);
+/* The NIC's device id in cloud-hypervisor (vm.add-net, vm.remove-device): "net" + the 12 hex
+ * digits of mac (15 characters). */
+const char *vm_nic_device_id(const char *mac, char *buf);
 const char *vm_state_name(enum vm_state state);        /* "running"; "unknown" if out of range */
 const char *disk_format_name(enum disk_format format); /* "raw", "qcow2", "unspecified" */
 int disk_format_from_name(const char *name, enum disk_format *ret); /* 0 or -EINVAL */

@@ -410,3 +410,95 @@ int vm_manager_console_log(struct vm_manager *m, const char *ref, char **ret_pat
 		*ret_rec = &vm->rec;
 	return 0;
 }
+
+/* ---- NIC hotplug (the device part: vm_nics.c) ---- */
+
+/* A message about config.nics[index] of the config after an add names the request's field,
+ * "nic", instead. */
+static void nic_field(struct mv_error *err, size_t index)
+{
+	char prefix[32];
+	size_t n = (size_t)snprintf(prefix, sizeof(prefix), "config.nics[%zu]", index);
+
+	if (err && startswith(err->msg, prefix)) {
+		memmove(err->msg + 3, err->msg + n, strlen(err->msg + n) + 1);
+		memcpy(err->msg, "nic", 3);
+	}
+}
+
+static int nic_copy(struct vm_nic *dst, const struct vm_nic *src)
+{
+	*dst = (struct vm_nic){0};
+	if ((src->tap && !(dst->tap = strdup(src->tap))) ||
+	    (src->network && !(dst->network = strdup(src->network))) ||
+	    (src->mac && !(dst->mac = strdup(src->mac)))) {
+		free(dst->tap);
+		free(dst->network);
+		free(dst->mac);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int vm_manager_add_nic(struct vm_manager *m, const char *ref, const struct vm_nic *nic,
+		       vm_done_fn fn, void *userdata, struct mv_error *err)
+{
+	_cleanup_(vmdef_config_done) struct vm_config c = {0};
+	struct vm_nic *grown;
+	struct vm *vm;
+	size_t i;
+	int r;
+
+	r = vm_registry_lookup(m, ref, "vm", &vm, err);
+	if (r < 0)
+		return r;
+	if (vmdef_config_copy(&c, &vm->rec.config) < 0)
+		return mv_err_oom(err);
+	i = c.n_nics;
+	if (i >= VM_MAX_NICS)
+		return mv_err_invalid(err, "nic: vm '%s' has %zu NICs already, at most %d",
+				      vm->rec.name, i, VM_MAX_NICS);
+	if (!(grown = reallocarray(c.nics, i + 1, sizeof(*c.nics))))
+		return mv_err_oom(err);
+	c.nics = grown;
+	if (nic_copy(&c.nics[i], nic) < 0)
+		return mv_err_oom(err);
+	c.n_nics++;
+	if ((r = validate_vm_nics(&c, err)) < 0 || (r = check_macs_unique(m, &c, vm, err)) < 0 ||
+	    (r = check_networks(m, &c, err)) < 0 || (r = assign_macs(m, &c, err)) < 0) {
+		nic_field(err, i);
+		return r;
+	}
+	return vm_manager_op(m, VM_OP_ADD_NIC, vm->rec.id,
+			     &(struct vm_op_args){.config = &c, .nic = i}, fn, userdata, err);
+}
+
+int vm_manager_remove_nic(struct vm_manager *m, const char *ref, const char *mac, vm_done_fn fn,
+			  void *userdata, struct mv_error *err)
+{
+	_cleanup_(vmdef_config_done) struct vm_config c = {0};
+	struct vm *vm;
+	size_t i;
+	int r;
+
+	r = vm_registry_lookup(m, ref, "vm", &vm, err);
+	if (r < 0)
+		return r;
+	if (isempty(mac))
+		return mv_err_invalid(err, "mac: give the MAC address of the NIC to remove");
+	for (i = 0; i < vm->rec.config.n_nics; i++)
+		if (vm->rec.config.nics[i].mac && strcasecmp(vm->rec.config.nics[i].mac, mac) == 0)
+			break;
+	if (i == vm->rec.config.n_nics)
+		return mv_err_not_found(err, "mac: vm '%s' has no NIC with MAC %s", vm->rec.name,
+					mac);
+	if (vmdef_config_copy(&c, &vm->rec.config) < 0)
+		return mv_err_oom(err);
+	free(c.nics[i].tap);
+	free(c.nics[i].network);
+	free(c.nics[i].mac);
+	memmove(&c.nics[i], &c.nics[i + 1], (c.n_nics - i - 1) * sizeof(*c.nics));
+	c.n_nics--;
+	return vm_manager_op(m, VM_OP_REMOVE_NIC, vm->rec.id,
+			     &(struct vm_op_args){.config = &c, .nic = i}, fn, userdata, err);
+}

@@ -135,11 +135,18 @@ enum vm_op_kind {
 	VM_OP_REBOOT,
 	VM_OP_PAUSE,
 	VM_OP_RESUME,
+	VM_OP_ADD_NIC,    /* vm_manager_add_nic only */
+	VM_OP_REMOVE_NIC, /* vm_manager_remove_nic only */
 };
 
 struct vm_op_args {
 	uint32_t timeout_s; /* stop: seconds to wait for the guest after the power button */
 	bool force;         /* stop: skip the power button */
+	/* add-nic, remove-nic (vm.c): the VM's config after the change, moved into the operation
+	 * when it begins (else left to the caller), and the NIC's index (in it for add, in the
+	 * current config for remove) */
+	struct vm_config *config;
+	size_t nic;
 };
 
 #define VM_STOP_DEFAULT_TIMEOUT_S 30
@@ -151,6 +158,18 @@ int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 		  const struct vm_op_args *args, vm_done_fn fn, void *userdata,
 		  struct mv_error *err);
 
+/* NIC hotplug. Adds nic (checked like a CreateVm NIC; errors name "nic.<field>"; a MAC is
+ * assigned when it has none) to the VM's config, or removes the NIC whose MAC is mac
+ * (case-insensitive; -ENOENT naming "mac" when there is none). A running VM gets or loses the
+ * device first (vm.add-net with the tap the daemon makes for a NIC on a network, or the
+ * user's tap; vm.remove-device), and the config changes only when cloud-hypervisor said yes;
+ * a stopped one only changes its config, and fn runs before the call returns. Other states
+ * (paused, starting, stopping) are a failed precondition. VM_EVENT_CONFIG_CHANGED on success. */
+int vm_manager_add_nic(struct vm_manager *m, const char *ref, const struct vm_nic *nic,
+		       vm_done_fn fn, void *userdata, struct mv_error *err);
+int vm_manager_remove_nic(struct vm_manager *m, const char *ref, const char *mac, vm_done_fn fn,
+			  void *userdata, struct mv_error *err);
+
 /* Ends every operation in progress as unavailable (the daemon is stopping; processes are left
  * as they are and re-adopted at the next start). */
 void vm_manager_abort_ops(struct vm_manager *m);
@@ -159,5 +178,5 @@ const char *vm_op_kind_name(enum vm_op_kind kind);
 
 /* The vocabulary (vm_state.c). The state table: may kind begin on a VM in state, with or without a hypervisor
  * process? Start needs a stopped or crashed VM without one; stop and reboot a running or
- * paused one; pause a running one, resume a paused one; kill only needs a process. */
+ * paused one; pause a running one, resume a paused one; kill only needs a process; NIC hotplug a running VM with one or a stopped or crashed VM without one. */
 bool vm_op_allowed(enum vm_state state, bool has_process, enum vm_op_kind kind);

@@ -45,6 +45,9 @@ struct vm_op {
 	int tap_fds[VM_MAX_NICS];
 	size_t tap_nic[VM_MAX_NICS]; /* which config.nics[] each is */
 	size_t n_taps, next_tap;
+	/* add-nic, remove-nic (vm_nics.c): the config once cloud-hypervisor agreed, and the NIC */
+	struct vm_config new_config;
+	size_t nic_index; /* the NIC: in new_config (add) or in rec.config (remove) */
 };
 
 /* A running VM's files and streams (vm_runtime.c), while its hypervisor process exists. */

@@ -62,7 +62,7 @@ static void op_cancel_io(struct vm_op *op)
 }
 
 /* Ends the operation in progress and tells its caller. err NULL = success. */
-static void op_finish(struct vm *vm, const struct mv_error *err)
+void vm_op_finish(struct vm *vm, const struct mv_error *err)
 {
 	struct vm_op *op = vm->op;
 	struct mv_error ok = {0};
@@ -72,6 +72,7 @@ static void op_finish(struct vm *vm, const struct mv_error *err)
 	vm->op = NULL;
 	op_cancel_io(op);
 	op_close_taps(op);
+	vmdef_config_done(&op->new_config);
 	if (err && err->kind != MV_ERR_NONE)
 		log_info("vm %s: %s failed: %s", vm->rec.name, vm_op_kind_name(op->kind), err->msg);
 	else
@@ -84,8 +85,8 @@ static void op_finish(struct vm *vm, const struct mv_error *err)
 }
 
 /* Fills err from a failed REST reply: HTTP errors carry cloud-hypervisor's own text. */
-static int reply_error(struct vm *vm, const char *what, const struct ch_reply *reply,
-		       struct mv_error *err)
+int vm_op_reply_error(struct vm *vm, const char *what, const struct ch_reply *reply,
+		      struct mv_error *err)
 {
 	if (reply->error == -ETIMEDOUT)
 		return mv_err_timeout(err, "vm '%s': %s: cloud-hypervisor did not answer in time",
@@ -99,7 +100,7 @@ static int reply_error(struct vm *vm, const char *what, const struct ch_reply *r
 }
 
 /* Called first thing in every reply callback of an operation: accounts the wait. */
-static void op_replied(struct vm_op *op)
+void vm_op_replied(struct vm_op *op)
 {
 	op->req = NULL;
 	if (op->t_call_us)
@@ -108,7 +109,7 @@ static void op_replied(struct vm_op *op)
 }
 
 /* Accounts the time of a REST call that the operation in progress waits for. */
-static void op_calling(struct vm *vm)
+void vm_op_calling(struct vm *vm)
 {
 	if (vm->op)
 		vm->op->t_call_us = clock_mono_us();
@@ -196,7 +197,7 @@ static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 	runtime_clear(vm, closing);
 	vm_set_state(vm, state, type, "%s", reason);
 	if (op)
-		op_finish(vm, kind == VM_OP_START ? &op->err : &err);
+		vm_op_finish(vm, kind == VM_OP_START ? &op->err : &err);
 }
 
 /* Cancels what the lifecycle has in flight for the VM but the operation itself, and lets go of
@@ -233,6 +234,8 @@ void vm_lifecycle_release(struct vm *vm, const char *reason)
 {
 	if (vm->op) {
 		op_cancel_io(vm->op);
+		op_close_taps(vm->op);
+		vmdef_config_done(&vm->op->new_config);
 		free(vm->op);
 		vm->op = NULL;
 	}
@@ -264,9 +267,9 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 	struct mv_error err = {0};
 	struct ch_vm_info info;
 
-	op_replied(vm->op);
+	vm_op_replied(vm->op);
 	if (!ch_reply_ok(reply)) {
-		reply_error(vm, what[op->step], reply, &err);
+		vm_op_reply_error(vm, what[op->step], reply, &err);
 		start_fail(vm, &err);
 		return;
 	}
@@ -281,7 +284,7 @@ static void on_start_reply(void *userdata, const struct ch_reply *reply)
 		}
 		vm->rec.started_at_us = clock_real_us();
 		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_STARTED, "started");
-		op_finish(vm, NULL);
+		vm_op_finish(vm, NULL);
 		return;
 	}
 	if (op->step == START_CREATE)
@@ -306,13 +309,13 @@ static void start_step(struct vm *vm)
 	struct mv_error err = {0};
 	int r;
 
-	op_calling(vm);
+	vm_op_calling(vm);
 	switch (op->step) {
 	case START_ADD_NET: {
 		size_t i = op->tap_nic[op->next_tap];
 		_cleanup_free_ char *json = NULL;
 
-		r = ch_config_net_json(&vm->rec.config.nics[i], i, &json);
+		r = ch_config_net_json(&vm->rec.config.nics[i], &json);
 		if (r >= 0)
 			r = ch_vm_add_net_fds(ch, sock, json, &op->tap_fds[op->next_tap], 1,
 					      on_start_reply, vm, &op->req);
@@ -372,7 +375,7 @@ static int open_taps(struct vm *vm, struct mv_error *err)
 				"this daemon manages no networks (see its log)",
 				vm->rec.name, i);
 		fd = network_tap_open(vm->m->networks, c->nics[i].network,
-				      vm_nic_tap_name(vm->rec.id, i, tap), err);
+				      vm_nic_tap_name(c->nics[i].mac, tap), err);
 		if (fd < 0)
 			return mv_err_prefix(err,
 					     "cannot start vm '%s': config.nics[%zu].network: ",
@@ -476,7 +479,7 @@ static int start_spawn(struct vm *vm, struct start_launch *l, struct mv_error *e
 	vm_set_state(vm, VM_STATE_STARTING, VM_EVENT_STATE_CHANGED, "starting");
 	log_debug("vm %s: cloud-hypervisor pid %d", vm->rec.name, (int)id->pid);
 
-	op_calling(vm);
+	vm_op_calling(vm);
 	r = ch_vm_create(m->ch, vm->run.api_socket, l->config_json, on_start_reply, vm,
 			 &vm->op->req);
 	if (r < 0) {
@@ -535,7 +538,7 @@ static void on_stop_reply(void *userdata, const struct ch_reply *reply)
 {
 	struct vm *vm = userdata;
 
-	op_replied(vm->op);
+	vm_op_replied(vm->op);
 	if (!ch_reply_ok(reply)) {
 		/* e.g. "VM is not running": the guest cannot act on a button. */
 		log_debug("vm %s: stop step %d: %s", vm->rec.name, vm->op->step, reply->message);
@@ -554,7 +557,7 @@ static void stop_escalate(struct vm *vm)
 	switch (op->step) {
 	case STOP_PHASE_SHUTDOWN:
 		stop_arm(vm, STOP_STEP_USEC);
-		op_calling(vm);
+		vm_op_calling(vm);
 		if (ch_vmm_shutdown(vm->m->ch, vm->run.api_socket, on_stop_reply, vm, &op->req) < 0)
 			op->req = NULL;
 		break;
@@ -582,7 +585,7 @@ static void stop_begin(struct vm *vm)
 		return;
 	}
 	stop_arm(vm, (uint64_t)op->args.timeout_s * 1000000ULL);
-	op_calling(vm);
+	vm_op_calling(vm);
 	if (ch_vm_power_button(vm->m->ch, vm->run.api_socket, on_stop_reply, vm, &op->req) < 0) {
 		op->req = NULL;
 		op->timer = sd_event_source_disable_unref(op->timer);
@@ -598,10 +601,10 @@ static void on_simple_reply(void *userdata, const struct ch_reply *reply)
 	struct vm_op *op = vm->op;
 	struct mv_error err = {0};
 
-	op_replied(vm->op);
+	vm_op_replied(vm->op);
 	if (!ch_reply_ok(reply)) {
-		reply_error(vm, vm_op_kind_name(op->kind), reply, &err);
-		op_finish(vm, &err);
+		vm_op_reply_error(vm, vm_op_kind_name(op->kind), reply, &err);
+		vm_op_finish(vm, &err);
 		return;
 	}
 	switch (op->kind) {
@@ -616,7 +619,7 @@ static void on_simple_reply(void *userdata, const struct ch_reply *reply)
 			vm->reboot_events_owed++;
 		vm_set_state(vm, VM_STATE_RUNNING, VM_EVENT_REBOOTED, "rebooted");
 	}
-	op_finish(vm, NULL);
+	vm_op_finish(vm, NULL);
 }
 
 static int simple_begin(struct vm *vm, struct mv_error *err)
@@ -626,7 +629,7 @@ static int simple_begin(struct vm *vm, struct mv_error *err)
 	struct vm_op *op = vm->op;
 	int r;
 
-	op_calling(vm);
+	vm_op_calling(vm);
 	switch (op->kind) {
 	case VM_OP_REBOOT:
 		r = ch_vm_reboot(ch, sock, on_simple_reply, vm, &op->req);
@@ -668,6 +671,9 @@ int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 		return mv_err_precondition(err, -EBUSY, "vm '%s' is %s: cannot %s it", vm->rec.name,
 					   vm_state_name(vm->rec.state), vm_op_kind_name(kind));
 
+	if ((kind == VM_OP_ADD_NIC || kind == VM_OP_REMOVE_NIC) && (!args || !args->config))
+		return mv_err_internal(err, -EINVAL, "vm '%s': %s without a config", vm->rec.name,
+				       vm_op_kind_name(kind));
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return mv_err_oom(err);
@@ -677,13 +683,19 @@ int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 		op->args = *args;
 	op->fn = fn;
 	op->userdata = userdata;
+	if (kind == VM_OP_ADD_NIC || kind == VM_OP_REMOVE_NIC) {
+		op->new_config = *args->config;
+		memset(args->config, 0, sizeof(*args->config));
+		op->nic_index = args->nic;
+		op->args.config = NULL;
+	}
 
 	if (kind == VM_OP_KILL && vm->op) {
 		struct mv_error e = {0};
 
 		mv_err_aborted(&e, "vm '%s': %s interrupted by kill", vm->rec.name,
 			       vm_op_kind_name(vm->op->kind));
-		op_finish(vm, &e);
+		vm_op_finish(vm, &e);
 	}
 	vm->op = op;
 	switch (kind) {
@@ -701,16 +713,22 @@ int vm_manager_op(struct vm_manager *m, enum vm_op_kind kind, const char *ref,
 			log_warning_errno(r, "vm %s: cannot send SIGKILL: %m", vm->rec.name);
 		r = 0;
 		break;
+	case VM_OP_ADD_NIC:
+	case VM_OP_REMOVE_NIC:
+		r = vm_nics_begin(vm, err);
+		break;
 	default:
 		r = simple_begin(vm, err);
 		break;
 	}
-	if (r < 0) {
+	if (r < 0 && vm->op == op) {
 		vm->op = NULL;
 		op_close_taps(op);
+		vmdef_config_done(&op->new_config);
 		free(op);
-		return r;
 	}
+	if (r < 0)
+		return r;
 	return 0;
 }
 
@@ -726,7 +744,7 @@ void vm_manager_abort_ops(struct vm_manager *m)
 				   "vm '%s': mvirt-vmm is shutting down; the %s did not finish and "
 				   "the VM is left as it is",
 				   vm->rec.name, vm_op_kind_name(vm->op->kind));
-		op_finish(vm, &err);
+		vm_op_finish(vm, &err);
 	}
 }
 

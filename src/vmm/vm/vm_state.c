@@ -19,6 +19,10 @@ const char *vm_op_kind_name(enum vm_op_kind kind)
 		return "pause";
 	case VM_OP_RESUME:
 		return "resume";
+	case VM_OP_ADD_NIC:
+		return "add-nic";
+	case VM_OP_REMOVE_NIC:
+		return "remove-nic";
 	}
 	return "operation";
 }
@@ -55,6 +59,10 @@ bool vm_op_allowed(enum vm_state state, bool has_process, enum vm_op_kind kind)
 		return state == VM_STATE_RUNNING && has_process;
 	case VM_OP_RESUME:
 		return state == VM_STATE_PAUSED && has_process;
+	case VM_OP_ADD_NIC:
+	case VM_OP_REMOVE_NIC:
+		return (state == VM_STATE_RUNNING && has_process) ||
+		       ((state == VM_STATE_STOPPED || state == VM_STATE_CRASHED) && !has_process);
 	}
 	return false;
 }
