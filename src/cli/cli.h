@@ -90,6 +90,7 @@ extern const struct cmd_entry cmd_logs_entry;
 extern const struct cmd_entry cmd_events_entry;
 extern const struct cmd_entry cmd_volume_entry;
 extern const struct cmd_entry cmd_network_entry;
+extern const struct cmd_entry cmd_nic_entry;
 extern const struct cmd_entry cmd_version_entry;
 extern const struct cmd_entry cmd_sysinfo_entry;
 extern const struct cmd_entry cmd_help_entry;
@@ -151,3 +152,12 @@ int cli_parse_u64(const char *s, uint64_t *ret);
 
 /* Shared by show and create: the key: value block of a VM. */
 void cmd_show_print_vm(const Mvirt__Vm *vm);
+/* cmd_show_print_vm for cli_print_result (msg: a Vm). */
+void cli_print_vm(const ProtobufCMessage *msg);
+/* Fills nic (initialized, its strings owned: free with the message) from a NIC spec as
+ * --nic takes it ("tap=NAME" or "network=NAME", then optionally ",mac=MAC") or, short_form,
+ * as --network does ("NAME[,mac=MAC]"). opt: the option or argument as messages name it
+ * ("--nic", "SPEC").
+ * Returns an exit status (cmd_create.c). */
+int cli_parse_nic(struct cli *cli, const char *opt, const char *spec, bool short_form,
+		  Mvirt__Nic *nic);

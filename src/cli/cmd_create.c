@@ -215,27 +215,23 @@ static int parse_disk_spec(struct cli *cli, const char *spec, Mvirt__VmConfig *c
 	return CLI_EXIT_OK;
 }
 
-/* --nic "tap=NAME" or "network=NAME", then optionally ",mac=MAC"; or --network "NAME", then
- * optionally ",mac=MAC" (short_form: the first item is the network's name). */
-static int parse_nic(struct cli *cli, const char *opt, const char *spec, bool short_form,
-		     Mvirt__VmConfig *c)
+int cli_parse_nic(struct cli *cli, const char *opt, const char *spec, bool short_form,
+		  Mvirt__Nic *nic)
 {
 	_cleanup_free_ char *copy = strdup(spec);
 	char *rest = copy, *item;
-	Mvirt__Nic *nic;
 	char **field;
 
-	if (!copy || add_nic(c, &nic) < 0)
+	if (!copy)
 		return cli_error("out of memory");
 	if (short_form) {
 		item = strsep(&rest, ",");
 		if (isempty(item))
-			return cli_usage_error(cli, "--%s: the network's name is missing in '%s'",
+			return cli_usage_error(cli, "%s: the network's name is missing in '%s'",
 					       opt, spec);
 		if (strchr(item, '='))
-			return cli_usage_error(cli,
-					       "--%s: '%s' is not a network name (NAME[,mac=MAC])",
-					       opt, item);
+			return cli_usage_error(
+				cli, "%s: '%s' is not a network name (NAME[,mac=MAC])", opt, item);
 		if (set_str(&nic->network, item, false) < 0)
 			return cli_error("out of memory");
 	}
@@ -243,7 +239,7 @@ static int parse_nic(struct cli *cli, const char *opt, const char *spec, bool sh
 		char *value = strchr(item, '=');
 
 		if (!value)
-			return cli_usage_error(cli, "--%s: '%s' is not key=value", opt, item);
+			return cli_usage_error(cli, "%s: '%s' is not key=value", opt, item);
 		*value++ = '\0';
 		if (streq(item, "mac"))
 			field = &nic->mac;
@@ -252,10 +248,10 @@ static int parse_nic(struct cli *cli, const char *opt, const char *spec, bool sh
 		else if (!short_form && streq(item, "network"))
 			field = &nic->network;
 		else if (short_form)
-			return cli_usage_error(cli, "--%s: unknown key '%s' (mac)", opt, item);
+			return cli_usage_error(cli, "%s: unknown key '%s' (mac)", opt, item);
 		else
-			return cli_usage_error(cli, "--%s: unknown key '%s' (tap, network, mac)",
-					       opt, item);
+			return cli_usage_error(cli, "%s: unknown key '%s' (tap, network, mac)", opt,
+					       item);
 		if (set_str(field, value, false) < 0)
 			return cli_error("out of memory");
 	}
@@ -334,7 +330,12 @@ static int build_config(struct cli *cli, const struct args *args, Mvirt__VmConfi
 			if ((r = parse_disk_spec(cli, v, c)) != CLI_EXIT_OK)
 				return r;
 		} else if (streq(name, "nic") || streq(name, "network")) {
-			if ((r = parse_nic(cli, name, v, streq(name, "network"), c)) != CLI_EXIT_OK)
+			Mvirt__Nic *nic;
+
+			if (add_nic(c, &nic) < 0)
+				return cli_error("out of memory");
+			if ((r = cli_parse_nic(cli, streq(name, "network") ? "--network" : "--nic",
+					       v, streq(name, "network"), nic)) != CLI_EXIT_OK)
 				return r;
 		} else if (streq(name, "volume") || streq(name, "volume-ro")) {
 			if ((r = add_disk(c, &d)) == 0 && (r = set_str(&d->volume, v, false)) == 0)
@@ -356,7 +357,7 @@ static int build_config(struct cli *cli, const struct args *args, Mvirt__VmConfi
 	return CLI_EXIT_OK;
 }
 
-static void print_vm(const ProtobufCMessage *msg)
+void cli_print_vm(const ProtobufCMessage *msg)
 {
 	cmd_show_print_vm((const Mvirt__Vm *)msg);
 }
@@ -372,7 +373,7 @@ static int cmd_create_exec(struct cli *cli, const struct args *args)
 	req.config = &config;
 	if ((r = build_config(cli, args, &config)) == CLI_EXIT_OK &&
 	    (r = cli_call(cli, "CreateVm", &req.base, &resp)) == CLI_EXIT_OK) {
-		r = cli_print_result(cli, resp, print_vm);
+		r = cli_print_result(cli, resp, cli_print_vm);
 		protobuf_c_message_free_unpacked(resp, NULL);
 	}
 	config_done(&config);

@@ -473,6 +473,12 @@ def make_daemon(request, vmm_binary):
                 pass
         for pid in d.hypervisor_pids():
             hv_left[pid] = _cmdline(pid)
+    # a process caught in the middle of its exit (its cmdline already gone) is not left
+    # behind: give such ones a moment to finish
+    deadline = time.monotonic() + 1.0
+    while any(c == "" for c in hv_left.values()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        hv_left = {p: c for p, c in hv_left.items() if c != "" or _alive(p)}
     for pid in left | set(hv_left):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -490,6 +496,15 @@ def make_daemon(request, vmm_binary):
     assert failed or not hv_left, (
         f"hypervisor processes left after the test (killed now): {hv_left}")
     assert failed or not fd_problems, "\n".join(fd_problems)
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid is a process that has not exited (not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return False
 
 
 def _cmdline(pid: int) -> str:
