@@ -291,3 +291,21 @@ int cli_print_result(const struct cli *cli, const ProtobufCMessage *msg,
 		return cli_error("cannot write the output: %s", strerror(errno));
 	return CLI_EXIT_OK;
 }
+
+int cli_for_each_arg(struct cli *cli, const struct args *args, size_t first,
+		     int (*one)(struct cli *cli, const char *arg, void *userdata), void *userdata)
+{
+	int ret = CLI_EXIT_OK;
+
+	for (size_t i = first; i < args->n_positional; i++) {
+		int r = one(cli, args->positional[i], userdata);
+
+		if (r == CLI_EXIT_FAILURE)
+			ret = r;
+		else if (r != CLI_EXIT_OK)
+			return r;
+	}
+	if (fflush(stdout) != 0)
+		return cli_error("cannot write the output: %s", strerror(errno));
+	return ret;
+}

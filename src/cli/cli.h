@@ -152,6 +152,12 @@ int cli_parse_u64(const char *s, uint64_t *ret);
 
 /* Shared by show and create: the key: value block of a VM. */
 void cmd_show_print_vm(const Mvirt__Vm *vm);
+/* Runs one(cli, args->positional[i], userdata) for each i from first on, in turn, as rm(1)
+ * does: one the daemon refuses (CLI_EXIT_FAILURE) is reported and the others are still tried,
+ * any other failure (an unreachable daemon) ends it. Returns CLI_EXIT_FAILURE when any was
+ * refused, after flushing stdout. */
+int cli_for_each_arg(struct cli *cli, const struct args *args, size_t first,
+		     int (*one)(struct cli *cli, const char *arg, void *userdata), void *userdata);
 /* cmd_show_print_vm for cli_print_result (msg: a Vm). */
 void cli_print_vm(const ProtobufCMessage *msg);
 /* Fills nic (initialized, its strings owned: free with the message) from a NIC spec as

@@ -243,28 +243,23 @@ static int verb_show(struct cli *cli, const struct args *args)
 	return call_print(cli, "GetNetwork", &req.base, print_network_msg);
 }
 
-/* Deletes each network in turn; one the daemon refuses is reported and the others are still
- * tried (as rm(1) does), but an unreachable daemon ends it. Exits 1 when any was refused. */
+static int delete_one(struct cli *cli, const char *network, void *userdata)
+{
+	Mvirt__DeleteNetworkRequest req = MVIRT__DELETE_NETWORK_REQUEST__INIT;
+	int r;
+
+	(void)userdata;
+	req.network = (char *)network;
+	r = call_print(cli, "DeleteNetwork", &req.base, NULL);
+	if (r == CLI_EXIT_OK && cli->output == CLI_OUTPUT_TABLE)
+		printf("deleted network %s\n", network);
+	return r;
+}
+
+/* Deletes each network in turn (cli_for_each_arg). */
 static int verb_rm(struct cli *cli, const struct args *args)
 {
-	int ret = CLI_EXIT_OK;
-
-	for (size_t i = 0; i < args->n_positional; i++) {
-		Mvirt__DeleteNetworkRequest req = MVIRT__DELETE_NETWORK_REQUEST__INIT;
-		int r;
-
-		req.network = args->positional[i];
-		r = call_print(cli, "DeleteNetwork", &req.base, NULL);
-		if (r == CLI_EXIT_OK && cli->output == CLI_OUTPUT_TABLE)
-			printf("deleted network %s\n", req.network);
-		if (r == CLI_EXIT_FAILURE)
-			ret = r;
-		else if (r != CLI_EXIT_OK)
-			return r;
-	}
-	if (fflush(stdout) != 0)
-		return cli_error("cannot write the output: %s", strerror(errno));
-	return ret;
+	return cli_for_each_arg(cli, args, 0, delete_one, NULL);
 }
 
 static int verb_leases(struct cli *cli, const struct args *args)

@@ -46,27 +46,19 @@ static int verb_add(struct cli *cli, const struct args *args)
 	return r;
 }
 
-/* Removes each NIC in turn; one the daemon refuses is reported and the others are still
- * tried, but an unreachable daemon ends it. Exits 1 when any was refused. */
+static int remove_one(struct cli *cli, const char *mac, void *userdata)
+{
+	Mvirt__RemoveNicRequest req = MVIRT__REMOVE_NIC_REQUEST__INIT;
+
+	req.vm = userdata;
+	req.mac = (char *)mac;
+	return call_vm(cli, "RemoveNic", &req.base);
+}
+
+/* Removes each NIC in turn (cli_for_each_arg). */
 static int verb_rm(struct cli *cli, const struct args *args)
 {
-	int ret = CLI_EXIT_OK;
-
-	for (size_t i = 1; i < args->n_positional; i++) {
-		Mvirt__RemoveNicRequest req = MVIRT__REMOVE_NIC_REQUEST__INIT;
-		int r;
-
-		req.vm = args->positional[0];
-		req.mac = args->positional[i];
-		r = call_vm(cli, "RemoveNic", &req.base);
-		if (r == CLI_EXIT_FAILURE)
-			ret = r;
-		else if (r != CLI_EXIT_OK)
-			return r;
-	}
-	if (fflush(stdout) != 0)
-		return cli_error("cannot write the output: %s", strerror(errno));
-	return ret;
+	return cli_for_each_arg(cli, args, 1, remove_one, args->positional[0]);
 }
 
 static const struct cmd_entry nic_add_entry = {
