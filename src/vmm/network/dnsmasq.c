@@ -337,42 +337,8 @@ int dnsmasq_leases(const struct dnsmasq *d, struct dnsmasq_lease **ret, size_t *
 int dnsmasq_kill_strays(const char *dir, const int *keep, size_t n_keep)
 {
 	_cleanup_free_ char *prefix = NULL;
-	DIR *proc = opendir("/proc");
-	struct dirent *de;
-	int killed = 0;
 
-	if (!proc || asprintf(&prefix, "--conf-file=%s/", dir) < 0) {
-		if (proc)
-			closedir(proc);
+	if (asprintf(&prefix, "--conf-file=%s/", dir) < 0)
 		return -ENOMEM;
-	}
-	while ((de = readdir(proc))) {
-		char path[64], cmd[1024];
-		int pid = (int)strtol(de->d_name, NULL, 10), fd;
-		ssize_t n;
-		bool kept = false;
-
-		if (pid <= 0)
-			continue;
-		for (size_t i = 0; i < n_keep; i++)
-			kept = kept || keep[i] == pid;
-		snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-		if (kept || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			continue;
-		n = read(fd, cmd, sizeof(cmd) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		cmd[n] = '\0';
-		/* argv[0] NUL argv[1]: dnsmasq's first argument is its --conf-file */
-		const char *arg1 = cmd + strlen(cmd) + 1;
-		if (arg1 < cmd + n && strstr(cmd, "dnsmasq") && startswith(arg1, prefix) &&
-		    kill(pid, SIGTERM) == 0) {
-			log_notice("network: stopped dnsmasq pid %d (%s), left by a crash", pid,
-				   arg1);
-			killed++;
-		}
-	}
-	closedir(proc);
-	return killed;
+	return proc_kill_strays("dnsmasq", prefix, keep, n_keep);
 }

@@ -4,15 +4,19 @@
  * async-signal-safe work between clone and exec and reports exec failures itself. */
 #include "os/proc.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/macro.h"
 
 struct proc {
@@ -329,4 +333,45 @@ void proc_exit_describe(const struct proc_exit *e, char *buf, size_t size)
 			 e->core ? ", core dumped" : "");
 	else
 		snprintf(buf, size, "exited with status %d", e->code);
+}
+
+int proc_kill_strays(const char *name, const char *arg_prefix, const int *keep, size_t n_keep)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	int killed = 0;
+
+	if (!proc)
+		return -errno;
+	while ((de = readdir(proc))) {
+		char path[64], cmd[4096];
+		int pid = (int)strtol(de->d_name, NULL, 10), fd;
+		bool kept = pid == getpid(), match = false;
+		ssize_t n;
+
+		if (pid <= 0)
+			continue;
+		for (size_t i = 0; i < n_keep; i++)
+			kept = kept || keep[i] == pid;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+		if (kept || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		n = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		cmd[n] = '\0';
+		if (name && !strstr(cmd, name))
+			continue;
+		for (const char *a = cmd + strlen(cmd) + 1; a < cmd + n && !match;
+		     a += strlen(a) + 1)
+			match = startswith(a, arg_prefix);
+		if (match && kill(pid, SIGTERM) == 0) {
+			log_notice("stopped pid %d (%s ... %s), left by a crash", pid, cmd,
+				   arg_prefix);
+			killed++;
+		}
+	}
+	closedir(proc);
+	return killed;
 }

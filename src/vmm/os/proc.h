@@ -83,5 +83,10 @@ int proc_starttime(pid_t pid, uint64_t *ret);
 /* This boot's id (/proc/sys/kernel/random/boot_id). */
 int proc_boot_id(char ret[PROC_BOOT_ID_LEN + 1]);
 
+/* Sends SIGTERM to every process (but those in keep) whose argv[0] contains name (NULL: any)
+ * and one of whose arguments starts with arg_prefix: processes of ours that a crash left
+ * between spawning them and recording them. Returns how many, or -ENOMEM. */
+int proc_kill_strays(const char *name, const char *arg_prefix, const int *keep, size_t n_keep);
+
 /* Describes an exit for people: "exited with status 1", "killed by signal 9 (SIGKILL)". */
 void proc_exit_describe(const struct proc_exit *e, char *buf, size_t size);

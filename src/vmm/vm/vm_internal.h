@@ -74,6 +74,8 @@ struct vm {
 	struct ch_request *info_req; /* vm.info / vmm.shutdown after re-adoption */
 	bool guest_shutdown;         /* a "vm shutdown" event was seen: the guest powered off */
 	bool guest_panic;            /* a "guest panic" event was seen */
+	bool abandoned; /* re-adopted amid a start or stop the last daemon did not finish: being
+			 * shut down, and STOPPED (not CRASHED) when it exits */
 	unsigned reboot_events_owed; /* RebootVm calls done whose "vm rebooted" event is due */
 };
 

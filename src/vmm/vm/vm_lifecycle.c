@@ -178,6 +178,9 @@ static void on_proc_exit(void *userdata, const struct proc_exit *exit)
 			snprintf(reason, sizeof(reason), "stopped (cloud-hypervisor %s)", how);
 	} else if (op && kind == VM_OP_KILL) {
 		snprintf(reason, sizeof(reason), "killed");
+	} else if (vm->abandoned) {
+		snprintf(reason, sizeof(reason),
+			 "stopped: a start or stop did not finish before mvirt-vmm restarted");
 	} else if (panic) {
 		state = VM_STATE_CRASHED;
 		snprintf(reason, sizeof(reason), "guest kernel panic");
@@ -221,6 +224,7 @@ static void runtime_clear(struct vm *vm, const char *reason)
 	memset(&vm->rec.process, 0, sizeof(vm->rec.process));
 	vm->guest_shutdown = false;
 	vm->guest_panic = false;
+	vm->abandoned = false;
 	vm->reboot_events_owed = 0;
 }
 
@@ -756,6 +760,18 @@ static void on_adopt_info(void *userdata, const struct ch_reply *reply)
 	struct ch_vm_info info;
 
 	vm->info_req = NULL;
+	if (!ch_reply_ok(reply) && reply->http_status >= 400 &&
+	    vm->rec.state == VM_STATE_STARTING && !vm->op && !vm->abandoned) {
+		/* It answers that it has no VM: the last daemon died between spawning it and
+		 * vm.create. Nothing runs in it; finish the failed start. */
+		log_info("vm %s: its start did not finish before the daemon restart (%s); shutting "
+			 "the hypervisor down",
+			 vm->rec.name, reply->message);
+		vm->abandoned = true;
+		(void)ch_vmm_shutdown(vm->m->ch, vm->run.api_socket, on_adopt_info, vm,
+				      &vm->info_req);
+		return;
+	}
 	if (!ch_reply_ok(reply)) {
 		/* Leave it be: a hypervisor that does not answer now is not killed for it. */
 		log_warning("vm %s: re-adopted pid %d, but vm.info failed: %s", vm->rec.name,
@@ -775,6 +791,7 @@ static void on_adopt_info(void *userdata, const struct ch_reply *reply)
 		 * the stop: the process ends and on_proc_exit records it. */
 		log_info("vm %s: hypervisor in state %s after a daemon restart; shutting it down",
 			 vm->rec.name, info.state_name);
+		vm->abandoned = true;
 		(void)ch_vmm_shutdown(vm->m->ch, vm->run.api_socket, on_adopt_info, vm,
 				      &vm->info_req);
 	}
@@ -811,7 +828,20 @@ static void adopt(struct vm *vm)
 
 void vm_manager_adopt(struct vm_manager *m)
 {
+	_cleanup_free_ int *keep = calloc(m->n_vms + 1, sizeof(*keep));
+	_cleanup_free_ char *prefix = NULL;
+	size_t n_keep = 0;
+
 	for (size_t i = 0; i < m->n_vms; i++)
-		if (m->vms[i]->rec.process.pid != 0)
+		if (m->vms[i]->rec.process.pid != 0) {
+			if (keep)
+				keep[n_keep++] = (int)m->vms[i]->rec.process.pid;
 			adopt(m->vms[i]);
+		}
+	/* A hypervisor the last daemon spawned but died before recording (its --event-monitor
+	 * lies under our runtime dir): no VM knows it, and its VM is stopped; stop it too. */
+	if (keep && asprintf(&prefix, "path=%s/vms/", m->runtime_dir) < 0)
+		prefix = NULL;
+	if (keep && prefix)
+		(void)proc_kill_strays(NULL, prefix, keep, n_keep);
 }
