@@ -75,3 +75,13 @@ const char *mv_error_kind_name(enum mv_error_kind kind)
 	_Static_assert(ELEMENTSOF(names) == _MV_ERR_KIND_MAX, "a name for every kind");
 	return (size_t)kind < ELEMENTSOF(names) && names[kind] ? names[kind] : "unknown";
 }
+
+const char *mv_printable(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < size; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stddef.h>
 
 #include "common/macro.h"
 
@@ -75,3 +76,8 @@ void mv_error_clear(struct mv_error *err);
 
 /* "invalid", "not-found", ... ("none" for MV_ERR_NONE); for logs and tests. */
 const char *mv_error_kind_name(enum mv_error_kind kind);
+
+/* Copies s into buf (size > 0) for quoting in a message, with bytes that are not printable
+ * ASCII shown as '?', so that user input cannot inject control characters into error
+ * messages. Returns buf. */
+const char *mv_printable(const char *s, char *buf, size_t size);

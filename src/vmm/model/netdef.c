@@ -45,18 +45,6 @@ static const struct {
 	{{0xff}, 8, "ff00::/8 (multicast)"},
 };
 
-/* Copies s into buf for quoting in a message, with bytes that are not printable ASCII shown as
- * '?', so that user input cannot inject control characters into error messages. */
-static const char *printable(const char *s, char *buf, size_t size)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < size; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
-}
-
 void net_config_done(struct net_config *c)
 {
 	if (!c)
@@ -131,7 +119,7 @@ int net_validate_name(const char *name, const char *field, struct mv_error *err)
 	for (i = 0; i < len; i++)
 		if (!is_name_char(name[i]) && !(i > 0 && name[i] == '-'))
 			return mv_err_invalid(err, "%s: '%s' is invalid: " NAME_RULE, field,
-					      printable(name, quoted, sizeof(quoted)));
+					      mv_printable(name, quoted, sizeof(quoted)));
 	return 0;
 }
 
@@ -164,7 +152,7 @@ int net_validate_ifname(const char *ifname, const char *field, struct mv_error *
 
 bad:
 	return mv_err_invalid(err, "%s: '%s' is not a valid interface name: " IFNAME_RULE, field,
-			      printable(ifname, quoted, sizeof(quoted)));
+			      mv_printable(ifname, quoted, sizeof(quoted)));
 }
 
 /* A decimal number of at most max_digits digits, no sign, no leading zero (but "0"), no more
@@ -346,7 +334,7 @@ static int check_dhcp_end(const char *value, const char *prefix, const char *fie
 	if (net_ipv4_parse(value, &addr) < 0)
 		return mv_err_invalid(
 			err, "%s%s: '%s' is not an IPv4 address: use A.B.C.D, like 10.77.0.10",
-			prefix, field, printable(value, quoted, sizeof(quoted)));
+			prefix, field, mv_printable(value, quoted, sizeof(quoted)));
 	if (addr < s->network || addr > s->broadcast)
 		return mv_err_invalid(err, "%s%s: %s is outside %sipv4_subnet %s", prefix, field,
 				      value, prefix, s->text);
@@ -425,7 +413,7 @@ static int check_ipv4(const struct net_config *c, const char *prefix, struct net
 	if (isempty(c->ipv4_subnet))
 		return mv_err_invalid(err, "%sipv4_subnet: required in %s mode", prefix,
 				      net_mode_name(c->mode));
-	printable(c->ipv4_subnet, quoted, sizeof(quoted));
+	mv_printable(c->ipv4_subnet, quoted, sizeof(quoted));
 	cause = ipv4_cidr_parse(c->ipv4_subnet, &net);
 	if (cause)
 		return mv_err_invalid(err, "%sipv4_subnet: '%s': %s", prefix, quoted, cause);
@@ -465,7 +453,7 @@ static int check_ipv6(const struct net_config *c, const char *prefix, struct net
 	struct net_ipv6 p;
 	const char *cause;
 
-	printable(c->ipv6_prefix, quoted, sizeof(quoted));
+	mv_printable(c->ipv6_prefix, quoted, sizeof(quoted));
 	cause = ipv6_cidr_parse(c->ipv6_prefix, &p);
 	if (cause)
 		return mv_err_invalid(err, "%sipv6_prefix: '%s': %s", prefix, quoted, cause);
@@ -513,7 +501,7 @@ static int check_domain(const char *domain, const char *prefix, struct mv_error 
 				cause = "a character other than a-z 0-9 -";
 		if (cause)
 			return mv_err_invalid(err, "%sdomain: '%s' has %s: " DOMAIN_RULE, prefix,
-					      printable(domain, quoted, sizeof(quoted)), cause);
+					      mv_printable(domain, quoted, sizeof(quoted)), cause);
 		if (label[n] == '\0')
 			return 0;
 		label += n + 1;

@@ -26,18 +26,6 @@ enum path_kind {
 	PATH_DISK, /* a regular file or a block device */
 };
 
-/* Copies s into buf for quoting in a message, with bytes that are not printable ASCII shown as
- * '?', so that user input cannot inject control characters into error messages. */
-static const char *printable(const char *s, char *buf, size_t size)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < size; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
-}
-
 static const char *errno_cause(int e)
 {
 	const char *d;
@@ -99,7 +87,7 @@ int validate_vm_name(const char *name, const char *field, struct mv_error *err)
 		if (is_name_char(ch) || (i > 0 && (ch == '.' || ch == '_' || ch == '-')))
 			continue;
 		return mv_err_invalid(err, "%s: '%s' is invalid: " NAME_RULE, field,
-				      printable(name, quoted, sizeof(quoted)));
+				      mv_printable(name, quoted, sizeof(quoted)));
 	}
 	return 0;
 }
@@ -147,7 +135,7 @@ int validate_mac(const char *mac, const char *field, struct mv_error *err)
 syntax:
 	return mv_err_invalid(
 		err, "%s: '%s' is not a MAC address: use six hex pairs like 52:54:00:12:34:56",
-		field, printable(mac, quoted, sizeof(quoted)));
+		field, mv_printable(mac, quoted, sizeof(quoted)));
 }
 
 /* Checks that path is absolute and names an existing object of the expected kind (following
@@ -297,7 +285,7 @@ int validate_vm_nics(const struct vm_config *c, struct mv_error *err)
 				err,
 				"config.nics[%zu].tap: '%s' is not a valid interface name: "
 				"use 1-15 characters without '/', ':' or whitespace",
-				i, printable(n->tap, quoted, sizeof(quoted)));
+				i, mv_printable(n->tap, quoted, sizeof(quoted)));
 
 		if (!isempty(n->network)) {
 			snprintf(field, sizeof(field), "config.nics[%zu].network", i);

@@ -163,16 +163,6 @@ void nft_close(struct nft *n)
 
 /* ---- input checks ---- */
 
-static const char *printable(const char *s, char *buf, size_t size)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < size; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
-}
-
 static bool is_uuid(const char *s)
 {
 	size_t i;
@@ -198,7 +188,7 @@ static int check_id(const char *id, const char *prefix, struct mv_error *err)
 	if (!is_uuid(id))
 		return mv_err_invalid(err,
 				      "%sid: '%s' is not a UUID (lowercase 8-4-4-4-12 hex digits)",
-				      prefix, printable(id, quoted, sizeof(quoted)));
+				      prefix, mv_printable(id, quoted, sizeof(quoted)));
 	return 0;
 }
 

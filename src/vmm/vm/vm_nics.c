@@ -93,20 +93,14 @@ int vm_nics_begin(struct vm *vm, struct mv_error *err)
 		return r;
 	}
 	vm_op_calling(vm);
-	if (op->kind == VM_OP_ADD_NIC) {
-		struct mv_error e = {0};
-
-		r = add_net(vm, &e);
-		if (r < 0 && e.kind != MV_ERR_NONE) {
-			*err = e;
-			return r;
-		}
-	} else {
+	if (op->kind == VM_OP_ADD_NIC)
+		r = add_net(vm, err);
+	else
 		r = ch_vm_remove_device(
 			vm->m->ch, vm->run.api_socket,
 			vm_nic_device_id(vm->rec.config.nics[op->nic_index].mac, id), on_nic_reply,
 			vm, &op->req);
-	}
+	/* (a tap that could not be made has said why already: the first message stays) */
 	if (r < 0)
 		return mv_err_internal(err, r, "vm '%s': cannot talk to cloud-hypervisor: %m",
 				       vm->rec.name);
