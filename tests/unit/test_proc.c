@@ -1,0 +1,143 @@
+/* Unit tests of os/proc.c with real processes (sh, spawned by proc_spawn_raw): which strays a
+ * restart stops, and that a process is re-adopted only under its own identity. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/macro.h"
+#include "os/proc.h"
+
+static char dir[] = "/tmp/mvproc-XXXXXX";
+
+/* A shell that waits a minute with arg among its arguments (sh stays sh: a second command
+ * follows, so it does not exec sleep). posix_spawn returns once the exec happened, so its
+ * cmdline is already the shell's. */
+static pid_t spawn_with(const char *arg0, const char *arg)
+{
+	char *argv[] = {(char *)arg0, "-c", "sleep 60; :", "sh", (char *)arg, NULL};
+	pid_t pid;
+
+	assert_int_equal(proc_spawn_raw("/bin/sh", argv, NULL, -1, -1, -1, NULL, 0, false, &pid),
+			 0);
+	return pid;
+}
+
+static bool alive(pid_t pid)
+{
+	return waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+/* Waits for pid; its terminating signal (0 if it exited). */
+static int reap(pid_t pid)
+{
+	int st;
+
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+}
+
+static void test_kill_strays_stops_only_unkept_matches(void **state)
+{
+	char prefix[128], mine[160], kept_arg[160], other[160], inside[160];
+	pid_t kept, stray, elsewhere, not_at_start;
+	(void)state;
+
+	snprintf(prefix, sizeof(prefix), "path=%s/vms/", dir);
+	snprintf(kept_arg, sizeof(kept_arg), "%skept/events", prefix);
+	snprintf(mine, sizeof(mine), "%sstray/events", prefix);
+	snprintf(other, sizeof(other), "path=%s-other/vms/x", dir);
+	snprintf(inside, sizeof(inside), "x%sy", prefix);
+	kept = spawn_with("sh", kept_arg);
+	stray = spawn_with("sh", mine);
+	elsewhere = spawn_with("sh", other);
+	not_at_start = spawn_with("sh", inside);
+
+	assert_int_equal(proc_kill_strays(NULL, prefix, (int[]){kept}, 1), 1);
+	assert_int_equal(reap(stray), SIGTERM);
+	assert_true(alive(kept));
+	assert_true(alive(elsewhere));
+	assert_true(alive(not_at_start));
+
+	/* the name is matched against argv[0] only */
+	assert_int_equal(proc_kill_strays("dnsmasq", prefix, NULL, 0), 0);
+	assert_true(alive(kept));
+	assert_int_equal(proc_kill_strays("sh", prefix, NULL, 0), 1);
+	assert_int_equal(reap(kept), SIGTERM);
+
+	/* nothing left that matches: nothing to do */
+	assert_int_equal(proc_kill_strays(NULL, prefix, NULL, 0), 0);
+	for (size_t i = 0; i < 2; i++) {
+		pid_t p = i ? elsewhere : not_at_start;
+
+		kill(p, SIGKILL);
+		assert_int_equal(reap(p), SIGKILL);
+	}
+}
+
+static bool exited;
+static struct proc_exit last_exit;
+
+static void on_exit_(void *userdata, const struct proc_exit *e)
+{
+	(void)userdata;
+	exited = true;
+	last_exit = *e;
+}
+
+static void test_adopt_checks_identity_and_reports_exit(void **state)
+{
+	struct proc_id id = {0};
+	struct proc *p = NULL;
+	sd_event *ev = NULL;
+	(void)state;
+
+	assert_int_equal(sd_event_new(&ev), 0);
+	id.pid = spawn_with("sh", "adoptee");
+	assert_int_equal(proc_starttime(id.pid, &id.starttime), 0);
+	assert_int_equal(proc_boot_id(id.boot_id), 0);
+
+	/* the same pid with another start time, or from another boot, is someone else */
+	id.starttime++;
+	assert_int_equal(proc_adopt(ev, &id, on_exit_, NULL, &p), -ESRCH);
+	id.starttime--;
+	id.boot_id[0] = id.boot_id[0] == '0' ? '1' : '0';
+	assert_int_equal(proc_adopt(ev, &id, on_exit_, NULL, &p), -ESRCH);
+	assert_int_equal(proc_boot_id(id.boot_id), 0);
+
+	assert_int_equal(proc_adopt(ev, &id, on_exit_, NULL, &p), 0);
+	assert_int_equal(proc_get_id(p)->pid, id.pid);
+	assert_int_equal(proc_signal(p, SIGKILL), 0);
+	/* a child of ours here, so reaped by proc (it never sees the status of an adoptee) */
+	for (int i = 0; i < 100 && !exited; i++)
+		assert_true(sd_event_run(ev, 100 * 1000) >= 0);
+	assert_true(exited);
+	assert_false(last_exit.known);
+	proc_free(p);
+	(void)waitpid(id.pid, NULL, 0);
+	sd_event_unref(ev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kill_strays_stops_only_unkept_matches),
+		cmocka_unit_test(test_adopt_checks_identity_and_reports_exit),
+	};
+
+	if (!mkdtemp(dir))
+		return 1;
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	(void)rmdir(dir);
+	return r;
+}
