@@ -440,34 +440,55 @@ static int table_exists(struct nft *n, bool *ret, struct mv_error *err)
 /* What table inet mvirt holds of which network. */
 static int state_load(struct nft *n, struct state *ret, struct mv_error *err)
 {
+	static const char *const lists[] = {
+		"list chains " NFT_TABLE_FAMILY,
+		"list chain " TABLE " " CHAIN_FORWARD,
+		"list chain " TABLE " " CHAIN_POSTROUTING,
+	};
 	struct state s = {0};
 	json_object *root = NULL, *items, *o;
 	int r;
 
 	if ((r = table_exists(n, &s.table, err)) < 0 || !s.table)
 		goto out;
-	if ((r = list_json(n, "list table " TABLE, &root, err)) < 0)
-		goto out;
-	if (!(items = items_of(root))) {
-		r = mv_err_internal(err, -EIO, "nftables: list table " TABLE ": no \"nftables\"");
-		goto out;
-	}
-	for (size_t i = 0; i < json_object_array_length(items); i++) {
-		json_object *item = json_object_array_get_idx(items, i);
-		const char *id;
+	/* The chains without their rules, and the rules of the two base chains only: a network's
+	 * own chain is deleted whole, so its rules are never read (the table's listing would
+	 * grow with ten rules per network, each parsed on every create and delete). */
+	bool listed[ELEMENTSOF(lists)] = {true, false, false}; /* base chains: once seen */
 
-		if ((o = ours(item, "chain")) && (id = id_of(jstr(o, "name")))) {
-			struct present *p = state_get(&s, id);
+	for (size_t k = 0; k < ELEMENTSOF(lists); k++) {
+		if (!listed[k])
+			continue; /* someone deleted it: nothing to read, the preamble adds it */
+		if ((r = list_json(n, lists[k], &root, err)) < 0)
+			goto out;
+		if (!(items = items_of(root))) {
+			r = mv_err_internal(err, -EIO, "nftables: %s: no \"nftables\"", lists[k]);
+			goto out;
+		}
+		for (size_t i = 0; i < json_object_array_length(items); i++) {
+			json_object *item = json_object_array_get_idx(items, i);
+			const char *id;
 
-			if (!p) {
+			const char *name =
+				(o = ours(item, "chain")) ? strempty(jstr(o, "name")) : "";
+
+			if (o && k == 0 && !id_of(name)) {
+				listed[1] = listed[1] || streq(name, CHAIN_FORWARD);
+				listed[2] = listed[2] || streq(name, CHAIN_POSTROUTING);
+			} else if (o && (id = id_of(name))) {
+				struct present *p = state_get(&s, id);
+
+				if (!p) {
+					r = mv_err_oom(err);
+					goto out;
+				}
+				p->chain = true;
+			} else if ((o = ours(item, "rule")) && (r = add_rule(&s, o)) < 0) {
 				r = mv_err_oom(err);
 				goto out;
 			}
-			p->chain = true;
-		} else if ((o = ours(item, "rule")) && (r = add_rule(&s, o)) < 0) {
-			r = mv_err_oom(err);
-			goto out;
 		}
+		json_object_put(TAKE_PTR(root));
 	}
 	r = 0;
 out:
