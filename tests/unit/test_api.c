@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "api/api_wire.h"
+#include "common/utf8.h"
 #include "api/listener.h"
 #include "mvirt.pb-c.h"
 
@@ -115,13 +116,24 @@ static void test_listen_addresses(void **state)
 	assert_non_null(strstr(err.msg, "too long"));
 }
 
-/* Packs msg and scans it: the name of the field with a NUL, or NULL. */
+/* Packs msg and scans it: "path: cause" of the first bad string field, or NULL. */
+static const char *scan_wire(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t n)
+{
+	static struct api_wire_fault f;
+	static char out[512];
+
+	if (!api_wire_check_strings(desc, buf, n, &f))
+		return NULL;
+	snprintf(out, sizeof(out), "%s: %s", f.path, f.cause);
+	return out;
+}
+
 static const char *scan(const ProtobufCMessage *msg)
 {
 	static uint8_t buf[4096];
 	size_t n = protobuf_c_message_pack(msg, buf);
 
-	return api_wire_find_nul(msg->descriptor, buf, n);
+	return scan_wire(msg->descriptor, buf, n);
 }
 
 static void test_wire_nul(void **state)
@@ -135,15 +147,14 @@ static void test_wire_nul(void **state)
 
 	(void)state;
 	/* protobuf-c packs C strings, so NULs are written by hand on the wire. */
-	assert_string_equal(api_wire_find_nul(&mvirt__create_vm_request__descriptor, nul_name,
-					      sizeof(nul_name)),
-			    "name");
 	assert_string_equal(
-		api_wire_find_nul(&mvirt__create_vm_request__descriptor, nested, sizeof(nested)),
-		"kernel");
+		scan_wire(&mvirt__create_vm_request__descriptor, nul_name, sizeof(nul_name)),
+		"name: contains a NUL byte");
+	assert_string_equal(
+		scan_wire(&mvirt__create_vm_request__descriptor, nested, sizeof(nested)),
+		"config.kernel: contains a NUL byte");
 	/* malformed: left to the unpacker */
-	assert_null(api_wire_find_nul(&mvirt__create_vm_request__descriptor, truncated,
-				      sizeof(truncated)));
+	assert_null(scan_wire(&mvirt__create_vm_request__descriptor, truncated, sizeof(truncated)));
 	/* clean messages, nested and repeated */
 	req.name = (char *)"ok";
 	req.config = &cfg;
@@ -162,12 +173,83 @@ static void test_wire_nul(void **state)
 	assert_null(scan(&creq.base));
 }
 
+static void test_utf8(void **state)
+{
+	static const struct {
+		const char *s;
+		bool ok;
+	} cases[] = {
+		{"", true},
+		{"plain ascii", true},
+		{"gr\xc3\xbc\xc3\x9f", true}, /* grüß */
+		{"\xe2\x82\xac", true},       /* € */
+		{"\xf0\x9f\x98\x80", true},   /* U+1F600 */
+		{"\xf4\x8f\xbf\xbf", true},   /* U+10FFFF, the last */
+		{"\xed\x9f\xbf", true},       /* U+D7FF, before the surrogates */
+		{"\xff", false},              /* never in UTF-8 */
+		{"\x80", false},              /* a lone continuation byte */
+		{"\xc3", false},              /* cut short */
+		{"\xc3(", false},             /* bad continuation */
+		{"\xc0\xaf", false},          /* overlong '/' */
+		{"\xe0\x80\xaf", false},      /* overlong, 3 bytes */
+		{"\xf0\x80\x80\xaf", false},  /* overlong, 4 bytes */
+		{"\xed\xa0\x80", false},      /* U+D800, a surrogate */
+		{"\xf4\x90\x80\x80", false},  /* above U+10FFFF */
+		{"\xf5\x80\x80\x80", false},  /* above U+10FFFF */
+		{"ok\xe2\x82", false},        /* cut short at the end */
+	};
+	size_t off = 99;
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+		if (utf8_valid(cases[i].s, strlen(cases[i].s), NULL) != cases[i].ok)
+			fail_msg("case %zu: expected %s", i, cases[i].ok ? "valid" : "invalid");
+	assert_false(utf8_valid("ab\xff", 3, &off));
+	assert_int_equal(off, 2);
+	char bad[] = "ok \xc3\xa9 \xff\xc0\xaf \xe2\x82 end\xe2\x82\xac";
+	assert_string_equal(utf8_sanitize(bad), "ok \xc3\xa9 ??? ?? end\xe2\x82\xac");
+}
+
+/* Invalid UTF-8 anywhere: named by its full path, with the index of a repeated field. */
+static void test_wire_utf8_paths(void **state)
+{
+	Mvirt__CreateVmRequest req = MVIRT__CREATE_VM_REQUEST__INIT;
+	Mvirt__VmConfig cfg = MVIRT__VM_CONFIG__INIT;
+	Mvirt__Disk d0 = MVIRT__DISK__INIT, d1 = MVIRT__DISK__INIT, *disks[] = {&d0, &d1};
+	Mvirt__Nic n0 = MVIRT__NIC__INIT, n1 = MVIRT__NIC__INIT, *nics[] = {&n0, &n1};
+
+	(void)state;
+	req.name = (char *)"web";
+	req.config = &cfg;
+	cfg.kernel = (char *)"/k";
+	cfg.n_disks = 2;
+	cfg.disks = disks;
+	d0.path = (char *)"/d0";
+	d1.path = (char *)"/d1\xff";
+	assert_string_equal(scan(&req.base),
+			    "config.disks[1].path: is not valid UTF-8 (byte 3 of 4)");
+	d1.path = (char *)"/d1";
+	cfg.n_nics = 2;
+	cfg.nics = nics;
+	n1.tap = (char *)"t\xc0\xaf";
+	assert_string_equal(scan(&req.base),
+			    "config.nics[1].tap: is not valid UTF-8 (byte 1 of 3)");
+	n1.tap = (char *)"tap1";
+	cfg.user_data = (char *)"#cloud-config\n\xed\xa0\x80";
+	assert_string_equal(scan(&req.base),
+			    "config.user_data: is not valid UTF-8 (byte 14 of 17)");
+	cfg.user_data = (char *)"#cloud-config\nhostname: gr\xc3\xbc\xc3\x9f\n";
+	assert_null(scan(&req.base));
+	req.name = (char *)"\x80";
+	assert_string_equal(scan(&req.base), "name: is not valid UTF-8 (byte 0 of 1)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_map),
-		cmocka_unit_test(test_listen_addresses),
-		cmocka_unit_test(test_wire_nul),
+		cmocka_unit_test(test_status_map),      cmocka_unit_test(test_listen_addresses),
+		cmocka_unit_test(test_wire_nul),        cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_wire_utf8_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

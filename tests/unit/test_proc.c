@@ -1,4 +1,4 @@
-/* Unit tests of os/proc.c with real processes (sh, spawned by proc_spawn_raw): which strays a
+/* Unit tests of os/proc.c with real processes (this binary again, spawned by proc_spawn_raw): which strays a
  * restart stops, and that a process is re-adopted only under its own identity. */
 #include <errno.h>
 #include <setjmp.h>
@@ -20,16 +20,16 @@
 
 static char dir[] = "/tmp/mvproc-XXXXXX";
 
-/* A shell that waits a minute with arg among its arguments (sh stays sh: a second command
- * follows, so it does not exec sleep). posix_spawn returns once the exec happened, so its
- * cmdline is already the shell's. */
+/* This test's binary again as a process that waits (see main) with arg among its arguments:
+ * its cmdline is fixed from the start (posix_spawn returns once the exec happened) and it
+ * never forks (a shell's subshell would briefly carry the same arguments). */
 static pid_t spawn_with(const char *arg0, const char *arg)
 {
-	char *argv[] = {(char *)arg0, "-c", "sleep 60; :", "sh", (char *)arg, NULL};
+	char *argv[] = {(char *)arg0, "--wait", (char *)arg, NULL};
 	pid_t pid;
 
-	assert_int_equal(proc_spawn_raw("/bin/sh", argv, NULL, -1, -1, -1, NULL, 0, false, &pid),
-			 0);
+	assert_int_equal(
+		proc_spawn_raw("/proc/self/exe", argv, NULL, -1, -1, -1, NULL, 0, false, &pid), 0);
 	return pid;
 }
 
@@ -58,10 +58,10 @@ static void test_kill_strays_stops_only_unkept_matches(void **state)
 	snprintf(mine, sizeof(mine), "%sstray/events", prefix);
 	snprintf(other, sizeof(other), "path=%s-other/vms/x", dir);
 	snprintf(inside, sizeof(inside), "x%sy", prefix);
-	kept = spawn_with("sh", kept_arg);
-	stray = spawn_with("sh", mine);
-	elsewhere = spawn_with("sh", other);
-	not_at_start = spawn_with("sh", inside);
+	kept = spawn_with("mvsleeper", kept_arg);
+	stray = spawn_with("mvsleeper", mine);
+	elsewhere = spawn_with("mvsleeper", other);
+	not_at_start = spawn_with("mvsleeper", inside);
 
 	assert_int_equal(proc_kill_strays(NULL, prefix, (int[]){kept}, 1), 1);
 	assert_int_equal(reap(stray), SIGTERM);
@@ -72,7 +72,7 @@ static void test_kill_strays_stops_only_unkept_matches(void **state)
 	/* the name is matched against argv[0] only */
 	assert_int_equal(proc_kill_strays("dnsmasq", prefix, NULL, 0), 0);
 	assert_true(alive(kept));
-	assert_int_equal(proc_kill_strays("sh", prefix, NULL, 0), 1);
+	assert_int_equal(proc_kill_strays("sleeper", prefix, NULL, 0), 1);
 	assert_int_equal(reap(kept), SIGTERM);
 
 	/* nothing left that matches: nothing to do */
@@ -103,7 +103,7 @@ static void test_adopt_checks_identity_and_reports_exit(void **state)
 	(void)state;
 
 	assert_int_equal(sd_event_new(&ev), 0);
-	id.pid = spawn_with("sh", "adoptee");
+	id.pid = spawn_with("mvsleeper", "adoptee");
 	assert_int_equal(proc_starttime(id.pid, &id.starttime), 0);
 	assert_int_equal(proc_boot_id(id.boot_id), 0);
 
@@ -128,8 +128,13 @@ static void test_adopt_checks_identity_and_reports_exit(void **state)
 	sd_event_unref(ev);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 3 && streq(argv[1], "--wait")) {
+		sleep(60); /* a process that proc_kill_strays may stop */
+		return 0;
+	}
+
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kill_strays_stops_only_unkept_matches),
 		cmocka_unit_test(test_adopt_checks_identity_and_reports_exit),

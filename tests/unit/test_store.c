@@ -125,7 +125,7 @@ static void huge_record(struct vm_record *r, unsigned n, const char *name)
 	r->config.initramfs = xstrdup("/boot/initrd \xe6\x97\xa5\xe6\x9c\xac");
 	r->config.cmdline = xstrdup("console=ttyS0 quiet \"x=1 2\"\nsecond line");
 	r->config.firmware = xstrdup("");
-	r->config.disk = xstrdup("/dev/disk/by-id/\xff\xfe-not-utf8");
+	r->config.disk = xstrdup("/dev/disk/by-id/\xc3\xbf\xc3\xbe-latin");
 	r->config.n_disks = 16;
 	r->config.disks = calloc(16, sizeof(*r->config.disks));
 	assert_non_null(r->config.disks);
@@ -1426,7 +1426,17 @@ static void test_bad_config_row(void **state)
 	raw_exec(db, "UPDATE vms SET config = '{\"vcpus\": 1} trailing' WHERE id = 'id-2'");
 	mv_error_clear(&err);
 	assert_int_equal(store_vm_load_all(s, &out, &n, &err), -EUCLEAN);
-	raw_exec(db, "UPDATE vms SET config = '{\"memory_mb\": 18446744073709551615}' "
+	/* not UTF-8 (written by something else than mvirt-vmm): named, never served */
+	raw_exec(db, "UPDATE vms SET config = '{\"cmdline\": \"a\xff\"}' WHERE id = 'id-2'");
+	mv_error_clear(&err);
+	assert_int_equal(store_vm_load_all(s, &out, &n, &err), -EUCLEAN);
+	assert_non_null(strstr(err.msg, "vm id-2: config is not valid UTF-8"));
+	raw_exec(db, "UPDATE vms SET config = '{\"vcpus\": 1}', name = 'x\xc0\xaf' "
+		     "WHERE id = 'id-2'");
+	mv_error_clear(&err);
+	assert_int_equal(store_vm_load_all(s, &out, &n, &err), -EUCLEAN);
+	assert_non_null(strstr(err.msg, "vm id-2: name is not valid UTF-8"));
+	raw_exec(db, "UPDATE vms SET name = 'x', config = '{\"memory_mb\": 18446744073709551615}' "
 		     "WHERE id = 'id-2'");
 	n = load_ok(s, &out);
 	assert_int_equal(n, 2);
@@ -1831,7 +1841,7 @@ static void test_network_rows(void **state)
 	net_record(&in[2], 3, "c-isolated", NET_MODE_ISOLATED, NULL, "192.168.5.0/24", NULL,
 		   "192.168.5.200", NULL, NULL);
 	net_record(&in[3], 4, "d-bridge", NET_MODE_BRIDGE, "br0", NULL, NULL, NULL, NULL, NULL);
-	net_record(&in[4], 5, "e-odd", NET_MODE_NAT, tricky, "", tricky, "\xff\xfe", "'); --",
+	net_record(&in[4], 5, "e-odd", NET_MODE_NAT, tricky, "", tricky, "\xc3\xbf", "'); --",
 		   "d\xc3\xa9j\xc3\xa0.vu");
 
 	for (size_t i = 5; i-- > 0;)

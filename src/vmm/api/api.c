@@ -494,12 +494,12 @@ static void on_recv(struct api_call *c)
 	}
 	slice = grpc_byte_buffer_reader_readall(&reader);
 	grpc_byte_buffer_reader_destroy(&reader);
-	const char *nul_field = api_wire_find_nul(c->method->request, GRPC_SLICE_START_PTR(slice),
-						  GRPC_SLICE_LENGTH(slice));
-	if (nul_field) {
+	struct api_wire_fault fault;
+
+	if (api_wire_check_strings(c->method->request, GRPC_SLICE_START_PTR(slice),
+				   GRPC_SLICE_LENGTH(slice), &fault)) {
 		grpc_slice_unref(slice);
-		api_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: contains a NUL byte",
-			      nul_field);
+		api_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: %s", fault.path, fault.cause);
 		goto out;
 	}
 	msg = protobuf_c_message_unpack(c->method->request, NULL, GRPC_SLICE_LENGTH(slice),

@@ -40,6 +40,7 @@
 #include <sys/un.h>
 
 #include "common/macro.h"
+#include "common/utf8.h"
 #include "hypervisor/ch_curl.h"
 #include "hypervisor/ch_http_fds.h"
 
@@ -296,14 +297,17 @@ static char *message_from_http(const char *body, size_t len, long status)
 	char *msg = message_from_json(body, len);
 	const char *start = body, *end = body + strlen(body);
 
+	/* the hypervisor's words reach clients and the store: valid UTF-8, whatever it sent */
 	if (msg)
-		return msg;
+		return utf8_sanitize(msg);
 	while (start < end && isspace((unsigned char)*start))
 		start++;
 	while (end > start && isspace((unsigned char)end[-1]))
 		end--;
+	if (end > start && (msg = strndup(start, (size_t)(end - start))))
+		return utf8_sanitize(msg);
 	if (end > start)
-		return strndup(start, (size_t)(end - start));
+		return NULL;
 	if (asprintf(&msg, "HTTP %ld", status) < 0)
 		return NULL;
 	return msg;

@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "common/macro.h"
+#include "common/utf8.h"
 
 #define STORE_BUSY_TIMEOUT_MS 100
 #define STORE_CHECK_MSG_MAX 320
@@ -387,6 +388,7 @@ int store_open(const char *path, struct store **ret, struct mv_error *err)
 		r = mv_err_internal(err, -ENOMEM, "state database %s: out of memory", path);
 		goto fail;
 	}
+	json_tokener_set_flags(s->tok, JSON_TOKENER_VALIDATE_UTF8);
 	*ret = s;
 	return 0;
 fail:
@@ -504,7 +506,9 @@ static int config_text(struct json_object *config, const char *kind, const char 
 	return 0;
 }
 
-/* Copies a text column; a NULL column gives NULL. */
+/* Copies a text column; a NULL column gives NULL. -EILSEQ when it is not valid UTF-8 or holds a
+ * NUL (rows written by something else than this daemon, which refuses such strings at the API:
+ * served, they would make every answer that carries them unparseable by standard clients). */
 static int column_strdup(sqlite3_stmt *st, int col, char **ret)
 {
 	const unsigned char *text = sqlite3_column_text(st, col);
@@ -513,11 +517,25 @@ static int column_strdup(sqlite3_stmt *st, int col, char **ret)
 	*ret = NULL;
 	if (!text)
 		return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : -ENOMEM;
+	if (memchr(text, '\0', n) || !utf8_valid((const char *)text, n, NULL))
+		return -EILSEQ;
 	*ret = malloc(n + 1);
 	if (!*ret)
 		return -ENOMEM;
 	memcpy(*ret, text, n + 1);
 	return 0;
+}
+
+/* The error of column_strdup's r for column of the row of kind with key id. */
+static int column_fail(struct store *s, int r, const char *kind, const char *id, const char *column,
+		       struct mv_error *err)
+{
+	if (r == -EILSEQ)
+		return mv_err_internal(err, -EUCLEAN,
+				       "state database %s: %s %s: %s is not valid UTF-8 (or holds "
+				       "a NUL byte); refusing to load it",
+				       s->path, kind, id, column);
+	return mv_err_internal(err, -ENOMEM, "%s %s: out of memory", kind, id);
 }
 
 /* Copies the key of a row of kind, a non-empty text of fewer than size bytes, into buf. */
@@ -551,10 +569,11 @@ static int column_json(struct store *s, sqlite3_stmt *st, int col, const char *k
 	o = json_tokener_parse_ex(s->tok, text, len);
 	if (!o || json_tokener_get_error(s->tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(s->tok) != (size_t)len) {
+		bool utf8 = json_tokener_get_error(s->tok) == json_tokener_error_parse_utf8_string;
+
 		json_object_put(o);
-		return mv_err_internal(err, -EUCLEAN,
-				       "state database %s: %s %s: config is not valid JSON",
-				       s->path, kind, id);
+		return mv_err_internal(err, -EUCLEAN, "state database %s: %s %s: config is not %s",
+				       s->path, kind, id, utf8 ? "valid UTF-8" : "valid JSON");
 	}
 	*ret = o;
 	return 0;
@@ -709,8 +728,10 @@ static int row_to_record(struct store *s, sqlite3_stmt *st, void *elem, struct m
 
 	if ((r = column_id(s, st, 0, "vm", vm->id, sizeof(vm->id), err)) < 0)
 		return r;
-	if (column_strdup(st, 1, &vm->name) < 0 || column_strdup(st, 3, &vm->state_reason) < 0)
-		return mv_err_internal(err, -ENOMEM, "vm %s: out of memory", vm->id);
+	if ((r = column_strdup(st, 1, &vm->name)) < 0)
+		return column_fail(s, r, "vm", vm->id, "name", err);
+	if ((r = column_strdup(st, 3, &vm->state_reason)) < 0)
+		return column_fail(s, r, "vm", vm->id, "state_reason", err);
 	state = sqlite3_column_int64(st, 2);
 	if (!vm->name || !vm_state_valid(state))
 		return mv_err_internal(err, -EUCLEAN,
@@ -832,10 +853,14 @@ static int row_to_volume(struct store *s, sqlite3_stmt *st, void *elem, struct m
 {
 	struct volume_record *v = elem;
 	int64_t format;
+	int r;
 
-	if (column_strdup(st, 0, &v->name) < 0 || column_strdup(st, 1, &v->pool) < 0 ||
-	    column_strdup(st, 4, &v->backing) < 0)
-		return mv_err_internal(err, -ENOMEM, "loading volumes: out of memory");
+	if ((r = column_strdup(st, 0, &v->name)) < 0)
+		return column_fail(s, r, "a", "volume row", "its name", err);
+	if ((r = column_strdup(st, 1, &v->pool)) < 0)
+		return column_fail(s, r, "volume", strempty(v->name), "pool", err);
+	if ((r = column_strdup(st, 4, &v->backing)) < 0)
+		return column_fail(s, r, "volume", strempty(v->name), "backing", err);
 	format = sqlite3_column_int64(st, 2);
 	if (isempty(v->name) || isempty(v->pool) ||
 	    (format != DISK_FORMAT_RAW && format != DISK_FORMAT_QCOW2))
@@ -926,8 +951,8 @@ static int row_to_network(struct store *s, sqlite3_stmt *st, void *elem, struct 
 
 	if ((r = column_id(s, st, 0, "network", n->id, sizeof(n->id), err)) < 0)
 		return r;
-	if (column_strdup(st, 1, &n->name) < 0)
-		return mv_err_internal(err, -ENOMEM, "network %s: out of memory", n->id);
+	if ((r = column_strdup(st, 1, &n->name)) < 0)
+		return column_fail(s, r, "network", n->id, "name", err);
 	if (isempty(n->name))
 		return mv_err_internal(err, -EUCLEAN, "state database %s: network %s: invalid name",
 				       s->path, n->id);

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "network/network.h"
 #include "store/store.h"
 
@@ -204,7 +205,8 @@ void vm_set_state(struct vm *vm, enum vm_state state, enum vm_event_type type,
 	va_end(ap);
 	if (reason) {
 		free(vm->rec.state_reason);
-		vm->rec.state_reason = reason;
+		/* it may quote a hypervisor's words: stored and served, so valid UTF-8 */
+		vm->rec.state_reason = utf8_sanitize(reason);
 	}
 	if (vm->rec.state != state)
 		log_info("vm %s: %s (%s)", vm->rec.name, vm_state_name(state),
