@@ -23,6 +23,7 @@
 #include "api/reflection.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/strv.h"
 #include "network/network.h"
 #include "storage/storage.h"
 #include "store/store.h"
@@ -210,6 +211,43 @@ static gid_t resolve_group(const char *name)
 
 /* The pools: "default" at <state-dir>/volumes unless configured, then the configured ones
  * ("NAME:PATH", checked by config_parse). */
+/* The daemon's own files, which no VM config or import may name (validate_path): the state and
+ * runtime dirs (resolved), the pools in them (whose files the storage manager judges), and the
+ * database with its -wal and -shm, also through a hard link elsewhere. */
+static int build_path_policy(struct daemon *d, const char *db)
+{
+	size_t n_pools = storage_n_pools(d->storage), n = 0;
+
+	d->own_dirs[0] = realpath(d->cfg->state_dir, NULL);
+	d->own_dirs[1] = realpath(d->cfg->runtime_dir, NULL);
+	d->pool_dirs = calloc(n_pools + 1, sizeof(*d->pool_dirs));
+	if (!d->own_dirs[0] || !d->own_dirs[1] || !d->pool_dirs ||
+	    asprintf(&d->own_files[0], "%s", db) < 0 ||
+	    asprintf(&d->own_files[1], "%s-wal", db) < 0 ||
+	    asprintf(&d->own_files[2], "%s-shm", db) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_pools; i++)
+		if (!(d->pool_dirs[n++] = strdup(storage_pool_path(d->storage, i))))
+			return -ENOMEM;
+	d->paths = (struct path_policy){.own_dirs = (const char *const *)d->own_dirs,
+					.n_own_dirs = ELEMENTSOF(d->own_dirs),
+					.pool_dirs = (const char *const *)d->pool_dirs,
+					.n_pool_dirs = n,
+					.own_files = (const char *const *)d->own_files,
+					.n_own_files = ELEMENTSOF(d->own_files)};
+	storage_set_path_policy(d->storage, &d->paths);
+	return 0;
+}
+
+static void path_policy_done(struct daemon *d)
+{
+	for (size_t i = 0; i < ELEMENTSOF(d->own_dirs); i++)
+		free(d->own_dirs[i]);
+	for (size_t i = 0; i < ELEMENTSOF(d->own_files); i++)
+		free(d->own_files[i]);
+	strv_free(d->pool_dirs);
+}
+
 static int open_storage(struct daemon *d, struct mv_error *err)
 {
 	_cleanup_free_ struct storage_pool_config *pools = NULL;
@@ -281,6 +319,8 @@ static int daemon_start(struct daemon *d)
 		return log_oom();
 	if ((r = open_storage(d, &err)) < 0)
 		return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
+	if (build_path_policy(d, db) < 0)
+		return log_oom();
 	if ((r = open_networks(d)) < 0)
 		return r;
 	r = vm_manager_new(&(struct vm_manager_config){.event = d->event,
@@ -289,7 +329,8 @@ static int daemon_start(struct daemon *d)
 						       .runtime_dir = d->cfg->runtime_dir,
 						       .state_dir = d->cfg->state_dir,
 						       .storage = d->storage,
-						       .networks = d->networks},
+						       .networks = d->networks,
+						       .paths = &d->paths},
 			   &d->vms);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up the VM manager: %m");
@@ -352,6 +393,7 @@ static void daemon_done(struct daemon *d)
 	api_server_free(d->api);
 	vm_manager_free(d->vms);
 	storage_free(d->storage);
+	path_policy_done(d);
 	network_manager_free(d->networks);
 	store_close(d->store);
 	reflection_done();

@@ -9,6 +9,7 @@
 
 #include "api/api_context.h"
 #include "config.h"
+#include "model/validate.h"
 
 struct daemon {
 	const struct daemon_config *cfg;
@@ -25,6 +26,9 @@ struct daemon {
 	int lock_fd;
 	gid_t access_gid;
 	bool stopping;
+	/* what no VM or import may name: see build_path_policy */
+	struct path_policy paths;
+	char *own_dirs[2], **pool_dirs, *own_files[3];
 };
 
 /* Runs the daemon until SIGTERM/SIGINT. Returns the process exit code. */

@@ -818,6 +818,70 @@ static int group_teardown(void **state)
 	return remove_tree();
 }
 
+/* "field: path ..." of validate_path, or "ok". */
+static const char *judge(const char *path, enum path_kind kind, const struct path_policy *pol)
+{
+	static struct mv_error err;
+	struct stat st;
+
+	mv_error_clear(&err);
+	if (validate_path(path, "f", kind, pol, &st, &err) == 0)
+		return "ok";
+	assert_int_equal(err.kind, MV_ERR_INVALID);
+	return err.msg;
+}
+
+static void expect(const char *path, enum path_kind kind, const struct path_policy *pol,
+		   const char *needle)
+{
+	const char *got = judge(path, kind, pol);
+
+	if (!strstr(got, needle))
+		fail_msg("%s: expected '%s', got '%s'", path, needle, got);
+}
+
+/* What a path names decides, whatever the way to it. */
+static void test_paths_judged_by_what_they_name(void **state)
+{
+	char *own = tmp_path("own"), *pool = tmp_path("own/pool"), *db = tmp_path("own/db");
+	char *in_own = tmp_path("own/console.log"), *in_pool = tmp_path("own/pool/vol");
+	char *hard = tmp_path("db-hard"), *sym = tmp_path("sym-mem"), *good = tmp_path("good");
+	char *sym_good = tmp_path("sym-good");
+	const char *dirs[] = {own}, *pools[] = {pool}, *files[] = {db};
+	const struct path_policy pol = {dirs, 1, pools, 1, files, 1};
+	(void)state;
+
+	assert_int_equal(mkdir(own, 0700), 0);
+	assert_int_equal(mkdir(pool, 0700), 0);
+	touch("own/db");
+	touch("own/console.log");
+	touch("own/pool/vol");
+	touch("good");
+	assert_int_equal(link(db, hard), 0);
+	assert_int_equal(symlink("/proc/self/mem", sym), 0);
+	assert_int_equal(symlink(good, sym_good), 0);
+
+	expect("/proc/self/mem", PATH_FILE, NULL, "f: /proc/self/mem is a kernel file (procfs)");
+	expect(sym, PATH_DISK, NULL, "is a kernel file (procfs)");
+	expect("/proc/self/fd/0", PATH_FILE, NULL, "is a link into /proc");
+	expect("/sys/kernel/notes", PATH_FILE, NULL, "is a kernel file (sysfs)");
+	expect("/dev/null", PATH_DISK, NULL, "is a character device");
+	expect(db, PATH_DISK, &pol, "is (a link to) mvirt-vmm's state database");
+	expect(hard, PATH_DISK, &pol, "is (a link to) mvirt-vmm's state database");
+	expect(in_own, PATH_FILE, &pol, "belongs to mvirt-vmm's own state or runtime files");
+	expect(in_pool, PATH_DISK, &pol, "ok"); /* the storage manager's to judge */
+	expect(good, PATH_FILE, &pol, "ok");
+	expect(sym_good, PATH_FILE, &pol, "ok");
+	expect(db, PATH_DISK, NULL, "ok"); /* no policy: only the kernel's files are known */
+	expect("relative", PATH_FILE, NULL, "f: must be an absolute path");
+	for (char **p = (char *[]){hard, sym, sym_good, in_pool, in_own, db, good, NULL}; *p; p++)
+		assert_int_equal(unlink(*p), 0);
+	assert_int_equal(rmdir(pool), 0);
+	assert_int_equal(rmdir(own), 0);
+	free(own), free(pool), free(db), free(in_own), free(in_pool), free(hard), free(sym);
+	free(good), free(sym_good);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -826,6 +890,7 @@ int main(void)
 		cmocka_unit_test(test_config_not_modified),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_mac),
+		cmocka_unit_test(test_paths_judged_by_what_they_name),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

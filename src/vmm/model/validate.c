@@ -13,18 +13,19 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/macro.h"
 
 #define NAME_RULE "use 1-63 characters a-z 0-9 . _ -, starting with a letter or digit"
 #define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 #define FIELD_MAX 64
-
-enum path_kind {
-	PATH_FILE, /* a regular file */
-	PATH_DISK, /* a regular file or a block device */
-};
 
 static const char *errno_cause(int e)
 {
@@ -138,31 +139,121 @@ syntax:
 		field, mv_printable(mac, quoted, sizeof(quoted)));
 }
 
-/* Checks that path is absolute and names an existing object of the expected kind (following
- * symlinks). On success the stat() result goes to ret_st. */
-static int check_path(const char *path, const char *field, enum path_kind kind, struct stat *ret_st,
-		      struct mv_error *err)
+/* The kernel's own filesystems: their files are interfaces, never images. */
+static const char *kernel_fs_name(const struct statfs *fs)
 {
-	struct stat st;
-	size_t len;
+	switch ((unsigned long)fs->f_type) {
+	case PROC_SUPER_MAGIC:
+		return "procfs";
+	case SYSFS_MAGIC:
+		return "sysfs";
+	case DEBUGFS_MAGIC:
+		return "debugfs";
+	case TRACEFS_MAGIC:
+		return "tracefs";
+	case SECURITYFS_MAGIC:
+		return "securityfs";
+	case CGROUP_SUPER_MAGIC:
+	case CGROUP2_SUPER_MAGIC:
+		return "cgroupfs";
+	case BPF_FS_MAGIC:
+		return "bpffs";
+	case EFIVARFS_MAGIC:
+		return "efivarfs";
+	case DEVPTS_SUPER_MAGIC:
+		return "devpts";
+	case 0x62656570: /* CONFIGFS_MAGIC, not in linux/magic.h */
+		return "configfs";
+	}
+	return NULL;
+}
 
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || streq(dir, "/"));
+}
+
+/* Why the opened object at real (its resolved path) with st is the daemon's own, or NULL. */
+static const char *own_cause(const struct path_policy *policy, const char *real,
+			     const struct stat *st)
+{
+	struct stat own;
+
+	if (!policy)
+		return NULL;
+	for (size_t i = 0; i < policy->n_own_files; i++)
+		if (stat(policy->own_files[i], &own) == 0 && own.st_dev == st->st_dev &&
+		    own.st_ino == st->st_ino)
+			return "is (a link to) mvirt-vmm's state database";
+	for (size_t i = 0; i < policy->n_pool_dirs; i++)
+		if (under(real, policy->pool_dirs[i]))
+			return NULL; /* the storage manager says which of these may be used */
+	for (size_t i = 0; i < policy->n_own_dirs; i++)
+		if (under(real, policy->own_dirs[i]))
+			return "belongs to mvirt-vmm's own state or runtime files";
+	return NULL;
+}
+
+static int open_path(const char *path)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS};
+	long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+
+	if (fd < 0 && errno == ENOSYS) /* before Linux 5.6: no magic-link guard, the rest holds */
+		fd = open(path, O_PATH | O_CLOEXEC);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+int validate_path(const char *path, const char *field, enum path_kind kind,
+		  const struct path_policy *policy, struct stat *ret_st, struct mv_error *err)
+{
+	char quoted[96], real[PATH_MAX], link[64];
+	struct statfs fs;
+	struct stat st;
+	const char *cause, *fsname;
+	ssize_t n;
+	int fd;
+
+	mv_printable(path, quoted, sizeof(quoted));
 	if (path[0] != '/')
 		return mv_err_invalid(err, "%s: must be an absolute path", field);
-	len = strnlen(path, PATH_MAX);
-	if (len >= PATH_MAX)
+	if (strnlen(path, PATH_MAX) >= PATH_MAX)
 		return mv_err_invalid(err, "%s: is too long (at most %d bytes)", field,
 				      PATH_MAX - 1);
+	fd = open_path(path);
+	if (fd == -ELOOP && (startswith(path, "/proc/") || startswith(path, "/dev/fd/")))
+		return mv_err_invalid(err,
+				      "%s: %s is a link into /proc (a process's file), "
+				      "not a file of its own",
+				      field, quoted);
+	if (fd < 0)
+		return mv_err_invalid(err, "%s: %s: %s", field, quoted, errno_cause(-fd));
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, real, sizeof(real) - 1);
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0 || n <= 0) {
+		int e = errno;
 
-	if (stat(path, &st) < 0)
-		return mv_err_invalid(err, "%s: %s: %s", field, path, errno_cause(errno));
-
-	if (S_ISREG(st.st_mode) || (kind == PATH_DISK && S_ISBLK(st.st_mode))) {
-		*ret_st = st;
-		return 0;
+		close(fd);
+		return mv_err_invalid(err, "%s: %s: %s", field, quoted, errno_cause(e));
 	}
-	return mv_err_invalid(err, "%s: %s is %s, not a regular file%s", field, path,
-			      file_type_name(st.st_mode),
-			      kind == PATH_DISK ? " or block device" : "");
+	close(fd);
+	real[n] = '\0';
+	if ((fsname = kernel_fs_name(&fs)) || under(real, "/proc") || under(real, "/sys"))
+		return mv_err_invalid(err, "%s: %s is a kernel file (%s), not an image", field,
+				      quoted, fsname ? fsname : real);
+	if (!(S_ISREG(st.st_mode) || (kind == PATH_DISK && S_ISBLK(st.st_mode))))
+		return mv_err_invalid(err, "%s: %s is %s, not a regular file%s", field, quoted,
+				      file_type_name(st.st_mode),
+				      kind == PATH_DISK ? " or block device" : "");
+	if (under(real, "/dev") && !S_ISBLK(st.st_mode))
+		return mv_err_invalid(err, "%s: %s is a file under /dev, not an image", field,
+				      quoted);
+	if ((cause = own_cause(policy, real, &st)))
+		return mv_err_invalid(err, "%s: %s %s", field, quoted, cause);
+	*ret_st = st;
+	return 0;
 }
 
 /* True when a and b are the same disk: the same inode, or the same block device (two device
@@ -187,7 +278,8 @@ static bool known_format(enum disk_format f)
 
 /* The `disk` shorthand and `disks`, as one list: no more than VM_MAX_DISKS in all, each path
  * an existing file or block device, no file twice. */
-static int check_disks(const struct vm_config *c, struct mv_error *err)
+static int check_disks(const struct vm_config *c, const struct path_policy *policy,
+		       struct mv_error *err)
 {
 	/* seen[k] / seen_field[k]: the disks checked so far, for duplicate detection. */
 	struct stat seen[VM_MAX_DISKS];
@@ -202,7 +294,7 @@ static int check_disks(const struct vm_config *c, struct mv_error *err)
 				      VM_MAX_DISKS);
 
 	if (!isempty(c->disk)) {
-		r = check_path(c->disk, "config.disk", PATH_DISK, &seen[0], err);
+		r = validate_path(c->disk, "config.disk", PATH_DISK, policy, &seen[0], err);
 		if (r < 0)
 			return r;
 		snprintf(seen_field[0], FIELD_MAX, "config.disk");
@@ -229,7 +321,7 @@ static int check_disks(const struct vm_config *c, struct mv_error *err)
 		if (isempty(d->path))
 			return mv_err_invalid(err, "%s: required (or set config.disks[%zu].volume)",
 					      field, i);
-		r = check_path(d->path, field, PATH_DISK, &st, err);
+		r = validate_path(d->path, field, PATH_DISK, policy, &st, err);
 		if (r < 0)
 			return r;
 		for (k = 0; k < n_seen; k++)
@@ -312,6 +404,7 @@ int validate_vm_nics(const struct vm_config *c, struct mv_error *err)
 static int check_config(const struct vm_config *c, const struct host_limits *host,
 			struct mv_error *err)
 {
+	const struct path_policy *paths = host ? host->paths : NULL;
 	bool has_kernel = !isempty(c->kernel);
 	struct stat st;
 	size_t len;
@@ -334,7 +427,7 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 			c->memory_mb, host->memory_mb);
 
 	if (has_kernel) {
-		r = check_path(c->kernel, "config.kernel", PATH_FILE, &st, err);
+		r = validate_path(c->kernel, "config.kernel", PATH_FILE, paths, &st, err);
 		if (r < 0)
 			return r;
 	}
@@ -342,7 +435,7 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 	if (!isempty(c->initramfs)) {
 		if (!has_kernel)
 			return mv_err_invalid(err, "config.initramfs: requires config.kernel");
-		r = check_path(c->initramfs, "config.initramfs", PATH_FILE, &st, err);
+		r = validate_path(c->initramfs, "config.initramfs", PATH_FILE, paths, &st, err);
 		if (r < 0)
 			return r;
 	}
@@ -360,7 +453,7 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 		if (has_kernel)
 			return mv_err_invalid(
 				err, "config.firmware: cannot be combined with config.kernel");
-		r = check_path(c->firmware, "config.firmware", PATH_FILE, &st, err);
+		r = validate_path(c->firmware, "config.firmware", PATH_FILE, paths, &st, err);
 		if (r < 0)
 			return r;
 	} else if (!has_kernel)
@@ -368,7 +461,7 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 			err,
 			"config.kernel: required (or set config.firmware to boot a disk through firmware)");
 
-	r = check_disks(c, err);
+	r = check_disks(c, paths, err);
 	if (r < 0)
 		return r;
 

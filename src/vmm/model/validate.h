@@ -4,7 +4,9 @@
  * the caller says otherwise. Silent (no logging). */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "common/err.h"
 #include "model/vmdef.h"
@@ -16,10 +18,36 @@
 #define VM_MAX_DISKS 16
 #define VM_MAX_NICS 16
 
-struct host_limits {
-	uint32_t cpus;      /* online host CPUs */
-	uint64_t memory_mb; /* total host memory */
+/* What the daemon keeps for itself: no path in a config or import may name it. */
+struct path_policy {
+	const char *const *own_dirs; /* absolute, resolved: state and runtime dirs */
+	size_t n_own_dirs;
+	const char *const *pool_dirs; /* resolved; inside an own dir, left to the storage manager */
+	size_t n_pool_dirs;
+	const char *const
+		*own_files; /* also refused through a hard link: the database, -wal, -shm */
+	size_t n_own_files;
 };
+
+struct host_limits {
+	uint32_t cpus;                   /* online host CPUs */
+	uint64_t memory_mb;              /* total host memory */
+	const struct path_policy *paths; /* NULL: no daemon files to protect (tests) */
+};
+
+enum path_kind {
+	PATH_FILE, /* a regular file */
+	PATH_DISK, /* a regular file or a block device */
+};
+
+/* What path names, judged by what it is after every symlink: an absolute path to an existing
+ * regular file (or block device, for PATH_DISK), not a kernel file (procfs, sysfs and the like,
+ * whatever they are mounted as, nor anything under /proc, /sys or /dev but a block device),
+ * not reached through a magic link (/proc/PID/fd/N), and not the daemon's own (policy). The
+ * object is opened (O_PATH) and judged by the opened file, so a symlink is judged by what it
+ * points to. -EINVAL "field: path: cause" of kind MV_ERR_INVALID; its stat in *ret_st. */
+int validate_path(const char *path, const char *field, enum path_kind kind,
+		  const struct path_policy *policy, struct stat *ret_st, struct mv_error *err);
 
 /* Names match ^[a-z0-9][a-z0-9._-]{0,62}$. field is used in the message ("name"). */
 int validate_vm_name(const char *name, const char *field, struct mv_error *err);

@@ -50,6 +50,12 @@ int storage_new(sd_event *event, struct store *store, const struct storage_pool_
  * (a resize, which works in place, is waited for instead). NULL-safe. */
 void storage_free(struct storage *s);
 void storage_set_users_fn(struct storage *s, storage_users_fn fn, void *userdata);
+/* The canonical directory of pool i (i < storage_n_pools). */
+size_t storage_n_pools(const struct storage *s);
+const char *storage_pool_path(const struct storage *s, size_t i);
+/* What an import source may not be (validate_path); borrowed, NULL: no daemon files known. */
+struct path_policy;
+void storage_set_path_policy(struct storage *s, const struct path_policy *policy);
 
 /* For a VM disk that names a volume: the volume's file path (caller frees), format, and
  * whether it is a qcow2 overlay with a backing file. -ENOENT "volume 'x' not found" or "cannot

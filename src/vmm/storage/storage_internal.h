@@ -50,11 +50,16 @@ struct storage {
 	struct storage_job *ops; /* in progress, or cancelled and waiting for their child */
 	storage_users_fn users_fn;
 	void *users_data;
+	const struct path_policy *paths; /* borrowed */
 };
 
 /* strerrordesc_np(e), never NULL. */
 const char *storage_strerror(int e);
 struct storage_volume *storage_find(struct storage *s, const char *name);
+/* The pool whose directory is path or one of its parents, and the first component below it
+ * (NULL when path is the directory itself; ret_leaf may be NULL). By device and inode. */
+struct storage_pool *storage_pool_containing(struct storage *s, const char *path,
+					     const char **ret_leaf);
 /* The pool named name ("default" when NULL or empty), or -ENOENT with a message. */
 int storage_pool_lookup(struct storage *s, const char *name, struct storage_pool **ret,
 			struct mv_error *err);

@@ -20,8 +20,8 @@
 /* The pool whose directory is path or one of its parents, and the first component below it
  * (NULL when path is the directory itself). Compares device and inode, so bind mounts and
  * symlinked spellings of a pool are recognized too. */
-static struct storage_pool *pool_containing(struct storage *s, const char *path,
-					    const char **ret_leaf)
+struct storage_pool *storage_pool_containing(struct storage *s, const char *path,
+					     const char **ret_leaf)
 {
 	_cleanup_free_ char *p = strdup(path);
 	const char *leaf = NULL;
@@ -32,7 +32,8 @@ static struct storage_pool *pool_containing(struct storage *s, const char *path,
 		if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
 			for (size_t i = 0; i < s->n_pools; i++)
 				if (s->pools[i].dev == st.st_dev && s->pools[i].ino == st.st_ino) {
-					*ret_leaf = leaf ? path + (leaf - p) : NULL;
+					if (ret_leaf)
+						*ret_leaf = leaf ? path + (leaf - p) : NULL;
 					return &s->pools[i];
 				}
 		slash = strrchr(p, '/');
@@ -42,6 +43,21 @@ static struct storage_pool *pool_containing(struct storage *s, const char *path,
 		leaf = slash + 1;
 	}
 	return NULL;
+}
+
+size_t storage_n_pools(const struct storage *s)
+{
+	return s->n_pools;
+}
+
+const char *storage_pool_path(const struct storage *s, size_t i)
+{
+	return i < s->n_pools ? s->pools[i].path : NULL;
+}
+
+void storage_set_path_policy(struct storage *s, const struct path_policy *policy)
+{
+	s->paths = policy;
 }
 
 int storage_check_disk_path(struct storage *s, const char *path, const char *field,
@@ -56,7 +72,7 @@ int storage_check_disk_path(struct storage *s, const char *path, const char *fie
 
 	if (isempty(path) || !(real = realpath(path, NULL)))
 		return 0; /* validation reports paths that do not exist */
-	pool = pool_containing(s, real, &leaf);
+	pool = storage_pool_containing(s, real, &leaf);
 	if (pool) {
 		len = leaf ? strcspn(leaf, "/") : 0;
 		v = leaf && !leaf[len] ? storage_find(s, leaf) : NULL;

@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "model/validate.h"
 #include "storage/storage_job.h"
 
 /* ---- the operations ---- */
@@ -93,7 +95,9 @@ int storage_volume_import(struct storage *s, const char *name, const char *sourc
 	_cleanup_close_ int fd = -1;
 	struct mv_error src_err = {0};
 	enum disk_format src_format;
-	struct storage_pool *p;
+	_cleanup_free_ char *real = NULL;
+	struct storage_pool *p, *in_pool;
+	struct stat src_st;
 	struct storage_job *op;
 	uint64_t total = 0;
 	int r;
@@ -105,6 +109,13 @@ int storage_volume_import(struct storage *s, const char *name, const char *sourc
 	if (isempty(source) || source[0] != '/')
 		return mv_err_invalid(err, "source_path: '%s' is not an absolute path",
 				      strempty(source));
+	if ((r = validate_path(source, "source_path", PATH_DISK, s->paths, &src_st, err)) < 0)
+		return r;
+	if ((real = realpath(source, NULL)) && (in_pool = storage_pool_containing(s, real, NULL)))
+		return mv_err_invalid(err,
+				      "source_path: %s lies in storage pool '%s'; copy a volume "
+				      "with CloneVolume",
+				      source, in_pool->name);
 	if (storage_detect_format(source, MV_ERR_INVALID, &src_format, &src_err) < 0)
 		return mv_err_invalid(err, "source_path: %s", src_err.msg);
 	fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);

@@ -49,6 +49,7 @@ int vm_manager_new(const struct vm_manager_config *cfg, struct vm_manager **ret)
 	}
 	m->storage = cfg->storage;
 	m->networks = cfg->networks;
+	m->paths = cfg->paths;
 	if (m->storage)
 		storage_set_users_fn(m->storage, volume_users_cb, m);
 	*ret = m;
@@ -241,7 +242,10 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 	if (pos >= 0)
 		return mv_err_exists(err, "name: a VM named '%s' already exists (id %s)", name,
 				     m->vms[pos]->rec.id);
-	r = validate_vm_config(config, host, MV_ERR_INVALID, err);
+	struct host_limits limits = host ? *host : (struct host_limits){0};
+
+	limits.paths = m->paths;
+	r = validate_vm_config(config, &limits, MV_ERR_INVALID, err);
 	if (r < 0)
 		return r;
 	r = check_macs_unique(m, config, NULL, err);

@@ -28,6 +28,7 @@ struct vm_manager_config {
 	const char *runtime_dir;          /* per-VM sockets: <runtime_dir>/vms/<id>/ */
 	const char *state_dir;            /* per-VM logs: <state_dir>/vms/<id>/ */
 	struct network_manager *networks; /* networks named by VM NICs; NULL: none */
+	const struct path_policy *paths;  /* the daemon's own files, never a VM's; borrowed */
 	struct storage *storage;          /* volumes named by VM disks; NULL: none can be used. Must
 				  * outlive the VM manager, which registers itself with it as
 				  * the users function (storage_set_users_fn) until it is freed */

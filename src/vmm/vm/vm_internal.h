@@ -96,6 +96,7 @@ struct vm_manager {
 	char *hypervisor;
 	char *runtime_dir;
 	char *state_dir;
+	const struct path_policy *paths; /* borrowed; NULL: none known */
 	/* vm_lifecycle.c */
 	struct ch_client *ch;
 	/* vm_registry.c */

@@ -414,6 +414,7 @@ static int start_prepare(struct vm *vm, struct start_launch *l, struct mv_error 
 	 * start that failed, not a bad argument of StartVm. */
 	if (sysinfo_host_read(&host) >= 0)
 		limits = (struct host_limits){.cpus = host.cpus, .memory_mb = host.memory_mb};
+	limits.paths = m->paths;
 	r = validate_vm_config(&vm->rec.config, &limits, MV_ERR_PRECONDITION, err);
 	if (r >= 0)
 		r = vm_disks_resolve(m->storage, &vm->rec.config, VM_DISKS_START, &l->disks, err);

@@ -1,0 +1,132 @@
+"""Paths judged by what they name, not by their file type alone: kernel files (procfs, sysfs,
+/dev), magic links, and the daemon's own state and runtime files are refused as kernel,
+initramfs, firmware, disk or import source, also through a symlink or a hard link, with
+INVALID_ARGUMENT naming the field; and the same check holds again at StartVm (a file swapped for
+a symlink to one of them after CreateVm is a failed precondition, never handed to the
+hypervisor)."""
+
+import glob
+import os
+
+import grpc
+import pytest
+
+import mvirt_proto
+from test_api import assert_status, base_config, create, list_vms, rpc_error
+
+pb = mvirt_proto.mvirt_pb2
+Code = grpc.StatusCode
+
+
+def sysfs_file():
+    for p in sorted(glob.glob("/sys/kernel/*")):
+        if os.path.isfile(p) and os.access(p, os.R_OK):
+            return p
+    pytest.skip("no readable file under /sys/kernel")
+
+
+def hostile(d, tmp_path):
+    """{label: path} of what must be refused (made now: links in tmp_path)."""
+    db = d.state_dir / "mvirt.db"
+    links = {"symlink-proc-mem": "/proc/self/mem", "symlink-db": str(db),
+             "symlink-dir-state": str(d.state_dir)}
+    out = {"proc-mem": "/proc/self/mem", "proc-magic-fd": "/proc/self/fd/0",
+           "proc-pid-environ": f"/proc/{d.pid}/environ", "sysfs": sysfs_file(),
+           "db": str(db), "db-wal": str(db) + "-wal", "instance-id": str(d.state_dir /
+                                                                          "instance-id")}
+    for label, target in links.items():
+        link = tmp_path / label
+        link.symlink_to(target)
+        out[label] = str(link) + ("/mvirt.db" if label == "symlink-dir-state" else "")
+    hard = d.base / "db-hardlink"  # same filesystem, outside the state dir
+    os.link(db, hard)
+    out["hardlink-db"] = str(hard)
+    if os.path.isdir("/dev/shm"):
+        shm = "/dev/shm/mvirt-test-%d" % os.getpid()
+        with open(shm, "wb") as f:
+            f.write(b"x" * 512)
+        out["dev-shm-file"] = shm
+    return out
+
+
+WHERE = {
+    "kernel": (lambda c, p: setattr(c, "kernel", p), r"^config\.kernel: "),
+    "initramfs": (lambda c, p: setattr(c, "initramfs", p), r"^config\.initramfs: "),
+    "disk": (lambda c, p: setattr(c, "disk", p), r"^config\.disk: "),
+    "disks[1]": (lambda c, p: (c.disks.add(path=c.disk), c.disks.add(path=p),
+                               setattr(c, "disk", "")), r"^config\.disks\[1\]\.path: "),
+}
+
+
+@pytest.fixture
+def paths(daemon, tmp_path):
+    out = hostile(daemon, tmp_path)
+    yield out
+    if "dev-shm-file" in out:
+        os.unlink(out["dev-shm-file"])
+
+
+def test_create_refuses_kernel_and_own_files(daemon, vm_files, paths):
+    wrong = []
+    for label, path in paths.items():
+        for where, (setter, pattern) in WHERE.items():
+            cfg = base_config(vm_files)
+            setter(cfg, path)
+            try:
+                create(daemon, "h", cfg)
+                wrong.append(f"{where} = {label} ({path}): accepted")
+                daemon.call("DeleteVm", pb.DeleteVmRequest(vm="h"))
+                continue
+            except grpc.RpcError as e:
+                import re
+                if e.code() != Code.INVALID_ARGUMENT or not re.search(pattern, e.details()):
+                    wrong.append(f"{where} = {label}: {e.code()} {e.details()!r}")
+    assert not wrong, "\n".join(wrong)
+    assert not list_vms(daemon).vms
+
+
+def test_import_refuses_kernel_and_own_files(daemon, paths):
+    imp = mvirt_proto.unary(daemon.channel(), "/mvirt.VolumeService/ImportVolume")
+    wrong = []
+    for label, path in paths.items():
+        try:
+            list(daemon.channel().unary_stream(
+                "/mvirt.VolumeService/ImportVolume",
+                request_serializer=pb.ImportVolumeRequest.SerializeToString,
+                response_deserializer=pb.VolumeProgress.FromString)(
+                    pb.ImportVolumeRequest(name="imp", source_path=path), timeout=10))
+            wrong.append(f"{label} ({path}): imported")
+        except grpc.RpcError as e:
+            if e.code() != Code.INVALID_ARGUMENT or not e.details().startswith("source_path: "):
+                wrong.append(f"{label}: {e.code()} {e.details()!r}")
+    del imp
+    assert not wrong, "\n".join(wrong)
+    vols = mvirt_proto.unary(daemon.channel(), "/mvirt.VolumeService/ListVolumes")(
+        pb.ListVolumesRequest(), timeout=5).volumes
+    assert not vols
+
+
+def test_a_good_symlink_is_fine(daemon, vm_files, tmp_path):
+    link = tmp_path / "vmlinuz"
+    link.symlink_to(vm_files["kernel"])
+    create(daemon, "ok", base_config(vm_files, kernel=str(link)))
+    assert get_kernel(daemon, "ok") == str(link)  # kept as the user wrote it
+
+
+def get_kernel(d, vm):
+    return d.call("GetVm", pb.GetVmRequest(vm=vm)).config.kernel
+
+
+@pytest.mark.parametrize("target", ["proc-mem", "db"])
+def test_a_file_swapped_after_create_is_refused_at_start(ch_daemon, vm_files, tmp_path, target):
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(open(vm_files["kernel"], "rb").read())
+    create(ch_daemon, "swap", base_config(vm_files, kernel=str(kernel)))
+    kernel.unlink()
+    kernel.symlink_to("/proc/self/mem" if target == "proc-mem"
+                      else str(ch_daemon.state_dir / "mvirt.db"))
+    err = rpc_error(ch_daemon.call, "StartVm", pb.StartVmRequest(vm="swap"))
+    assert_status(err, Code.FAILED_PRECONDITION, r"config\.kernel: ")
+    vm = ch_daemon.call("GetVm", pb.GetVmRequest(vm="swap"))
+    assert vm.state == pb.VM_STATE_STOPPED and not vm.pid
+    assert not ch_daemon.hypervisor_pids()
