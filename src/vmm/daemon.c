@@ -3,6 +3,8 @@
  * any socket exists; READY=1 is sent only once every listener accepts. */
 #include "daemon.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -30,6 +32,83 @@
 #include "vm/vm.h"
 
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ULL)
+
+#define CHECKPOINT_DELAY_US (200 * 1000)
+
+static int on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct daemon *d = userdata;
+	struct mv_error err = {0};
+
+	(void)s, (void)usec;
+	d->checkpoint = sd_event_source_unref(d->checkpoint);
+	if (store_checkpoint(d->store, &err) < 0)
+		log_warning("%s", err.msg);
+	return 0;
+}
+
+/* A write was committed: checkpoint CHECKPOINT_DELAY_US after the first of a burst, so the
+ * database file holds the state and losing the -wal loses at most the last moments. */
+static void on_store_write(void *userdata)
+{
+	struct daemon *d = userdata;
+
+	if (d->checkpoint || d->stopping)
+		return;
+	if (sd_event_add_time_relative(d->event, &d->checkpoint, CLOCK_MONOTONIC,
+				       CHECKPOINT_DELAY_US, 0, on_checkpoint, d) < 0)
+		d->checkpoint = NULL; /* the next write tries again; close checkpoints anyway */
+}
+
+/* How many entries (but . and ..) dir holds; 0 when it does not exist. */
+static size_t dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		n += !streq(de->d_name, ".") && !streq(de->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+/* A database that is missing or empty (0 bytes: truncated) while the state dir holds what
+ * only a database could have made (VM or network dirs, volumes) is state lost, not a first
+ * start: starting would make an empty database over it and forget every VM. */
+static int check_db_not_lost(struct daemon *d, const char *db)
+{
+	static const char *const kinds[] = {"vms", "networks", "volumes"};
+	struct stat st;
+	bool missing = false;
+
+	if (stat(db, &st) == 0 && st.st_size > 0)
+		return 0;
+	if (stat(db, &st) < 0) {
+		if (errno != ENOENT)
+			return 0; /* store_open reports it */
+		missing = true;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+		_cleanup_free_ char *dir = NULL;
+		size_t n;
+
+		if (asprintf(&dir, "%s/%s", d->cfg->state_dir, kinds[i]) < 0)
+			return log_oom();
+		if ((n = dir_entries(dir)) > 0)
+			return log_error_errno(
+				-EUCLEAN,
+				"state database %s is %s, but %s holds %zu entr%s that only it can "
+				"explain: the database was lost or truncated; refusing to start "
+				"empty over it. Restore it from a backup, or move %s away to start "
+				"anew.",
+				db, missing ? "missing" : "empty (0 bytes)", dir, n,
+				n == 1 ? "y" : "ies", dir);
+	}
+	return 0;
+}
 
 /* Takes <state-dir>/mvirt-vmm.lock; the lock dies with the process, the file stays. */
 static int lock_state_dir(struct daemon *d)
@@ -312,11 +391,16 @@ static int daemon_start(struct daemon *d)
 
 	if (asprintf(&db, "%s/mvirt.db", d->cfg->state_dir) < 0)
 		return log_oom();
+	if ((r = check_db_not_lost(d, db)) < 0)
+		return r;
 	r = store_open(db, &d->store, &err);
 	if (r < 0)
 		return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
+	log_info("state database %s: integrity_check passed in %.1f ms", db,
+		 (double)store_check_usec(d->store) / 1000.0);
 	if (sd_event_default(&d->event) < 0)
 		return log_oom();
+	store_set_write_hook(d->store, on_store_write, d);
 	if ((r = open_storage(d, &err)) < 0)
 		return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
 	if (build_path_policy(d, db) < 0)
@@ -395,6 +479,14 @@ static void daemon_done(struct daemon *d)
 	storage_free(d->storage);
 	path_policy_done(d);
 	network_manager_free(d->networks);
+	d->checkpoint = sd_event_source_disable_unref(d->checkpoint);
+	if (d->store) {
+		struct mv_error err = {0};
+
+		store_set_write_hook(d->store, NULL, NULL);
+		if (store_checkpoint(d->store, &err) < 0) /* a clean stop leaves no -wal content */
+			log_warning("%s", err.msg);
+	}
 	store_close(d->store);
 	reflection_done();
 	api_context_done(&d->api_ctx);

@@ -26,6 +26,7 @@ struct daemon {
 	int lock_fd;
 	gid_t access_gid;
 	bool stopping;
+	sd_event_source *checkpoint; /* armed by a write, fires when the burst is over */
 	/* what no VM or import may name: see build_path_policy */
 	struct path_policy paths;
 	char *own_dirs[2], **pool_dirs, *own_files[3];

@@ -331,6 +331,76 @@ def test_damaged_database_refused(make_daemon):
     _refused_untouched(make_daemon, prepare, r"corrupt")
 
 
+def test_index_damage_quick_check_misses_is_refused(make_daemon):
+    """An index whose entries no longer match its table: the pages are well-formed, so
+    PRAGMA quick_check passes; integrity_check compares every index with its table."""
+    def prepare(db):
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE filler (x TEXT)")
+        con.execute("CREATE INDEX filler_x ON filler (x)")
+        con.executemany("INSERT INTO filler VALUES (?)", [("key%05d" % i,) for i in range(300)])
+        con.commit()
+        page_size = con.execute("PRAGMA page_size").fetchone()[0]
+        con.close()
+        data = bytearray(db.read_bytes())
+        # the index leaf page (b-tree page type 0x0a) holding the key; the table has it too
+        leaves = [p for p in range(1, len(data) // page_size)
+                  if data[p * page_size] == 0x0a and b"key00007" in
+                  data[p * page_size:(p + 1) * page_size]]
+        assert leaves, "an index leaf page holds the key"
+        at = data.find(b"key00007", leaves[0] * page_size)
+        data[at:at + 8] = b"key00008"  # the order holds, the entry is wrong
+        db.write_bytes(bytes(data))
+        con = sqlite3.connect(db)
+        assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] != "ok"
+        con.close()
+
+    _refused_untouched(make_daemon, prepare, r"corrupt.*integrity_check")
+
+
+@pytest.mark.parametrize("how", ["truncated", "deleted"])
+def test_lost_database_over_existing_state_is_refused(ch_daemon, vm_files, how):
+    """A database truncated to 0 bytes (or gone) while VM dirs exist is lost state: the daemon
+    says so and does not start over it with an empty one."""
+    d = ch_daemon
+    d.call("CreateVm", pb.CreateVmRequest(name="kept", config=pb.VmConfig(
+        vcpus=1, memory_mb=64, kernel=vm_files["kernel"])))
+    d.call("StartVm", pb.StartVmRequest(vm="kept"), timeout=30)
+    d.call("StopVm", pb.StopVmRequest(vm="kept", force=True), timeout=30)
+    assert d.stop() == 0
+    db = d.state_dir / "mvirt.db"
+    for suffix in ("-wal", "-shm"):
+        (d.state_dir / ("mvirt.db" + suffix)).unlink(missing_ok=True)
+    if how == "truncated":
+        os.truncate(db, 0)
+    else:
+        db.unlink()
+    e = expect_refused(d)
+    assert re.search(r"(empty \(0 bytes\)|missing).*vms holds 1 entry.*lost or truncated",
+                     e.stderr), e.stderr
+    assert (db.stat().st_size == 0) if how == "truncated" else not db.exists()
+
+
+def test_wal_is_checkpointed_after_a_burst(daemon, vm_files):
+    """Once a burst of writes is over, the database file holds them: losing the -wal (and
+    -shm) then, even with a kill -9, loses nothing."""
+    import time
+    for i in range(5):
+        daemon.call("CreateVm", pb.CreateVmRequest(name=f"w{i}", config=pb.VmConfig(
+            vcpus=1, memory_mb=64, kernel=vm_files["kernel"])))
+    wal = daemon.state_dir / "mvirt.db-wal"
+    end = time.monotonic() + 10
+    while wal.exists() and wal.stat().st_size > 0:
+        assert time.monotonic() < end, f"the WAL still holds {wal.stat().st_size} bytes"
+        time.sleep(0.05)
+    daemon.stop(sig=signal.SIGKILL)
+    for suffix in ("-wal", "-shm"):
+        (daemon.state_dir / ("mvirt.db" + suffix)).unlink(missing_ok=True)
+    daemon.start()
+    assert [v.name for v in daemon.call("ListVms").vms] == [f"w{i}" for i in range(5)]
+
+
 def test_newer_schema_refused(make_daemon):
     def prepare(db):
         con = sqlite3.connect(db)

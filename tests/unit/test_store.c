@@ -1199,7 +1199,7 @@ static void test_refuse_corrupt_page(void **state)
 			 (off_t)(pgno - 1) * page_size + damage[i].from_quarters * page_size / 4,
 			 junk, damage[i].len_quarters * page_size / 4);
 		assert_refused(f->path, -EUCLEAN, corrupt_needles);
-		assert_refused(f->path, -EUCLEAN, (const char *const[]){"quick_check", NULL});
+		assert_refused(f->path, -EUCLEAN, (const char *const[]){"integrity_check", NULL});
 	}
 }
 

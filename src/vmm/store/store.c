@@ -3,7 +3,7 @@
  *
  * Owns the sqlite3 connection, its cached statements and the JSON form of a vm_config and of a
  * net_config (built and parsed here only, with store_json.c). Invariants: nothing is written to
- * the file before it has passed the read-only checks (user_version, quick_check), and
+ * the file before it has passed the read-only checks (user_version, integrity_check: every page, and every index against its table), and
  * checkpoint-on-close is off until then, so a refused file (and its WAL) is left byte-identical;
  * once store_open returned 0 the schema is STORE_SCHEMA_VERSION, the journal is WAL and every
  * commit is synced (synchronous=FULL).
@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "common/utf8.h"
 
@@ -33,6 +34,9 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	int version_found;
+	uint64_t check_usec;     /* how long integrity_check took at open */
+	store_write_fn write_fn; /* see store_set_write_hook */
+	void *write_data;
 	sqlite3_stmt *save;
 	sqlite3_stmt *delete;
 	sqlite3_stmt *load_all;
@@ -210,15 +214,15 @@ static void append_row(char *buf, size_t size, const char *row)
 	buf[n] = '\0';
 }
 
-static int run_quick_check(struct store *s, struct mv_error *err)
+static int run_integrity_check(struct store *s, struct mv_error *err)
 {
-	char msg[STORE_CHECK_MSG_MAX] = "quick_check: ";
+	char msg[STORE_CHECK_MSG_MAX] = "integrity_check: ";
 	sqlite3_stmt *st = NULL;
 	const size_t prefix = strlen(msg);
 	bool ok = false;
 	int rc, rows = 0, r = 0;
 
-	rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL);
 	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
 		const char *row;
 
@@ -234,7 +238,7 @@ static int run_quick_check(struct store *s, struct mv_error *err)
 			append_row(msg + prefix, sizeof(msg) - prefix, sqlite3_errmsg(s->db));
 			r = refuse_corrupt(s, msg, err);
 		} else
-			r = store_fail(s, rc, err, "running quick_check");
+			r = store_fail(s, rc, err, "running integrity_check");
 	} else if (!ok || rows != 1)
 		r = refuse_corrupt(s, msg, err);
 	sqlite3_finalize(st);
@@ -254,7 +258,11 @@ static int store_check(struct store *s, struct mv_error *err)
 			"state database %s has schema version %d, newer than this mvirt-vmm "
 			"understands (%d); refusing to start",
 			s->path, s->version_found, STORE_SCHEMA_VERSION);
-	return run_quick_check(s, err);
+	uint64_t t0 = clock_mono_us();
+
+	r = run_integrity_check(s, err);
+	s->check_usec = clock_mono_us() - t0;
+	return r;
 }
 
 static int store_configure(struct store *s, struct mv_error *err)
@@ -416,6 +424,39 @@ void store_close(struct store *s)
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s);
+}
+
+static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int pages)
+{
+	struct store *s = userdata;
+
+	(void)db, (void)name, (void)pages;
+	s->write_fn(s->write_data);
+	return SQLITE_OK;
+}
+
+void store_set_write_hook(struct store *s, store_write_fn fn, void *userdata)
+{
+	s->write_fn = fn;
+	s->write_data = userdata;
+	if (fn)
+		sqlite3_wal_hook(s->db, on_wal_commit, s);
+	else
+		sqlite3_wal_autocheckpoint(s->db, 1000); /* SQLite's default */
+}
+
+int store_checkpoint(struct store *s, struct mv_error *err)
+{
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, err, "checkpointing the WAL");
+	return 0;
+}
+
+uint64_t store_check_usec(const struct store *s)
+{
+	return s->check_usec;
 }
 
 int store_schema_version_found(const struct store *s)

@@ -3,7 +3,7 @@
  * One database file per state directory (<state-dir>/mvirt.db), opened by one daemon at a time
  * (the daemon holds a lock file, see main.c). WAL mode with synchronous=FULL: a save that
  * returned 0 survives a power cut. The schema is versioned with PRAGMA user_version and
- * migrated forward in one transaction at open; a database that fails PRAGMA quick_check, or
+ * migrated forward in one transaction at open; a database that fails PRAGMA integrity_check, or
  * whose user_version is newer than this build knows, is refused and left untouched.
  *
  * Only this module touches sqlite3. It never logs: it returns -errno and, where a user must
@@ -21,7 +21,7 @@
 struct store;
 
 /* Opens (creating if absent, mode 0600) the database at path, checks and migrates it.
- * Refuses with -EUCLEAN (corrupt: quick_check failed, or not a database) or -EPROTO (schema
+ * Refuses with -EUCLEAN (corrupt: integrity_check failed, or not a database) or -EPROTO (schema
  * newer than STORE_SCHEMA_VERSION), and a message saying so, without modifying the file. */
 int store_open(const char *path, struct store **ret, struct mv_error *err);
 void store_close(struct store *s);
@@ -83,3 +83,12 @@ int store_network_load_all(struct store *s, struct network_record **ret, size_t 
 
 /* The schema version the file at hand had before store_open migrated it (for tests/logs). */
 int store_schema_version_found(const struct store *s);
+/* fn runs after every committed write (it replaces SQLite's checkpoint every 1,000 pages):
+ * the caller checkpoints once a burst of writes is over (store_checkpoint), so that the
+ * database file, not the -wal, holds the state. NULL restores SQLite's own checkpoints. */
+typedef void (*store_write_fn)(void *userdata);
+void store_set_write_hook(struct store *s, store_write_fn fn, void *userdata);
+/* Copies the WAL into the database file and empties it (TRUNCATE). */
+int store_checkpoint(struct store *s, struct mv_error *err);
+/* How long PRAGMA integrity_check took at open (it reads every page: ~N ms per MB). */
+uint64_t store_check_usec(const struct store *s);
