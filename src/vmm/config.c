@@ -43,6 +43,14 @@ static const struct setting settings[] = {
 	 "group whose members may use the API besides root (\"\": root only)"},
 	{"pool", 0, SETTING_LIST, offsetof(struct daemon_config, pools), "NAME:PATH",
 	 "a storage pool for volumes (repeatable; \"default\" is STATE-DIR/volumes)"},
+	{"max-connections", 0, SETTING_STRING, offsetof(struct daemon_config, max_connections), "N",
+	 "API connections open at once, all clients together (more wait in the backlog's place: "
+	 "refused with RESOURCE_EXHAUSTED)"},
+	{"max-connections-per-user", 0, SETTING_STRING,
+	 offsetof(struct daemon_config, max_connections_per_user), "N",
+	 "API connections open at once by one user (uid)"},
+	{"idle-timeout", 0, SETTING_STRING, offsetof(struct daemon_config, idle_timeout), "SECONDS",
+	 "close a connection that has had no call for this long (clients reconnect by themselves)"},
 	{"default-network", 0, SETTING_STRING, offsetof(struct daemon_config, default_network),
 	 "auto|off|CIDR",
 	 "the NAT network \"default\" made on the first start: on a free 10.77.N.0/24 (auto), on "
@@ -229,6 +237,12 @@ static int config_defaults(struct daemon_config *cfg)
 		r = set_default(&cfg->group, "mvirt", NULL);
 	if (r >= 0)
 		r = set_default(&cfg->default_network, "auto", NULL);
+	if (r >= 0)
+		r = set_default(&cfg->max_connections, "512", NULL);
+	if (r >= 0)
+		r = set_default(&cfg->max_connections_per_user, "128", NULL);
+	if (r >= 0)
+		r = set_default(&cfg->idle_timeout, "300", NULL);
 
 	if (r < 0)
 		return r;
@@ -248,6 +262,22 @@ static int check_absolute(const char *what, const char *path, struct mv_error *e
 {
 	if (path[0] != '/')
 		return mv_err_invalid(err, "--%s: '%s' must be an absolute path", what, path);
+	return 0;
+}
+
+/* A whole number min..max. */
+static int parse_count(const char *name, const char *s, unsigned min, unsigned max, unsigned *ret,
+		       struct mv_error *err)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+		return mv_err_invalid(err, "--%s: '%s' is not a whole number %u..%u", name, s, min,
+				      max);
+	*ret = (unsigned)v;
 	return 0;
 }
 
@@ -335,6 +365,13 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 					      "CIDR like 10.77.0.0/24",
 					      cfg->default_network);
 	}
+	if ((r = parse_count("max-connections", cfg->max_connections, 1, 65536,
+			     &cfg->n_max_connections, err)) < 0 ||
+	    (r = parse_count("max-connections-per-user", cfg->max_connections_per_user, 1, 65536,
+			     &cfg->n_max_connections_per_user, err)) < 0 ||
+	    (r = parse_count("idle-timeout", cfg->idle_timeout, 1, 86400 * 7, &cfg->idle_timeout_s,
+			     err)) < 0)
+		return r;
 	for (size_t i = 0; cfg->pools && cfg->pools[i]; i++) {
 		const char *colon = strchr(cfg->pools[i], ':');
 
@@ -355,6 +392,9 @@ void config_done(struct daemon_config *cfg)
 	free(cfg->runtime_dir);
 	free(cfg->hypervisor);
 	free(cfg->dnsmasq);
+	free(cfg->max_connections);
+	free(cfg->max_connections_per_user);
+	free(cfg->idle_timeout);
 	free(cfg->group);
 	free(cfg->default_network);
 	strv_free(cfg->pools);

@@ -18,6 +18,10 @@ struct daemon_config {
 	char *group;           /* access group name; "" = root only */
 	char **pools;          /* storage pools "NAME:PATH", NULL-terminated (or NULL) */
 	char *default_network; /* "auto", "off" or a CIDR (checked when the network is made) */
+	char *max_connections, *max_connections_per_user, *idle_timeout; /* as given */
+	unsigned n_max_connections;                                      /* all clients together */
+	unsigned n_max_connections_per_user;                             /* one uid */
+	unsigned idle_timeout_s; /* a connection without calls is closed after it */
 	char *config_file;
 	int verbose; /* 0 info, 1+ debug */
 };

@@ -444,7 +444,11 @@ static int daemon_start(struct daemon *d)
 	    (r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d)) < 0)
 		return log_error_errno(r, "cannot watch signals");
 
-	r = api_server_new(d->event, tables, &d->api_ctx, &d->api);
+	r = api_server_new(d->event, tables, &d->api_ctx,
+			   &(struct api_limits){.max_connections = d->cfg->n_max_connections,
+						.max_per_user = d->cfg->n_max_connections_per_user,
+						.idle_timeout_s = d->cfg->idle_timeout_s},
+			   &d->api);
 	if (r < 0)
 		return log_error_errno(r, "cannot start the gRPC server");
 

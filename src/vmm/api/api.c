@@ -17,10 +17,15 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 
 #include "api/api_wire.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/macro.h"
 
 #define API_OUTSTANDING_REQUESTS 8
 #define API_MAX_MESSAGE (8 * 1024 * 1024)
@@ -48,7 +53,7 @@ struct api_msg {
 
 struct api_call {
 	struct api_server *srv;
-	bool deny; /* arrived on the PERMISSION_DENIED server */
+	enum api_srv_kind kind; /* the server it arrived on */
 	grpc_call *call;
 	grpc_call_details details;
 	grpc_metadata_array request_md;
@@ -88,9 +93,14 @@ struct api_server {
 	const struct api_method *const *tables;
 
 	grpc_completion_queue *cq;
-	grpc_server *server, *deny_server;
-	struct api_tag t_shutdown_main, t_shutdown_deny;
+	grpc_server *servers[API_SRV_N];
+	struct api_tag t_shutdown[API_SRV_N];
 	unsigned servers_down;
+	struct api_limits limits;
+	struct api_conn *conns; /* connections handed to gRPC and (perhaps) still open */
+	size_t n_conns, peak_conns;
+	uint64_t busy_logged_us; /* last "too many connections" warning */
+	sd_event_source *sweep;  /* checks conns while there are any; trims memory after a burst */
 	pthread_t thread;
 	bool thread_started;
 
@@ -151,14 +161,14 @@ static void push_tag(struct api_server *srv, struct api_tag *tag)
 
 /* ---- calls ---- */
 
-static struct api_call *call_new(struct api_server *srv, bool deny)
+static struct api_call *call_new(struct api_server *srv, enum api_srv_kind kind)
 {
 	struct api_call *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
 	c->srv = srv;
-	c->deny = deny;
+	c->kind = kind;
 	c->t_new = (struct api_tag){.kind = TAG_NEW_CALL, .call = c};
 	c->t_recv = (struct api_tag){.kind = TAG_RECV, .call = c};
 	c->t_send = (struct api_tag){.kind = TAG_SEND, .call = c};
@@ -421,7 +431,7 @@ static void call_recv(struct api_call *c)
 	start_batch(c, &op, 1, &c->t_recv);
 }
 
-static void server_request(struct api_server *srv, bool deny);
+static void server_request(struct api_server *srv, enum api_srv_kind kind);
 
 static void on_new_call(struct api_call *c, bool ok)
 {
@@ -435,7 +445,7 @@ static void on_new_call(struct api_call *c, bool ok)
 		server_check_shutdown(srv);
 		return;
 	}
-	server_request(srv, c->deny);
+	server_request(srv, c->kind);
 
 	c->started = true;
 	c->next = srv->calls;
@@ -449,11 +459,19 @@ static void on_new_call(struct api_call *c, bool ok)
 	op.data.recv_close_on_server.cancelled = &c->cancelled;
 	start_batch(c, &op, 1, &c->t_close);
 
-	if (c->deny) {
+	if (c->kind == API_SRV_DENY) {
 		api_call_fail(
 			c, GRPC_STATUS_PERMISSION_DENIED,
 			"permission denied: mvirt-vmm serves only root and members of its access "
 			"group");
+		return;
+	}
+	if (c->kind == API_SRV_BUSY) {
+		api_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			      "too many connections: mvirt-vmm serves at most %u at once, %u per "
+			      "user (settings max-connections, max-connections-per-user); close "
+			      "some and retry",
+			      srv->limits.max_connections, srv->limits.max_per_user);
 		return;
 	}
 	if (srv->shutting_down) {
@@ -584,20 +602,20 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	return 0;
 }
 
-static void server_request(struct api_server *srv, bool deny)
+static void server_request(struct api_server *srv, enum api_srv_kind kind)
 {
 	struct api_call *c;
 	grpc_call_error e;
 
 	if (srv->shutting_down)
 		return;
-	c = call_new(srv, deny);
+	c = call_new(srv, kind);
 	if (!c) {
 		log_error("api: out of memory, cannot accept more calls");
 		return;
 	}
-	e = grpc_server_request_call(deny ? srv->deny_server : srv->server, &c->call, &c->details,
-				     &c->request_md, srv->cq, srv->cq, &c->t_new);
+	e = grpc_server_request_call(srv->servers[kind], &c->call, &c->details, &c->request_md,
+				     srv->cq, srv->cq, &c->t_new);
 	if (e != GRPC_CALL_OK) {
 		log_error("api: grpc_server_request_call failed: %s", grpc_call_error_to_string(e));
 		call_free(c);
@@ -608,8 +626,8 @@ static void server_request(struct api_server *srv, bool deny)
 
 static void server_check_shutdown(struct api_server *srv)
 {
-	if (!srv->shutting_down || srv->shutdown_reported || srv->servers_down < 2 || srv->calls ||
-	    srv->n_requests > 0)
+	if (!srv->shutting_down || srv->shutdown_reported || srv->servers_down < API_SRV_N ||
+	    srv->calls || srv->n_requests > 0)
 		return;
 	srv->shutdown_reported = true;
 	if (srv->shutdown_done)
@@ -617,15 +635,23 @@ static void server_check_shutdown(struct api_server *srv)
 }
 
 int api_server_new(sd_event *event, const struct api_method *const *tables, void *userdata,
-		   struct api_server **ret)
+		   const struct api_limits *limits, struct api_server **ret)
 {
 	struct api_server *srv;
-	grpc_arg arg = {
-		.type = GRPC_ARG_INTEGER,
-		.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-		.value.integer = API_MAX_MESSAGE,
+	grpc_arg arg[] = {
+		{.type = GRPC_ARG_INTEGER,
+		 .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+		 .value.integer = API_MAX_MESSAGE},
+		/* streams (calls) at once on one connection */
+		{.type = GRPC_ARG_INTEGER,
+		 .key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS,
+		 .value.integer = API_MAX_STREAMS_PER_CONNECTION},
+		/* a connection without calls, from its start on, is closed (GOAWAY) after this */
+		{.type = GRPC_ARG_INTEGER,
+		 .key = (char *)GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+		 .value.integer = (int)(limits->idle_timeout_s * 1000u)},
 	};
-	grpc_channel_args args = {.num_args = 1, .args = &arg};
+	grpc_channel_args args = {.num_args = ELEMENTSOF(arg), .args = arg};
 	int r;
 
 	srv = calloc(1, sizeof(*srv));
@@ -635,8 +661,9 @@ int api_server_new(sd_event *event, const struct api_method *const *tables, void
 	srv->event = sd_event_ref(event);
 	srv->tables = tables;
 	srv->userdata = userdata;
-	srv->t_shutdown_main.kind = TAG_SERVER_SHUTDOWN;
-	srv->t_shutdown_deny.kind = TAG_SERVER_SHUTDOWN;
+	srv->limits = *limits;
+	for (int k = 0; k < API_SRV_N; k++)
+		srv->t_shutdown[k].kind = TAG_SERVER_SHUTDOWN;
 	pthread_mutex_init(&srv->lock, NULL);
 	srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (srv->wake_fd < 0) {
@@ -649,12 +676,11 @@ int api_server_new(sd_event *event, const struct api_method *const *tables, void
 
 	grpc_init();
 	srv->cq = grpc_completion_queue_create_for_next(NULL);
-	srv->server = grpc_server_create(&args, NULL);
-	srv->deny_server = grpc_server_create(&args, NULL);
-	grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
-	grpc_server_register_completion_queue(srv->deny_server, srv->cq, NULL);
-	grpc_server_start(srv->server);
-	grpc_server_start(srv->deny_server);
+	for (int k = 0; k < API_SRV_N; k++) {
+		srv->servers[k] = grpc_server_create(&args, NULL);
+		grpc_server_register_completion_queue(srv->servers[k], srv->cq, NULL);
+		grpc_server_start(srv->servers[k]);
+	}
 
 	r = -pthread_create(&srv->thread, NULL, cq_thread, srv);
 	if (r < 0)
@@ -662,8 +688,9 @@ int api_server_new(sd_event *event, const struct api_method *const *tables, void
 	srv->thread_started = true;
 
 	for (int i = 0; i < API_OUTSTANDING_REQUESTS; i++)
-		server_request(srv, false);
-	server_request(srv, true);
+		server_request(srv, API_SRV_MAIN);
+	server_request(srv, API_SRV_DENY);
+	server_request(srv, API_SRV_BUSY);
 	*ret = srv;
 	return 0;
 fail:
@@ -671,16 +698,92 @@ fail:
 	return r;
 }
 
-void api_server_add_connection(struct api_server *srv, int fd, bool allowed)
+/* Drops the connections gRPC has closed: their fd is closed, or now another file. */
+static void conns_prune(struct api_server *srv)
 {
-	grpc_server_credentials *creds;
+	size_t j = 0;
 
-	if (srv->shutting_down) {
+	for (size_t i = 0; i < srv->n_conns; i++) {
+		struct api_conn *c = &srv->conns[i];
+		struct stat st;
+
+		if (fstat(c->fd, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
+			srv->conns[j++] = *c;
+	}
+	srv->n_conns = j;
+}
+
+#define SWEEP_US (1000 * 1000)
+#define TRIM_PEAK 32 /* connections: below this, a burst leaves too little to give back */
+
+/* While connections are open: once a second, forget the closed ones; once a burst of them is
+ * over (half gone), give the memory they used back to the kernel (glibc keeps it otherwise:
+ * ~10 MB after 1,000 connections). */
+static int on_sweep(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct api_server *srv = userdata;
+
+	(void)usec;
+	conns_prune(srv);
+	if (srv->peak_conns >= TRIM_PEAK && srv->n_conns <= srv->peak_conns / 2) {
+		malloc_trim(0);
+		srv->peak_conns = srv->n_conns;
+	}
+	if (srv->n_conns == 0 && srv->peak_conns < TRIM_PEAK) {
+		srv->sweep = sd_event_source_disable_unref(srv->sweep);
+		return 0;
+	}
+	return sd_event_source_set_time_relative(es, SWEEP_US) < 0
+		       ? 0
+		       : sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+}
+
+void api_server_add_connection(struct api_server *srv, int fd, bool allowed, uid_t uid)
+{
+	enum api_srv_kind kind = allowed ? API_SRV_MAIN : API_SRV_DENY;
+	grpc_server_credentials *creds;
+	struct api_conn *conns;
+	unsigned of_uid = 0;
+	struct stat st;
+
+	if (srv->shutting_down || fstat(fd, &st) < 0) {
 		close(fd);
 		return;
 	}
+	conns_prune(srv);
+	for (size_t i = 0; i < srv->n_conns; i++)
+		of_uid += srv->conns[i].uid == uid;
+	if (allowed &&
+	    (srv->n_conns >= srv->limits.max_connections || of_uid >= srv->limits.max_per_user)) {
+		/* answered with RESOURCE_EXHAUSTED; beyond twice the limit not even that */
+		if (srv->n_conns >= 2 * (size_t)srv->limits.max_connections) {
+			close(fd);
+			return;
+		}
+		if (clock_mono_us() - srv->busy_logged_us > 5 * 1000 * 1000) {
+			srv->busy_logged_us = clock_mono_us();
+			log_warning(
+				"api: uid %u: too many connections (%zu open, %u of this user); "
+				"refusing their calls with RESOURCE_EXHAUSTED",
+				(unsigned)uid, srv->n_conns, of_uid);
+		}
+		kind = API_SRV_BUSY;
+	}
+	conns = reallocarray(srv->conns, srv->n_conns + 1, sizeof(*conns));
+	if (!conns) {
+		close(fd);
+		return;
+	}
+	srv->conns = conns;
+	srv->conns[srv->n_conns++] =
+		(struct api_conn){.fd = fd, .dev = st.st_dev, .ino = st.st_ino, .uid = uid};
+	if (srv->n_conns > srv->peak_conns)
+		srv->peak_conns = srv->n_conns;
+	if (!srv->sweep && sd_event_add_time_relative(srv->event, &srv->sweep, CLOCK_MONOTONIC,
+						      SWEEP_US, 0, on_sweep, srv) < 0)
+		srv->sweep = NULL;
 	creds = grpc_insecure_server_credentials_create();
-	grpc_server_add_channel_from_fd(allowed ? srv->server : srv->deny_server, fd, creds);
+	grpc_server_add_channel_from_fd(srv->servers[kind], fd, creds);
 	grpc_server_credentials_release(creds);
 }
 
@@ -696,8 +799,8 @@ void api_server_shutdown(struct api_server *srv, void (*done)(void *userdata), v
 		if (c->method && c->method->kind != API_METHOD_UNARY)
 			call_end(c, GRPC_STATUS_UNAVAILABLE, "mvirt-vmm is shutting down");
 	}
-	grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->t_shutdown_main);
-	grpc_server_shutdown_and_notify(srv->deny_server, srv->cq, &srv->t_shutdown_deny);
+	for (int k = 0; k < API_SRV_N; k++)
+		grpc_server_shutdown_and_notify(srv->servers[k], srv->cq, &srv->t_shutdown[k]);
 }
 
 /* Runs the loop side by hand until the servers are down and every call is gone (used when
@@ -706,7 +809,7 @@ static void drain(struct api_server *srv, int timeout_ms)
 {
 	uint64_t deadline = gpr_now(GPR_CLOCK_MONOTONIC).tv_sec * 1000ULL + (uint64_t)timeout_ms;
 
-	while (srv->servers_down < 2 || srv->calls || srv->n_requests > 0) {
+	while (srv->servers_down < API_SRV_N || srv->calls || srv->n_requests > 0) {
 		struct pollfd pfd = {.fd = srv->wake_fd, .events = POLLIN};
 		uint64_t now = gpr_now(GPR_CLOCK_MONOTONIC).tv_sec * 1000ULL;
 
@@ -721,12 +824,12 @@ void api_server_free(struct api_server *srv)
 {
 	if (!srv)
 		return;
-	if (srv->server) {
+	if (srv->servers[API_SRV_MAIN]) {
 		if (!srv->shutting_down)
 			api_server_shutdown(srv, NULL, NULL);
 		srv->shutdown_done = NULL;
-		grpc_server_cancel_all_calls(srv->server);
-		grpc_server_cancel_all_calls(srv->deny_server);
+		for (int k = 0; k < API_SRV_N; k++)
+			grpc_server_cancel_all_calls(srv->servers[k]);
 		if (srv->thread_started)
 			drain(srv, 5000);
 	}
@@ -734,10 +837,11 @@ void api_server_free(struct api_server *srv)
 		grpc_completion_queue_shutdown(srv->cq);
 	if (srv->thread_started)
 		pthread_join(srv->thread, NULL);
-	if (srv->server)
-		grpc_server_destroy(srv->server);
-	if (srv->deny_server)
-		grpc_server_destroy(srv->deny_server);
+	for (int k = 0; k < API_SRV_N; k++)
+		if (srv->servers[k])
+			grpc_server_destroy(srv->servers[k]);
+	sd_event_source_disable_unref(srv->sweep);
+	free(srv->conns);
 	if (srv->cq) {
 		grpc_completion_queue_destroy(srv->cq);
 		grpc_shutdown();

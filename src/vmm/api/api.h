@@ -21,6 +21,7 @@
 #include <grpc/status.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "common/err.h"
@@ -55,14 +56,36 @@ struct api_method {
 		.handle = (fn),                                                                    \
 	}
 
+/* The gRPC servers a connection may go to: the API, the one that answers every call with
+ * PERMISSION_DENIED (a peer not allowed), and the one that answers RESOURCE_EXHAUSTED (a peer
+ * over the connection limits). */
+enum api_srv_kind { API_SRV_MAIN, API_SRV_DENY, API_SRV_BUSY, API_SRV_N };
+
+#define API_MAX_STREAMS_PER_CONNECTION 100
+
+struct api_limits {
+	unsigned max_connections; /* open at once, all peers */
+	unsigned max_per_user;    /* open at once, one uid */
+	unsigned idle_timeout_s;  /* a connection without calls is closed after it */
+};
+
+/* A connection handed to gRPC, known by its socket's identity (gRPC closes the fd itself). */
+struct api_conn {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	uid_t uid;
+};
+
 /* Creates the servers and the completion-queue thread; handlers see userdata through
  * api_call_userdata(). tables is a NULL-terminated array of { method... , {NULL} } arrays. */
 int api_server_new(sd_event *event, const struct api_method *const *tables, void *userdata,
-		   struct api_server **ret);
+		   const struct api_limits *limits, struct api_server **ret);
 
-/* Hands an accepted, connected socket to gRPC (ownership of fd passes, even on failure).
- * allowed selects the main server or the PERMISSION_DENIED one. */
-void api_server_add_connection(struct api_server *srv, int fd, bool allowed);
+/* Hands an accepted, connected socket of peer uid to gRPC (ownership of fd passes, even on
+ * failure). allowed selects the main server or the PERMISSION_DENIED one; a peer over the
+ * limits gets the RESOURCE_EXHAUSTED one (and, beyond twice the total, a closed socket). */
+void api_server_add_connection(struct api_server *srv, int fd, bool allowed, uid_t uid);
 
 /* Begins a graceful shutdown: no new calls (they get UNAVAILABLE), streams end with
  * UNAVAILABLE, in-flight unary calls complete. done(userdata) runs on the loop once all calls

@@ -17,9 +17,46 @@ struct listener {
 	char *unix_path; /* NULL for TCP */
 	int fd;
 	sd_event_source *source;
+	sd_event_source *resume; /* while accepting is paused: out of file descriptors */
+	uint64_t pause_us;       /* the current pause, doubled while fds stay out */
 	struct api_server *api;
 	gid_t access_gid;
 };
+
+#define PAUSE_MIN_US (50 * 1000)
+#define PAUSE_MAX_US (1000 * 1000)
+
+static int on_resume(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct listener *l = userdata;
+
+	(void)s, (void)usec;
+	l->resume = sd_event_source_unref(l->resume);
+	(void)sd_event_source_set_enabled(l->source, SD_EVENT_ON);
+	return 0;
+}
+
+/* accept() found no free fd (EMFILE/ENFILE): the connection waits in the backlog, and a
+ * level-triggered listener would wake again at once and spin; so stop listening for a while
+ * (50 ms, doubling to 1 s while it lasts) and try again. */
+static void pause_accepting(struct listener *l, int e)
+{
+	if (l->resume)
+		return;
+	l->pause_us = !l->pause_us                     ? PAUSE_MIN_US
+		      : l->pause_us * 2 > PAUSE_MAX_US ? PAUSE_MAX_US
+						       : l->pause_us * 2;
+	if (l->pause_us == PAUSE_MIN_US)
+		log_warning("listen %s: out of file descriptors (%s); pausing new connections "
+			    "until some are free",
+			    l->address, strerrorname_np(e));
+	if (sd_event_add_time_relative(sd_event_source_get_event(l->source), &l->resume,
+				       CLOCK_MONOTONIC, l->pause_us, 0, on_resume, l) < 0) {
+		l->resume = NULL;
+		return; /* keep listening: better a busy loop than a dead listener */
+	}
+	(void)sd_event_source_set_enabled(l->source, SD_EVENT_OFF);
+}
 
 union sockaddr_any {
 	struct sockaddr sa;
@@ -125,9 +162,18 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		int cfd, r;
 
 		cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (cfd >= 0 && l->pause_us) {
+			log_info("listen %s: file descriptors are free again; accepting",
+				 l->address);
+			l->pause_us = 0;
+		}
 		if (cfd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				pause_accepting(l, errno);
+				return 0;
+			}
 			if (errno != EAGAIN)
 				log_warning_errno(errno, "listen %s: accept failed: %m",
 						  l->address);
@@ -152,7 +198,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 					"permission denied",
 					l->address, (unsigned)cred.uid);
 		}
-		api_server_add_connection(l->api, cfd, allowed);
+		api_server_add_connection(l->api, cfd, allowed, r < 0 ? (uid_t)-1 : cred.uid);
 	}
 }
 
@@ -260,6 +306,7 @@ void listener_free(struct listener *l)
 {
 	if (!l)
 		return;
+	sd_event_source_disable_unref(l->resume);
 	sd_event_source_disable_unref(l->source);
 	if (l->fd >= 0) {
 		close(l->fd);
