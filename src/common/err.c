@@ -1,6 +1,7 @@
 /* See err.h. */
 #include "common/err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -12,6 +13,11 @@ int mv_err_kind(struct mv_error *err, enum mv_error_kind kind, int code, const c
 	if (!err || err->kind != MV_ERR_NONE)
 		return code;
 	err->kind = kind == MV_ERR_NONE ? MV_ERR_INTERNAL : kind;
+	/* A resource that ran out is that, wherever it was noticed: the caller may retry once
+	 * fds, space or memory are back (RESOURCE_EXHAUSTED), which a fault is not. */
+	if (err->kind == MV_ERR_INTERNAL &&
+	    (code == -EMFILE || code == -ENFILE || code == -ENOSPC || code == -EDQUOT))
+		err->kind = MV_ERR_EXHAUSTED;
 	err->code = code;
 	errno = code < 0 ? -code : code; /* for %m */
 	va_start(ap, fmt);

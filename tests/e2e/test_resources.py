@@ -131,3 +131,21 @@ def test_out_of_disk_space_is_resource_exhausted_and_recovers(make_daemon, vm_fi
     assert [v.name for v in d.call("ListVms").vms] == sorted(made + ["after"])
     d.restart()
     assert [v.name for v in d.call("ListVms").vms] == sorted(made + ["after"])
+
+
+def test_out_of_fds_a_start_is_resource_exhausted_and_leaves_nothing(ch_daemon, vm_files):
+    d = ch_daemon
+    d.call("CreateVm", pb.CreateVmRequest(name="a", config=pb.VmConfig(
+        vcpus=1, memory_mb=64, kernel=vm_files["kernel"])))
+    n = len(os.listdir(f"/proc/{d.pid}/fd"))
+    subprocess.run(["prlimit", f"--pid={d.pid}", f"--nofile={n + 1}:"], check=True)
+    with pytest.raises(grpc.RpcError) as ei:
+        d.call("StartVm", pb.StartVmRequest(vm="a"), timeout=30)
+    assert ei.value.code() == Code.RESOURCE_EXHAUSTED, ei.value.details()
+    assert "Too many open files" in ei.value.details()
+    vm = d.call("GetVm", pb.GetVmRequest(vm="a"))
+    assert vm.state == pb.VM_STATE_STOPPED and not vm.pid
+    assert not d.hypervisor_pids()
+    subprocess.run(["prlimit", f"--pid={d.pid}", "--nofile=1024:"], check=True)
+    assert d.call("StartVm", pb.StartVmRequest(vm="a"), timeout=30).state == pb.VM_STATE_RUNNING
+    d.call("StopVm", pb.StopVmRequest(vm="a", force=True), timeout=30)
