@@ -130,3 +130,48 @@ def test_a_file_swapped_after_create_is_refused_at_start(ch_daemon, vm_files, tm
     vm = ch_daemon.call("GetVm", pb.GetVmRequest(vm="swap"))
     assert vm.state == pb.VM_STATE_STOPPED and not vm.pid
     assert not ch_daemon.hypervisor_pids()
+
+
+def test_a_file_swapped_for_a_symlink_to_an_ordinary_file_is_refused(ch_daemon, vm_files,
+                                                                     tmp_path):
+    """The issue's case: kernel and disk were plain files at CreateVm; by StartVm they are
+    symlinks to a file the caller could not name (here a stand-in for /etc/shadow). Refused,
+    also after a daemon restart (what was plain is stored with the VM)."""
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret\n")
+    kernel, disk = tmp_path / "vmlinuz", tmp_path / "disk.raw"
+    kernel.write_bytes(b"\x7fELF kernel")
+    disk.write_bytes(b"\0" * 4096)
+    cfg = pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(kernel))
+    cfg.disks.add(path=str(disk))
+    create(ch_daemon, "swapped", cfg)
+    ch_daemon.restart()
+    for path, field in ((kernel, r"config\.kernel"), (disk, r"config\.disks\[0\]\.path")):
+        path.rename(str(path) + ".orig")
+        path.symlink_to(secret)
+        err = rpc_error(ch_daemon.call, "StartVm", pb.StartVmRequest(vm="swapped"))
+        assert_status(err, Code.FAILED_PRECONDITION, field + r": .* now is reached through a "
+                      r"symbolic link \(to .*shadow\)")
+        path.unlink()
+        os.rename(str(path) + ".orig", path)
+    assert not ch_daemon.hypervisor_pids()
+    # the plain files back: it starts
+    vm = ch_daemon.call("StartVm", pb.StartVmRequest(vm="swapped"), timeout=30)
+    assert vm.state == pb.VM_STATE_RUNNING
+    ch_daemon.call("StopVm", pb.StopVmRequest(vm="swapped", force=True), timeout=30)
+
+
+def test_a_symlink_given_at_create_may_be_retargeted(ch_daemon, vm_files, tmp_path):
+    """Who names a symlink (/vmlinuz -> vmlinuz-6.1) keeps following it: a kernel upgrade that
+    retargets it is no swap."""
+    old, new = tmp_path / "vmlinuz-1", tmp_path / "vmlinuz-2"
+    old.write_bytes(b"\x7fELF one")
+    new.write_bytes(b"\x7fELF two")
+    link = tmp_path / "vmlinuz"
+    link.symlink_to(old)
+    create(ch_daemon, "upgraded", pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(link)))
+    link.unlink()
+    link.symlink_to(new)
+    vm = ch_daemon.call("StartVm", pb.StartVmRequest(vm="upgraded"), timeout=30)
+    assert vm.state == pb.VM_STATE_RUNNING
+    ch_daemon.call("StopVm", pb.StopVmRequest(vm="upgraded", force=True), timeout=30)

@@ -120,6 +120,7 @@ static void huge_record(struct vm_record *r, unsigned n, const char *name)
 	r->created_at_us = INT64_MAX;
 	r->started_at_us = INT64_MIN;
 	r->config.vcpus = UINT32_MAX;
+	r->config.plain_paths = VM_PLAIN_KERNEL | VM_PLAIN_DISKS(3);
 	r->config.memory_mb = UINT64_MAX;
 	r->config.kernel = xstrdup(tricky);
 	r->config.initramfs = xstrdup("/boot/initrd \xe6\x97\xa5\xe6\x9c\xac");

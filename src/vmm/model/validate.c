@@ -196,9 +196,9 @@ static const char *own_cause(const struct path_policy *policy, const char *real,
 	return NULL;
 }
 
-static int open_path(const char *path)
+static int open_path(const char *path, uint64_t resolve)
 {
-	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS};
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = resolve};
 	long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
 
 	if (fd < 0 && errno == ENOSYS) /* before Linux 5.6: no magic-link guard, the rest holds */
@@ -206,8 +206,9 @@ static int open_path(const char *path)
 	return fd < 0 ? -errno : (int)fd;
 }
 
-int validate_path(const char *path, const char *field, enum path_kind kind,
-		  const struct path_policy *policy, struct stat *ret_st, struct mv_error *err)
+static int check_path(const char *path, const char *field, enum path_kind kind,
+		      const struct path_policy *policy, bool plain, struct stat *ret_st,
+		      struct mv_error *err)
 {
 	char quoted[96], real[PATH_MAX], link[64];
 	struct statfs fs;
@@ -222,7 +223,27 @@ int validate_path(const char *path, const char *field, enum path_kind kind,
 	if (strnlen(path, PATH_MAX) >= PATH_MAX)
 		return mv_err_invalid(err, "%s: is too long (at most %d bytes)", field,
 				      PATH_MAX - 1);
-	fd = open_path(path);
+	if (plain &&
+	    (fd = open_path(path, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)) == -ELOOP) {
+		char target[160], shown[150];
+		ssize_t t = readlink(path, real, sizeof(real) - 1);
+
+		target[0] = '\0';
+		if (t > 0) {
+			real[t] = '\0';
+			snprintf(target, sizeof(target), " (to %s)",
+				 mv_printable(real, shown, sizeof(shown)));
+		}
+		return mv_err_invalid(
+			err,
+			"%s: %s had no symbolic link in it when the VM was created and "
+			"now is reached through a symbolic link%s; refusing to follow "
+			"it (recreate the VM to use it)",
+			field, quoted, target);
+	}
+	if (plain && fd >= 0)
+		close(fd);
+	fd = open_path(path, RESOLVE_NO_MAGICLINKS);
 	if (fd == -ELOOP && (startswith(path, "/proc/") || startswith(path, "/dev/fd/")))
 		return mv_err_invalid(err,
 				      "%s: %s is a link into /proc (a process's file), "
@@ -254,6 +275,34 @@ int validate_path(const char *path, const char *field, enum path_kind kind,
 		return mv_err_invalid(err, "%s: %s %s", field, quoted, cause);
 	*ret_st = st;
 	return 0;
+}
+
+int validate_path(const char *path, const char *field, enum path_kind kind,
+		  const struct path_policy *policy, struct stat *ret_st, struct mv_error *err)
+{
+	return check_path(path, field, kind, policy, false, ret_st, err);
+}
+
+static uint32_t plain_bit(const char *path, uint32_t bit)
+{
+	int fd;
+
+	if (isempty(path) ||
+	    (fd = open_path(path, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)) < 0)
+		return 0;
+	close(fd);
+	return bit;
+}
+
+uint32_t validate_plain_paths(const struct vm_config *c)
+{
+	uint32_t m = plain_bit(c->kernel, VM_PLAIN_KERNEL) |
+		     plain_bit(c->initramfs, VM_PLAIN_INITRAMFS) |
+		     plain_bit(c->firmware, VM_PLAIN_FIRMWARE) | plain_bit(c->disk, VM_PLAIN_DISK);
+
+	for (size_t i = 0; i < c->n_disks && i < 28; i++)
+		m |= plain_bit(c->disks[i].path, VM_PLAIN_DISKS(i));
+	return m;
 }
 
 /* True when a and b are the same disk: the same inode, or the same block device (two device
@@ -294,7 +343,8 @@ static int check_disks(const struct vm_config *c, const struct path_policy *poli
 				      VM_MAX_DISKS);
 
 	if (!isempty(c->disk)) {
-		r = validate_path(c->disk, "config.disk", PATH_DISK, policy, &seen[0], err);
+		r = check_path(c->disk, "config.disk", PATH_DISK, policy,
+			       c->plain_paths & VM_PLAIN_DISK, &seen[0], err);
 		if (r < 0)
 			return r;
 		snprintf(seen_field[0], FIELD_MAX, "config.disk");
@@ -321,7 +371,8 @@ static int check_disks(const struct vm_config *c, const struct path_policy *poli
 		if (isempty(d->path))
 			return mv_err_invalid(err, "%s: required (or set config.disks[%zu].volume)",
 					      field, i);
-		r = validate_path(d->path, field, PATH_DISK, policy, &st, err);
+		r = check_path(d->path, field, PATH_DISK, policy,
+			       i < 28 && (c->plain_paths & VM_PLAIN_DISKS(i)), &st, err);
 		if (r < 0)
 			return r;
 		for (k = 0; k < n_seen; k++)
@@ -427,7 +478,8 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 			c->memory_mb, host->memory_mb);
 
 	if (has_kernel) {
-		r = validate_path(c->kernel, "config.kernel", PATH_FILE, paths, &st, err);
+		r = check_path(c->kernel, "config.kernel", PATH_FILE, paths,
+			       c->plain_paths & VM_PLAIN_KERNEL, &st, err);
 		if (r < 0)
 			return r;
 	}
@@ -435,7 +487,8 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 	if (!isempty(c->initramfs)) {
 		if (!has_kernel)
 			return mv_err_invalid(err, "config.initramfs: requires config.kernel");
-		r = validate_path(c->initramfs, "config.initramfs", PATH_FILE, paths, &st, err);
+		r = check_path(c->initramfs, "config.initramfs", PATH_FILE, paths,
+			       c->plain_paths & VM_PLAIN_INITRAMFS, &st, err);
 		if (r < 0)
 			return r;
 	}
@@ -453,7 +506,8 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 		if (has_kernel)
 			return mv_err_invalid(
 				err, "config.firmware: cannot be combined with config.kernel");
-		r = validate_path(c->firmware, "config.firmware", PATH_FILE, paths, &st, err);
+		r = check_path(c->firmware, "config.firmware", PATH_FILE, paths,
+			       c->plain_paths & VM_PLAIN_FIRMWARE, &st, err);
 		if (r < 0)
 			return r;
 	} else if (!has_kernel)

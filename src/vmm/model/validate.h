@@ -49,6 +49,10 @@ enum path_kind {
 int validate_path(const char *path, const char *field, enum path_kind kind,
 		  const struct path_policy *policy, struct stat *ret_st, struct mv_error *err);
 
+/* The VM_PLAIN_* bits of c's paths that are reached without any symbolic link now (at
+ * create): validate_vm_config then refuses them at a start if one has become a symlink. */
+uint32_t validate_plain_paths(const struct vm_config *c);
+
 /* Names match ^[a-z0-9][a-z0-9._-]{0,62}$. field is used in the message ("name"). */
 int validate_vm_name(const char *name, const char *field, struct mv_error *err);
 

@@ -132,6 +132,7 @@ int vmdef_config_copy(struct vm_config *dst, const struct vm_config *src)
 	struct vm_config c = {
 		.vcpus = src->vcpus,
 		.memory_mb = src->memory_mb,
+		.plain_paths = src->plain_paths,
 	};
 
 	if (dup_str(&c.kernel, src->kernel) < 0 || dup_str(&c.initramfs, src->initramfs) < 0 ||
@@ -200,10 +201,10 @@ static bool str_equal(const char *a, const char *b)
 bool vmdef_config_equal(const struct vm_config *a, const struct vm_config *b)
 {
 	if (a->vcpus != b->vcpus || a->memory_mb != b->memory_mb ||
-	    !str_equal(a->kernel, b->kernel) || !str_equal(a->initramfs, b->initramfs) ||
-	    !str_equal(a->cmdline, b->cmdline) || !str_equal(a->firmware, b->firmware) ||
-	    !str_equal(a->disk, b->disk) || !str_equal(a->user_data, b->user_data) ||
-	    !str_equal(a->meta_data, b->meta_data) ||
+	    a->plain_paths != b->plain_paths || !str_equal(a->kernel, b->kernel) ||
+	    !str_equal(a->initramfs, b->initramfs) || !str_equal(a->cmdline, b->cmdline) ||
+	    !str_equal(a->firmware, b->firmware) || !str_equal(a->disk, b->disk) ||
+	    !str_equal(a->user_data, b->user_data) || !str_equal(a->meta_data, b->meta_data) ||
 	    !str_equal(a->network_config, b->network_config) || a->n_disks != b->n_disks ||
 	    a->n_nics != b->n_nics)
 		return false;

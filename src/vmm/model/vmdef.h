@@ -56,7 +56,18 @@ struct vm_config {
 	char *user_data; /* cloud-init NoCloud seed: user-data, meta-data, network-config */
 	char *meta_data;
 	char *network_config;
+	/* The paths that were reached without any symbolic link when the VM was created
+	 * (VM_PLAIN_*): they must still be at every start, so that a file swapped for a symlink
+	 * (to /etc/shadow, say) is never handed to the hypervisor. Kept by the daemon, not sent
+	 * by clients. */
+	uint32_t plain_paths;
 };
+
+#define VM_PLAIN_KERNEL (1u << 0)
+#define VM_PLAIN_INITRAMFS (1u << 1)
+#define VM_PLAIN_FIRMWARE (1u << 2)
+#define VM_PLAIN_DISK (1u << 3)
+#define VM_PLAIN_DISKS(i) (1u << (4 + (i))) /* i < 28 */
 
 /* The hypervisor process of a running VM, as identified across daemon restarts: pid plus
  * its start time (clock ticks after boot) plus the boot id. pid 0: no process. */

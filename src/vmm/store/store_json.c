@@ -106,7 +106,9 @@ int store_config_to_json(const struct vm_config *c, struct json_object **ret)
 	    json_add(o, "nics", nics_to_json(c)) < 0 ||
 	    json_add_str(o, "user_data", c->user_data) < 0 ||
 	    json_add_str(o, "meta_data", c->meta_data) < 0 ||
-	    json_add_str(o, "network_config", c->network_config) < 0)
+	    json_add_str(o, "network_config", c->network_config) < 0 ||
+	    (c->plain_paths &&
+	     json_add(o, "plain_paths", json_object_new_int64(c->plain_paths)) < 0))
 		return -ENOMEM;
 	*ret = TAKE_PTR(o);
 	return 0;
@@ -212,7 +214,7 @@ int store_config_from_json(struct json_object *o, struct vm_config *c, const cha
 {
 	struct json_object *disks, *nics;
 	bool bad = false;
-	uint64_t vcpus;
+	uint64_t vcpus, plain;
 	int r;
 
 	*c = (struct vm_config){};
@@ -229,6 +231,8 @@ int store_config_from_json(struct json_object *o, struct vm_config *c, const cha
 	GET("user_data", json_get_str(o, "user_data", &c->user_data));
 	GET("meta_data", json_get_str(o, "meta_data", &c->meta_data));
 	GET("network_config", json_get_str(o, "network_config", &c->network_config));
+	GET("plain_paths", json_get_u64(o, "plain_paths", UINT32_MAX, &plain));
+	c->plain_paths = (uint32_t)plain;
 	disks = json_get_array(o, "disks", &bad);
 	GET("disks", bad ? -EBADMSG : 0);
 	nics = json_get_array(o, "nics", &bad);

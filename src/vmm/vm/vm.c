@@ -267,6 +267,7 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 	r = complete_disks(m, &rec->config, err);
 	if (r < 0)
 		goto fail;
+	rec->config.plain_paths = validate_plain_paths(&rec->config);
 	r = assign_macs(m, &rec->config, err);
 	if (r < 0)
 		goto fail;
