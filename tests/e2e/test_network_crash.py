@@ -215,3 +215,46 @@ def test_kill_at_every_step_of_start_and_stop(nd, netns, vm_files):
     tried += every_step(nd, have_running_vm, stop, check, reset)
     delete_all(nd, netns)
     print(f"{tried} kills")
+
+
+def test_kill_at_every_step_of_create_and_delete_vm(nd, netns, vm_files):
+    """CreateVm and DeleteVm of a VM with a NIC on a managed network (a row, a MAC, the
+    network's hosts file): after a kill the VM is there whole or not at all, and the network's
+    hosts file names exactly the VMs that exist."""
+    def have_lan():
+        if not ncall(nd, "ListNetworks").networks:
+            create(nd, "lan", ipv4_subnet=SUBNET)
+
+    def no_vm():
+        have_lan()
+        for v in nd.call("ListVms").vms:
+            nd.call("DeleteVm", pb.DeleteVmRequest(vm=v.id))
+
+    def have_vm():
+        have_lan()
+        if not nd.call("ListVms").vms:
+            nic_vm(nd, "web", vm_files, "lan")
+
+    def check():
+        vms = nd.call("ListVms").vms
+        assert [v.name for v in vms] in ([], ["web"])
+        for v in vms:
+            assert v.state == pb.VM_STATE_STOPPED and len(v.config.nics) == 1
+        net = ncall(nd, "ListNetworks").networks[0]
+        hosts = nd.runtime_dir / "networks" / net.id
+        named = sorted(ln.split(",")[1].strip() for f in hosts.glob("*host*") if f.is_file()
+                       for ln in f.read_text().splitlines() if "," in ln)
+        wait_for(lambda: sorted(ln.split(",")[1].strip() for f in hosts.glob("*host*")
+                                if f.is_file() for ln in f.read_text().splitlines()
+                                if "," in ln) == [v.name for v in vms],
+                 f"the hosts file to name {[v.name for v in vms]} (it names {named})")
+        assert network_whole(nd, netns, "lan")
+
+    def reset():
+        pass
+
+    tried = every_step(nd, no_vm, lambda: nic_vm(nd, "web", vm_files, "lan"), check, reset)
+    tried += every_step(nd, have_vm, lambda: nd.call("DeleteVm", pb.DeleteVmRequest(vm="web")),
+                        check, reset)
+    delete_all(nd, netns)
+    print(f"{tried} kills")
