@@ -151,22 +151,42 @@ static char *strip(char *s)
 	return s;
 }
 
+#define CONFIG_LINE_MAX 4096
+
+/* Whether s holds a control character (a value spans one line, and names no terminal codes). */
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
 /* Reads KEY = VALUE lines into cfg, except settings already given on the command line. */
 static int config_read_file(struct daemon_config *cfg, const char *path, const bool *given,
 			    struct mv_error *err)
 {
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	char line[4096];
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
 	unsigned lineno = 0;
+	ssize_t n;
 
 	if (!f)
 		return mv_err_internal(err, -errno, "config file %s: %m", path);
-	while (fgets(line, sizeof(line), f)) {
-		char *p = strip(line), *eq, *key, *value;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		char *p, *eq, *key, *value;
 		const struct setting *s;
 		int r;
 
 		lineno++;
+		if (n > CONFIG_LINE_MAX)
+			return mv_err_invalid(err, "config file %s:%u: line longer than %d bytes",
+					      path, lineno, CONFIG_LINE_MAX);
+		if (memchr(line, '\0', (size_t)n))
+			return mv_err_invalid(err, "config file %s:%u: holds a NUL byte", path,
+					      lineno);
+		p = strip(line);
 		if (!*p || *p == '#' || *p == ';')
 			continue;
 		eq = strchr(p, '=');
@@ -181,9 +201,17 @@ static int config_read_file(struct daemon_config *cfg, const char *path, const b
 			value++;
 		}
 		s = setting_find(key);
-		if (!s)
+		if (!s) {
+			char shown[64];
+
 			return mv_err_invalid(err, "config file %s:%u: unknown key '%s'", path,
-					      lineno, key);
+					      lineno, mv_printable(key, shown, sizeof(shown)));
+		}
+		if (has_control(value))
+			return mv_err_invalid(err,
+					      "config file %s:%u: the value of %s holds a control "
+					      "character",
+					      path, lineno, s->name);
 		if (given[s - settings])
 			continue;
 		r = setting_apply(cfg, s, value);

@@ -117,6 +117,35 @@ static void test_config_file(void **state)
 	assert_non_null(strstr(err.msg, "unknown key 'nonsense'"));
 	assert_non_null(strstr(err.msg, ":1"));
 	config_done(&cfg);
+
+	/* A line too long for the reader is refused, not cut into two lines: the rest of it
+	 * ("pool = ...") would be read as a setting of its own. */
+	f = fopen(path, "w");
+	fputs("# ok\nlisten = unix:/x", f);
+	for (int i = 0; i < 4100; i++)
+		fputc('a', f);
+	fputs("pool = evil:/etc\n", f);
+	fclose(f);
+	mv_error_clear(&err);
+	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, ":2: line longer than"));
+	config_done(&cfg);
+	/* control characters inside a value (strip takes only those at its ends) */
+	f = fopen(path, "w");
+	fputs("pool = fast:/srv\r\tfast\n", f);
+	fclose(f);
+	mv_error_clear(&err);
+	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, ":1: the value of pool holds a control character"));
+	config_done(&cfg);
+	/* the last line may lack its newline */
+	f = fopen(path, "w");
+	fputs("hypervisor = /bin/ch", f);
+	fclose(f);
+	mv_error_clear(&err);
+	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), CONFIG_RUN);
+	assert_string_equal(cfg.hypervisor, "/bin/ch");
+	config_done(&cfg);
 	unlink(path);
 
 	mv_error_clear(&err);
