@@ -99,6 +99,7 @@ struct api_server {
 	struct api_limits limits;
 	struct api_conn *conns; /* connections handed to gRPC and (perhaps) still open */
 	size_t n_conns, peak_conns;
+	unsigned n_calls;        /* started and not yet freed (the calls list) */
 	uint64_t busy_logged_us; /* last "too many connections" warning */
 	sd_event_source *sweep;  /* checks conns while there are any; trims memory after a burst */
 	pthread_t thread;
@@ -196,6 +197,7 @@ static void call_free(struct api_call *c)
 	struct api_server *srv = c->srv;
 
 	if (c->started) {
+		srv->n_calls--;
 		if (c->prev)
 			c->prev->next = c->next;
 		else
@@ -448,6 +450,7 @@ static void on_new_call(struct api_call *c, bool ok)
 	server_request(srv, c->kind);
 
 	c->started = true;
+	srv->n_calls++;
 	c->next = srv->calls;
 	if (srv->calls)
 		srv->calls->prev = c;
@@ -476,6 +479,13 @@ static void on_new_call(struct api_call *c, bool ok)
 	}
 	if (srv->shutting_down) {
 		api_call_fail(c, GRPC_STATUS_UNAVAILABLE, "mvirt-vmm is shutting down");
+		return;
+	}
+	if (srv->n_calls > API_MAX_CALLS) {
+		api_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			      "too many calls in progress: mvirt-vmm runs at most %d at once, over "
+			      "all connections; retry when some have ended",
+			      API_MAX_CALLS);
 		return;
 	}
 	c->method = method_find(srv, c->method_name);

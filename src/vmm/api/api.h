@@ -62,6 +62,7 @@ struct api_method {
 enum api_srv_kind { API_SRV_MAIN, API_SRV_DENY, API_SRV_BUSY, API_SRV_N };
 
 #define API_MAX_STREAMS_PER_CONNECTION 100
+#define API_MAX_CALLS 4096 /* calls and streams at once, over all connections */
 
 struct api_limits {
 	unsigned max_connections; /* open at once, all peers */
