@@ -31,6 +31,20 @@ int mkdir_parents(const char *path, mode_t mode)
 	return 0;
 }
 
+size_t dir_count_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		n += !streq(de->d_name, ".") && !streq(de->d_name, "..");
+	closedir(d);
+	return n;
+}
+
 void remove_dir_files(const char *path)
 {
 	DIR *d = opendir(path);

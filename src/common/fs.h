@@ -8,6 +8,8 @@
  * directory is fine. */
 int mkdir_parents(const char *path, mode_t mode);
 
+/* How many entries (but . and ..) the directory path holds; 0 when it cannot be read. */
+size_t dir_count_entries(const char *path);
 /* Removes a directory of plain files (no recursion), best effort. */
 void remove_dir_files(const char *path);
 /* Writes data to path through path.tmp + fsync + rename: readers see the old or the new file. */

@@ -3,7 +3,6 @@
  * any socket exists; READY=1 is sent only once every listener accepts. */
 #include "daemon.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -60,21 +59,6 @@ static void on_store_write(void *userdata)
 		d->checkpoint = NULL; /* the next write tries again; close checkpoints anyway */
 }
 
-/* How many entries (but . and ..) dir holds; 0 when it does not exist. */
-static size_t dir_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d)))
-		n += !streq(de->d_name, ".") && !streq(de->d_name, "..");
-	closedir(d);
-	return n;
-}
-
 /* A database that is missing or empty (0 bytes: truncated) while the state dir holds what
  * only a database could have made (VM or network dirs, volumes) is state lost, not a first
  * start: starting would make an empty database over it and forget every VM. */
@@ -97,7 +81,7 @@ static int check_db_not_lost(struct daemon *d, const char *db)
 
 		if (asprintf(&dir, "%s/%s", d->cfg->state_dir, kinds[i]) < 0)
 			return log_oom();
-		if ((n = dir_entries(dir)) > 0)
+		if ((n = dir_count_entries(dir)) > 0)
 			return log_error_errno(
 				-EUCLEAN,
 				"state database %s is %s, but %s holds %zu entr%s that only it can "

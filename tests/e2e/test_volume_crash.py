@@ -13,35 +13,17 @@ import subprocess
 
 import pytest
 
-import mvirt_proto
 from test_network_crash import every_step
 from test_networks import wait_for
+from test_volumes import import_all, pool_dir, vcall
 
-pb = mvirt_proto.mvirt_pb2
-VOL = "/mvirt.VolumeService/"
 
 pytestmark = pytest.mark.skipif(not shutil.which("strace") or not shutil.which("qemu-img"),
                                 reason="needs strace and qemu-img")
 
 
-def vcall(d, method, req):
-    return mvirt_proto.unary(d.channel(), VOL + method)(req, timeout=60)
-
-
-def import_vol(d, name, source):
-    fn = d.channel().unary_stream(VOL + "ImportVolume",
-                                  request_serializer=pb.ImportVolumeRequest.SerializeToString,
-                                  response_deserializer=pb.VolumeProgress.FromString)
-    for _ in fn(pb.ImportVolumeRequest(name=name, source_path=source), timeout=60):
-        pass
-
-
-def pool_dir(d):
-    return d.state_dir / "volumes"
-
-
 def check(d):
-    listing = vcall(d, "ListVolumes", pb.ListVolumesRequest())
+    listing = vcall(d, "ListVolumes")
     for v in listing.volumes:
         assert v.status == "ok", (v.name, v.status)
         assert os.path.exists(v.path), v.path
@@ -54,10 +36,10 @@ def check(d):
 
 
 def delete_all(d):
-    listing = vcall(d, "ListVolumes", pb.ListVolumesRequest())
+    listing = vcall(d, "ListVolumes")
     # clones first: a volume with clones cannot go
     for v in sorted(listing.volumes, key=lambda v: -len(v.backing_chain)):
-        vcall(d, "DeleteVolume", pb.DeleteVolumeRequest(name=v.name))
+        vcall(d, "DeleteVolume", name=v.name)
     for f in listing.unknown_files:
         os.unlink(f if os.path.isabs(f) else pool_dir(d) / f)
     assert not os.listdir(pool_dir(d))
@@ -72,24 +54,29 @@ def src(tmp_path):
 
 def test_kill_at_every_step_of_import_clone_delete(make_daemon, src):
     d = make_daemon()
-    names = lambda: {v.name for v in vcall(d, "ListVolumes", pb.ListVolumesRequest()).volumes}
+    names = lambda: {v.name for v in vcall(d, "ListVolumes").volumes}
 
     def nothing():
         pass
 
     def have_base():
         if "base" not in names():
-            import_vol(d, "base", src)
+            import_all(d, name="base", source_path=src)
 
     def have_clone():
         have_base()
         if "copy" not in names():
-            vcall(d, "CloneVolume", pb.CloneVolumeRequest(source="base", name="copy"))
+            vcall(d, "CloneVolume", source="base", name="copy")
 
-    tried = every_step(d, nothing, lambda: import_vol(d, "base", src), lambda: check(d),
-                       lambda: delete_all(d))
-    tried += every_step(d, have_base, lambda: vcall(d, "CloneVolume", pb.CloneVolumeRequest(
-        source="base", name="copy")), lambda: check(d), lambda: delete_all(d))
-    tried += every_step(d, have_clone, lambda: vcall(d, "DeleteVolume", pb.DeleteVolumeRequest(
-        name="copy")), lambda: check(d), lambda: delete_all(d))
+    def ok():
+        check(d)
+
+    def reset():
+        delete_all(d)
+
+    tried = every_step(d, nothing, lambda: import_all(d, name="base", source_path=src), ok,
+                       reset)
+    tried += every_step(d, have_base, lambda: vcall(d, "CloneVolume", source="base", name="copy"),
+                        ok, reset)
+    tried += every_step(d, have_clone, lambda: vcall(d, "DeleteVolume", name="copy"), ok, reset)
     print(f"{tried} kills")

@@ -79,6 +79,19 @@ static void test_config_cli(void **state)
 	config_done(&cfg);
 }
 
+/* Writes text to path and parses "--config path" into cfg. */
+static int parse_file(struct daemon_config *cfg, struct mv_error *err, const char *path,
+		      const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	mv_error_clear(err);
+	return parse(cfg, err, "--config", path, NULL);
+}
+
 static void test_config_file(void **state)
 {
 	char path[] = "/tmp/mvirt-test-config-XXXXXX";
@@ -120,30 +133,19 @@ static void test_config_file(void **state)
 
 	/* A line too long for the reader is refused, not cut into two lines: the rest of it
 	 * ("pool = ...") would be read as a setting of its own. */
-	f = fopen(path, "w");
-	fputs("# ok\nlisten = unix:/x", f);
-	for (int i = 0; i < 4100; i++)
-		fputc('a', f);
-	fputs("pool = evil:/etc\n", f);
-	fclose(f);
-	mv_error_clear(&err);
-	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), -EINVAL);
+	char long_line[4200] = "# ok\nlisten = unix:/x";
+
+	memset(long_line + strlen(long_line), 'a', 4100);
+	memcpy(long_line + strlen(long_line), "pool = evil:/etc\n", sizeof("pool = evil:/etc\n"));
+	assert_int_equal(parse_file(&cfg, &err, path, long_line), -EINVAL);
 	assert_non_null(strstr(err.msg, ":2: line longer than"));
 	config_done(&cfg);
 	/* control characters inside a value (strip takes only those at its ends) */
-	f = fopen(path, "w");
-	fputs("pool = fast:/srv\r\tfast\n", f);
-	fclose(f);
-	mv_error_clear(&err);
-	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), -EINVAL);
+	assert_int_equal(parse_file(&cfg, &err, path, "pool = fast:/srv\r\tfast\n"), -EINVAL);
 	assert_non_null(strstr(err.msg, ":1: the value of pool holds a control character"));
 	config_done(&cfg);
 	/* the last line may lack its newline */
-	f = fopen(path, "w");
-	fputs("hypervisor = /bin/ch", f);
-	fclose(f);
-	mv_error_clear(&err);
-	assert_int_equal(parse(&cfg, &err, "--config", path, NULL), CONFIG_RUN);
+	assert_int_equal(parse_file(&cfg, &err, path, "hypervisor = /bin/ch"), CONFIG_RUN);
 	assert_string_equal(cfg.hypervisor, "/bin/ch");
 	config_done(&cfg);
 	unlink(path);

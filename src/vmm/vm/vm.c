@@ -445,6 +445,19 @@ static int nic_copy(struct vm_nic *dst, const struct vm_nic *src)
 	return 0;
 }
 
+/* The VM ref names and a copy of its config, for AddNic/RemoveNic to change. */
+static int nic_change_begin(struct vm_manager *m, const char *ref, struct vm **ret_vm,
+			    struct vm_config *c, struct mv_error *err)
+{
+	int r = vm_registry_lookup(m, ref, "vm", ret_vm, err);
+
+	if (r < 0)
+		return r;
+	if (vmdef_config_copy(c, &(*ret_vm)->rec.config) < 0)
+		return mv_err_oom(err);
+	return 0;
+}
+
 int vm_manager_add_nic(struct vm_manager *m, const char *ref, const struct vm_nic *nic,
 		       vm_done_fn fn, void *userdata, struct mv_error *err)
 {
@@ -454,11 +467,8 @@ int vm_manager_add_nic(struct vm_manager *m, const char *ref, const struct vm_ni
 	size_t i;
 	int r;
 
-	r = vm_registry_lookup(m, ref, "vm", &vm, err);
-	if (r < 0)
+	if ((r = nic_change_begin(m, ref, &vm, &c, err)) < 0)
 		return r;
-	if (vmdef_config_copy(&c, &vm->rec.config) < 0)
-		return mv_err_oom(err);
 	i = c.n_nics;
 	if (i >= VM_MAX_NICS)
 		return mv_err_invalid(err, "nic: vm '%s' has %zu NICs already, at most %d",
@@ -486,19 +496,16 @@ int vm_manager_remove_nic(struct vm_manager *m, const char *ref, const char *mac
 	size_t i;
 	int r;
 
-	r = vm_registry_lookup(m, ref, "vm", &vm, err);
-	if (r < 0)
+	if ((r = nic_change_begin(m, ref, &vm, &c, err)) < 0)
 		return r;
 	if (isempty(mac))
 		return mv_err_invalid(err, "mac: give the MAC address of the NIC to remove");
-	for (i = 0; i < vm->rec.config.n_nics; i++)
-		if (vm->rec.config.nics[i].mac && strcasecmp(vm->rec.config.nics[i].mac, mac) == 0)
+	for (i = 0; i < c.n_nics; i++)
+		if (c.nics[i].mac && strcasecmp(c.nics[i].mac, mac) == 0)
 			break;
-	if (i == vm->rec.config.n_nics)
+	if (i == c.n_nics)
 		return mv_err_not_found(err, "mac: vm '%s' has no NIC with MAC %s", vm->rec.name,
 					mac);
-	if (vmdef_config_copy(&c, &vm->rec.config) < 0)
-		return mv_err_oom(err);
 	free(c.nics[i].tap);
 	free(c.nics[i].network);
 	free(c.nics[i].mac);
