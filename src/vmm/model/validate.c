@@ -223,8 +223,9 @@ static int check_path(const char *path, const char *field, enum path_kind kind,
 	if (strnlen(path, PATH_MAX) >= PATH_MAX)
 		return mv_err_invalid(err, "%s: is too long (at most %d bytes)", field,
 				      PATH_MAX - 1);
-	if (plain &&
-	    (fd = open_path(path, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)) == -ELOOP) {
+	fd = open_path(path,
+		       plain ? RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS : RESOLVE_NO_MAGICLINKS);
+	if (plain && fd == -ELOOP) {
 		char target[160], shown[150];
 		ssize_t t = readlink(path, real, sizeof(real) - 1);
 
@@ -241,9 +242,6 @@ static int check_path(const char *path, const char *field, enum path_kind kind,
 			"it (recreate the VM to use it)",
 			field, quoted, target);
 	}
-	if (plain && fd >= 0)
-		close(fd);
-	fd = open_path(path, RESOLVE_NO_MAGICLINKS);
 	if (fd == -ELOOP && (startswith(path, "/proc/") || startswith(path, "/dev/fd/")))
 		return mv_err_invalid(err,
 				      "%s: %s is a link into /proc (a process's file), "
@@ -283,6 +281,8 @@ int validate_path(const char *path, const char *field, enum path_kind kind,
 	return check_path(path, field, kind, policy, false, ret_st, err);
 }
 
+_Static_assert(VM_MAX_DISKS <= 28, "a plain_paths bit for every disk (VM_PLAIN_DISKS)");
+
 static uint32_t plain_bit(const char *path, uint32_t bit)
 {
 	int fd;
@@ -300,7 +300,7 @@ uint32_t validate_plain_paths(const struct vm_config *c)
 		     plain_bit(c->initramfs, VM_PLAIN_INITRAMFS) |
 		     plain_bit(c->firmware, VM_PLAIN_FIRMWARE) | plain_bit(c->disk, VM_PLAIN_DISK);
 
-	for (size_t i = 0; i < c->n_disks && i < 28; i++)
+	for (size_t i = 0; i < c->n_disks && i < VM_MAX_DISKS; i++)
 		m |= plain_bit(c->disks[i].path, VM_PLAIN_DISKS(i));
 	return m;
 }
@@ -372,7 +372,7 @@ static int check_disks(const struct vm_config *c, const struct path_policy *poli
 			return mv_err_invalid(err, "%s: required (or set config.disks[%zu].volume)",
 					      field, i);
 		r = check_path(d->path, field, PATH_DISK, policy,
-			       i < 28 && (c->plain_paths & VM_PLAIN_DISKS(i)), &st, err);
+			       c->plain_paths & VM_PLAIN_DISKS(i), &st, err);
 		if (r < 0)
 			return r;
 		for (k = 0; k < n_seen; k++)
