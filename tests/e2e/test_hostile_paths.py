@@ -7,12 +7,19 @@ hypervisor)."""
 
 import glob
 import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
 
 import grpc
 import pytest
 
 import mvirt_proto
 from test_api import assert_status, base_config, create, list_vms, rpc_error
+from test_lifecycle import hv_info
 
 pb = mvirt_proto.mvirt_pb2
 Code = grpc.StatusCode
@@ -175,3 +182,64 @@ def test_a_symlink_given_at_create_may_be_retargeted(ch_daemon, vm_files, tmp_pa
     vm = ch_daemon.call("StartVm", pb.StartVmRequest(vm="upgraded"), timeout=30)
     assert vm.state == pb.VM_STATE_RUNNING
     ch_daemon.call("StopVm", pb.StopVmRequest(vm="upgraded", force=True), timeout=30)
+
+
+def syscall_of(pid) -> str:
+    """The number of the system call the thread is in (or stopped at), or "running"."""
+    with open(f"/proc/{pid}/task/{pid}/syscall") as f:
+        return f.read().split(" ", 1)[0].strip()
+
+
+CLONE3 = "435"  # x86_64
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+def test_what_runs_is_what_was_checked(ch_daemon, vm_files, tmp_path):
+    """The window between the daemon's check and the hypervisor's open: the daemon is held
+    (strace delays its spawn of the hypervisor, after every check), the kernel is replaced by
+    another file and the disk by a symlink to a secret. The hypervisor still gets the files
+    that were checked: vm.create names them as fds it inherited, and those fds are the
+    original inodes. GetVm keeps the user's paths."""
+    d = ch_daemon
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret\n")
+    kernel, disk = tmp_path / "vmlinuz", tmp_path / "disk.raw"
+    kernel.write_bytes(b"\x7fELF kernel")
+    disk.write_bytes(b"\0" * 4096)
+    cfg = pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(kernel))
+    cfg.disks.add(path=str(disk))
+    create(d, "held", cfg)
+    checked = {"kernel": os.stat(kernel).st_ino, "disk": os.stat(disk).st_ino}
+
+    st = subprocess.Popen(["strace", "-p", str(d.pid), "-e", "trace=clone3,clone", "-e",
+                           "inject=clone3,clone:delay_enter=3000000:when=1", "-o", "/dev/null"],
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        assert "attached" in st.stderr.readline()
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            vm=d.call("StartVm", pb.StartVmRequest(vm="held"), timeout=30)))
+        t.start()
+        deadline = time.monotonic() + 20
+        while syscall_of(d.pid) != CLONE3:
+            assert time.monotonic() < deadline, "the daemon never reached its spawn"
+            time.sleep(0.005)
+        other = tmp_path / "other"
+        other.write_bytes(b"\x7fELF another kernel")
+        os.replace(other, kernel)
+        disk.unlink()
+        disk.symlink_to(secret)
+        t.join(30)
+    finally:
+        st.send_signal(signal.SIGINT)
+        st.wait(10)
+    vm = result["vm"]
+    assert vm.state == pb.VM_STATE_RUNNING, vm
+    assert vm.config.kernel == str(kernel) and vm.config.disks[0].path == str(disk)
+    info = hv_info(d, vm)["config"]
+    got = {"kernel": info["payload"]["kernel"], "disk": info["disks"][0]["path"]}
+    for what, path in got.items():
+        assert re.fullmatch(r"/proc/self/fd/\d+", path), (what, path)
+        fd = path.rsplit("/", 1)[1]
+        assert os.stat(f"/proc/{vm.pid}/fd/{fd}").st_ino == checked[what], what
+    d.call("StopVm", pb.StopVmRequest(vm="held", force=True), timeout=30)

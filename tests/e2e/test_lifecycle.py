@@ -749,7 +749,13 @@ def test_no_fds_leak_into_the_hypervisor(make_ch_daemon, vm_files, tmp_path):
     for line in path.read_text().splitlines():
         fd, target = line.split(" ", 1)
         fds[int(fd)] = target
-    assert sorted(fds) == [0, 1, 2, 3], fds
+    # 0-2, the API socket, then the files of the config the daemon checked (kernel, disk),
+    # which vm.create names as /proc/self/fd/4 and 5.
+    assert sorted(fds) == [0, 1, 2, 3, 4, 5], fds
+    assert fds[4] == vm_files["kernel"] and fds[5] == vm_files["disk"], fds
+    info = hv_info(d, vm)["config"]
+    assert info["payload"]["kernel"] == "/proc/self/fd/4", info["payload"]
+    assert [x["path"] for x in info["disks"]] == ["/proc/self/fd/5"], info["disks"]
     assert fds[0] == "/dev/null"
     log = str(statedir(d, vm) / "hypervisor.log")
     assert fds[1] == log and fds[2] == log, fds

@@ -131,7 +131,18 @@ def rundir(d, vm) -> Path:
 
 
 def hv_disks(d, vm) -> list:
-    """config.disks of the VmConfig the hypervisor holds (GET vm.info on its API socket)."""
+    """config.disks of the VmConfig the hypervisor holds (GET vm.info on its API socket), a
+    disk given by path as the file it opens: the daemon hands such files over as fds, named
+    /proc/self/fd/N (translated here), volumes and the seed by their paths."""
+    pid = d.call("GetVm", pb.GetVmRequest(vm=vm.id)).pid
+    disks = _hv_disks(d, vm)
+    for x in disks:
+        if x["path"].startswith("/proc/self/fd/"):
+            x["path"] = os.readlink(f"/proc/{pid}/fd/" + x["path"].rsplit("/", 1)[1])
+    return disks
+
+
+def _hv_disks(d, vm) -> list:
     c = _UnixHTTP(str(rundir(d, vm) / "api.sock"))
     try:
         c.request("GET", "/api/v1/vm.info")

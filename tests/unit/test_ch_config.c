@@ -177,6 +177,27 @@ static void test_text_form(void **state)
 	free(text);
 }
 
+/* Files the manager opened itself go by the names it gives (/proc/self/fd/N); an override
+ * for a file the config does not name adds nothing. */
+static void test_payload_overrides(void **state)
+{
+	struct vm_config c = {.vcpus = 1, .memory_mb = 64, .kernel = "/boot/vmlinux"};
+	struct ch_launch l = {&c, NULL, 0, "/s"};
+	char *text = NULL;
+
+	(void)state;
+	l.kernel = "/proc/self/fd/4";
+	l.initramfs = "/proc/self/fd/5";
+	l.firmware = "/proc/self/fd/6";
+	assert_int_equal(ch_config_json(&l, &text, NULL), 0);
+	assert_non_null(strstr(text, "\"payload\":{\"kernel\":\"/proc/self/fd/4\"}"));
+	free(text);
+	c = (struct vm_config){.vcpus = 1, .memory_mb = 64, .firmware = "/usr/share/fw.bin"};
+	assert_int_equal(ch_config_json(&l, &text, NULL), 0);
+	assert_non_null(strstr(text, "\"payload\":{\"firmware\":\"/proc/self/fd/6\"}"));
+	free(text);
+}
+
 static int64_t memory_size_of(const char *text)
 {
 	struct json_object *o = json_tokener_parse(text), *mem, *size;
@@ -383,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_firmware),
 		cmocka_unit_test(test_minimal),
 		cmocka_unit_test(test_text_form),
+		cmocka_unit_test(test_payload_overrides),
 		cmocka_unit_test(test_memory_large),
 		cmocka_unit_test(test_network_nics_added_apart),
 		cmocka_unit_test(test_nic_without_mac),

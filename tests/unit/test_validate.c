@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -646,6 +647,49 @@ static void test_config_not_modified(void **state)
 	vmdef_config_done(&copy);
 }
 
+static void assert_fd_is(int fd, const char *path)
+{
+	struct stat a, b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &a), 0);
+	assert_int_equal(stat(path, &b), 0);
+	assert_true(a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+}
+
+/* The files judged stay open for the hypervisor; nothing stays open on a failure. */
+static void test_config_open_keeps_what_it_judged(void **state)
+{
+	struct vm_path_fds fds;
+	struct vm_config c;
+	struct mv_error err = {0};
+	int before = dup(0);
+
+	(void)state;
+	close(before);
+	base_config(&c);
+	assert_int_equal(validate_vm_config_open(&c, &host, MV_ERR_PRECONDITION, &fds, &err), 0);
+	assert_fd_is(fds.kernel, c.kernel);
+	assert_fd_is(fds.initramfs, c.initramfs);
+	assert_fd_is(fds.disk, c.disk);
+	assert_fd_is(fds.disks[0], c.disks[0].path);
+	assert_int_equal(fds.firmware, -1);
+	assert_int_equal(fds.disks[1], -1);
+	vm_path_fds_close(&fds);
+	assert_int_equal(fds.kernel, -1);
+
+	set_tmp(&c.disks[0].path, "missing.img");
+	assert_int_equal(validate_vm_config_open(&c, &host, MV_ERR_PRECONDITION, &fds, &err),
+			 -EINVAL);
+	assert_int_equal(err.kind, MV_ERR_PRECONDITION);
+	assert_int_equal(fds.kernel, -1);
+	assert_int_equal(fds.disk, -1);
+	assert_int_equal(dup(0), before); /* the lowest free fd is the same: nothing left open */
+	close(before);
+	vmdef_config_done(&c);
+}
+
 struct name_case {
 	const char *name;
 	bool ok;
@@ -888,6 +932,7 @@ int main(void)
 		cmocka_unit_test(test_config_cases),
 		cmocka_unit_test(test_config_exact_messages),
 		cmocka_unit_test(test_config_not_modified),
+		cmocka_unit_test(test_config_open_keeps_what_it_judged),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_mac),
 		cmocka_unit_test(test_paths_judged_by_what_they_name),

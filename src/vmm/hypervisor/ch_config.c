@@ -88,10 +88,18 @@ static int config_memory(const struct vm_config *c, struct json_object **ret, st
 	return 0;
 }
 
+/* The path the hypervisor opens for a file of the config: launch's in place of it, if any. */
+static const char *payload_path(const char *over, const char *path)
+{
+	return isempty(path) ? path : over ? over : path;
+}
+
 /* {"kernel", "initramfs"?, "cmdline"?} for a direct kernel boot, or {"firmware"}. */
-static int config_payload(const struct vm_config *c, struct json_object **ret, struct mv_error *err)
+static int config_payload(const struct ch_launch *launch, struct json_object **ret,
+			  struct mv_error *err)
 {
 	_cleanup_json_ struct json_object *o = NULL;
+	const struct vm_config *c = launch->config;
 	int r;
 
 	if (!isempty(c->kernel) && !isempty(c->firmware))
@@ -102,11 +110,12 @@ static int config_payload(const struct vm_config *c, struct json_object **ret, s
 	if (!(o = json_object_new_object()))
 		return -ENOMEM;
 	if (!isempty(c->kernel)) {
-		if ((r = add_string(o, "kernel", c->kernel)) < 0 ||
-		    (r = add_string_opt(o, "initramfs", c->initramfs)) < 0 ||
+		if ((r = add_string(o, "kernel", payload_path(launch->kernel, c->kernel))) < 0 ||
+		    (r = add_string_opt(o, "initramfs",
+					payload_path(launch->initramfs, c->initramfs))) < 0 ||
 		    (r = add_string_opt(o, "cmdline", c->cmdline)) < 0)
 			return r;
-	} else if ((r = add_string(o, "firmware", c->firmware)) < 0)
+	} else if ((r = add_string(o, "firmware", payload_path(launch->firmware, c->firmware))) < 0)
 		return r;
 	*ret = TAKE_PTR(o);
 	return 0;
@@ -280,7 +289,8 @@ int ch_config_json(const struct ch_launch *launch, char **ret, struct mv_error *
 		return r;
 	if ((r = config_memory(c, &memory, err)) < 0 || (r = add(root, "memory", memory)) < 0)
 		return r;
-	if ((r = config_payload(c, &payload, err)) < 0 || (r = add(root, "payload", payload)) < 0)
+	if ((r = config_payload(launch, &payload, err)) < 0 ||
+	    (r = add(root, "payload", payload)) < 0)
 		return r;
 	if ((r = config_disks(launch, &disks, err)) < 0 ||
 	    (disks && (r = add(root, "disks", disks)) < 0))

@@ -23,6 +23,9 @@ struct ch_launch {
 	const struct ch_disk *disks;
 	size_t n_disks;
 	const char *serial_socket; /* serial in Socket mode at this path */
+	/* Opened in place of config's kernel, initramfs and firmware when set (and the config
+	 * names them): e.g. /proc/self/fd/N for a file the manager opened and passed. */
+	const char *kernel, *initramfs, *firmware;
 };
 
 /* Returns the JSON text in *ret (caller frees). -EINVAL with a message for what

@@ -206,16 +206,18 @@ static int open_path(const char *path, uint64_t resolve)
 	return fd < 0 ? -errno : (int)fd;
 }
 
+/* Judges path (see validate_path); the opened O_PATH fd goes to *ret_fd when ret_fd is set
+ * (the caller closes it), else it is closed. */
 static int check_path(const char *path, const char *field, enum path_kind kind,
 		      const struct path_policy *policy, bool plain, struct stat *ret_st,
-		      struct mv_error *err)
+		      int *ret_fd, struct mv_error *err)
 {
+	_cleanup_close_ int fd = -1;
 	char quoted[96], real[PATH_MAX], link[64];
 	struct statfs fs;
 	struct stat st;
 	const char *cause, *fsname;
 	ssize_t n;
-	int fd;
 
 	mv_printable(path, quoted, sizeof(quoted));
 	if (path[0] != '/')
@@ -251,13 +253,8 @@ static int check_path(const char *path, const char *field, enum path_kind kind,
 		return mv_err_invalid(err, "%s: %s: %s", field, quoted, errno_cause(-fd));
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, real, sizeof(real) - 1);
-	if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0 || n <= 0) {
-		int e = errno;
-
-		close(fd);
-		return mv_err_invalid(err, "%s: %s: %s", field, quoted, errno_cause(e));
-	}
-	close(fd);
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0 || n <= 0)
+		return mv_err_invalid(err, "%s: %s: %s", field, quoted, errno_cause(errno));
 	real[n] = '\0';
 	if ((fsname = kernel_fs_name(&fs)) || under(real, "/proc") || under(real, "/sys"))
 		return mv_err_invalid(err, "%s: %s is a kernel file (%s), not an image", field,
@@ -272,13 +269,15 @@ static int check_path(const char *path, const char *field, enum path_kind kind,
 	if ((cause = own_cause(policy, real, &st)))
 		return mv_err_invalid(err, "%s: %s %s", field, quoted, cause);
 	*ret_st = st;
+	if (ret_fd)
+		*ret_fd = TAKE_FD(fd);
 	return 0;
 }
 
 int validate_path(const char *path, const char *field, enum path_kind kind,
 		  const struct path_policy *policy, struct stat *ret_st, struct mv_error *err)
 {
-	return check_path(path, field, kind, policy, false, ret_st, err);
+	return check_path(path, field, kind, policy, false, ret_st, NULL, err);
 }
 
 _Static_assert(VM_MAX_DISKS <= 28, "a plain_paths bit for every disk (VM_PLAIN_DISKS)");
@@ -328,7 +327,7 @@ static bool known_format(enum disk_format f)
 /* The `disk` shorthand and `disks`, as one list: no more than VM_MAX_DISKS in all, each path
  * an existing file or block device, no file twice. */
 static int check_disks(const struct vm_config *c, const struct path_policy *policy,
-		       struct mv_error *err)
+		       struct vm_path_fds *fds, struct mv_error *err)
 {
 	/* seen[k] / seen_field[k]: the disks checked so far, for duplicate detection. */
 	struct stat seen[VM_MAX_DISKS];
@@ -344,7 +343,8 @@ static int check_disks(const struct vm_config *c, const struct path_policy *poli
 
 	if (!isempty(c->disk)) {
 		r = check_path(c->disk, "config.disk", PATH_DISK, policy,
-			       c->plain_paths & VM_PLAIN_DISK, &seen[0], err);
+			       c->plain_paths & VM_PLAIN_DISK, &seen[0], fds ? &fds->disk : NULL,
+			       err);
 		if (r < 0)
 			return r;
 		snprintf(seen_field[0], FIELD_MAX, "config.disk");
@@ -372,7 +372,8 @@ static int check_disks(const struct vm_config *c, const struct path_policy *poli
 			return mv_err_invalid(err, "%s: required (or set config.disks[%zu].volume)",
 					      field, i);
 		r = check_path(d->path, field, PATH_DISK, policy,
-			       c->plain_paths & VM_PLAIN_DISKS(i), &st, err);
+			       c->plain_paths & VM_PLAIN_DISKS(i), &st, fds ? &fds->disks[i] : NULL,
+			       err);
 		if (r < 0)
 			return r;
 		for (k = 0; k < n_seen; k++)
@@ -453,7 +454,7 @@ int validate_vm_nics(const struct vm_config *c, struct mv_error *err)
 }
 
 static int check_config(const struct vm_config *c, const struct host_limits *host,
-			struct mv_error *err)
+			struct vm_path_fds *fds, struct mv_error *err)
 {
 	const struct path_policy *paths = host ? host->paths : NULL;
 	bool has_kernel = !isempty(c->kernel);
@@ -479,7 +480,8 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 
 	if (has_kernel) {
 		r = check_path(c->kernel, "config.kernel", PATH_FILE, paths,
-			       c->plain_paths & VM_PLAIN_KERNEL, &st, err);
+			       c->plain_paths & VM_PLAIN_KERNEL, &st, fds ? &fds->kernel : NULL,
+			       err);
 		if (r < 0)
 			return r;
 	}
@@ -488,7 +490,8 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 		if (!has_kernel)
 			return mv_err_invalid(err, "config.initramfs: requires config.kernel");
 		r = check_path(c->initramfs, "config.initramfs", PATH_FILE, paths,
-			       c->plain_paths & VM_PLAIN_INITRAMFS, &st, err);
+			       c->plain_paths & VM_PLAIN_INITRAMFS, &st,
+			       fds ? &fds->initramfs : NULL, err);
 		if (r < 0)
 			return r;
 	}
@@ -507,7 +510,8 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 			return mv_err_invalid(
 				err, "config.firmware: cannot be combined with config.kernel");
 		r = check_path(c->firmware, "config.firmware", PATH_FILE, paths,
-			       c->plain_paths & VM_PLAIN_FIRMWARE, &st, err);
+			       c->plain_paths & VM_PLAIN_FIRMWARE, &st, fds ? &fds->firmware : NULL,
+			       err);
 		if (r < 0)
 			return r;
 	} else if (!has_kernel)
@@ -515,7 +519,7 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 			err,
 			"config.kernel: required (or set config.firmware to boot a disk through firmware)");
 
-	r = check_disks(c, paths, err);
+	r = check_disks(c, paths, fds, err);
 	if (r < 0)
 		return r;
 
@@ -541,13 +545,49 @@ static int check_config(const struct vm_config *c, const struct host_limits *hos
 	return 0;
 }
 
-int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
-		       enum mv_error_kind bad, struct mv_error *err)
+void vm_path_fds_init(struct vm_path_fds *fds)
+{
+	fds->kernel = fds->initramfs = fds->firmware = fds->disk = -1;
+	for (size_t i = 0; i < ELEMENTSOF(fds->disks); i++)
+		fds->disks[i] = -1;
+}
+
+void vm_path_fds_close(struct vm_path_fds *fds)
+{
+	closep(&fds->kernel);
+	closep(&fds->initramfs);
+	closep(&fds->firmware);
+	closep(&fds->disk);
+	for (size_t i = 0; i < ELEMENTSOF(fds->disks); i++)
+		closep(&fds->disks[i]);
+	vm_path_fds_init(fds);
+}
+
+static int validate(const struct vm_config *c, const struct host_limits *host,
+		    enum mv_error_kind bad, struct vm_path_fds *fds, struct mv_error *err)
 {
 	struct mv_error e = {0};
-	int r = check_config(c, host, &e);
+	int r = check_config(c, host, fds, &e);
 
 	if (r < 0)
 		return mv_err_kind(err, bad, r, "%s", e.msg);
 	return 0;
+}
+
+int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
+		       enum mv_error_kind bad, struct mv_error *err)
+{
+	return validate(c, host, bad, NULL, err);
+}
+
+int validate_vm_config_open(const struct vm_config *c, const struct host_limits *host,
+			    enum mv_error_kind bad, struct vm_path_fds *ret, struct mv_error *err)
+{
+	int r;
+
+	vm_path_fds_init(ret);
+	r = validate(c, host, bad, ret, err);
+	if (r < 0)
+		vm_path_fds_close(ret);
+	return r;
 }

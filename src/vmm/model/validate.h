@@ -1,5 +1,6 @@
-/* Validation of what users send: VM names and VM configs. Pure checks plus stat() of the
- * paths a config names; never modifies its input. Every failure returns -EINVAL with a message
+/* Validation of what users send: VM names and VM configs. Pure checks plus an O_PATH open of
+ * each path a config names (kept for the caller by validate_vm_config_open); never modifies its
+ * input. Every failure returns -EINVAL with a message
  * naming the field ("config.disks[1].path: ...") and the cause, of kind MV_ERR_INVALID unless
  * the caller says otherwise. Silent (no logging). */
 #pragma once
@@ -68,6 +69,22 @@ int validate_vm_name(const char *name, const char *field, struct mv_error *err);
 int validate_vm_nics(const struct vm_config *c, struct mv_error *err);
 int validate_vm_config(const struct vm_config *c, const struct host_limits *host,
 		       enum mv_error_kind bad, struct mv_error *err);
+
+/* The files a config's paths name, kept open (O_PATH, close-on-exec) as validate_vm_config
+ * judged them: a start hands these to the hypervisor (as /proc/self/fd/N) instead of the
+ * paths, so that what runs is what was checked, whatever is renamed or swapped in between.
+ * -1 where the config names no path. */
+struct vm_path_fds {
+	int kernel, initramfs, firmware;
+	int disk;                /* config.disk */
+	int disks[VM_MAX_DISKS]; /* config.disks[i] given by path; -1 for a volume */
+};
+void vm_path_fds_init(struct vm_path_fds *fds);
+void vm_path_fds_close(struct vm_path_fds *fds); /* and back to -1 */
+
+/* validate_vm_config, keeping each judged file open in *ret (all -1 and closed on failure). */
+int validate_vm_config_open(const struct vm_config *c, const struct host_limits *host,
+			    enum mv_error_kind bad, struct vm_path_fds *ret, struct mv_error *err);
 
 /* A MAC address "xx:xx:xx:xx:xx:xx" (hex, either case), unicast. */
 int validate_mac(const char *mac, const char *field, struct mv_error *err);

@@ -66,7 +66,9 @@ static int read_header(int fd, struct image_header *ret)
 	return image_header_parse(head, (size_t)n, ret);
 }
 
-static int detect_format(const char *path, enum disk_format *ret, struct mv_error *err)
+/* Opens path, which messages call shown. */
+static int detect_format(const char *path, const char *shown, enum disk_format *ret,
+			 struct mv_error *err)
 {
 	_cleanup_close_ int fd = -1;
 	struct image_header h;
@@ -76,30 +78,45 @@ static int detect_format(const char *path, enum disk_format *ret, struct mv_erro
 	/* O_NONBLOCK: a FIFO must not hang the caller; it has no effect on files and disks. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		return mv_err_internal(err, -errno, "%s: %s", path, storage_strerror(errno));
+		return mv_err_internal(err, -errno, "%s: %s", shown, storage_strerror(errno));
 	if (fstat(fd, &st) < 0)
-		return mv_err_internal(err, -errno, "%s: %s", path, storage_strerror(errno));
+		return mv_err_internal(err, -errno, "%s: %s", shown, storage_strerror(errno));
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return mv_err_invalid(err, "%s: not a regular file or block device", path);
+		return mv_err_invalid(err, "%s: not a regular file or block device", shown);
 	r = read_header(fd, &h);
 	if (r == -EPROTONOSUPPORT)
-		return mv_err_invalid(err, "%s: qcow2 version %" PRIu32 " is not supported", path,
+		return mv_err_invalid(err, "%s: qcow2 version %" PRIu32 " is not supported", shown,
 				      h.qcow2_version);
 	if (r < 0)
-		return mv_err_internal(err, r, "%s: %s", path, storage_strerror(-r));
+		return mv_err_internal(err, r, "%s: %s", shown, storage_strerror(-r));
 	*ret = h.format;
+	return 0;
+}
+
+static int detect(const char *path, const char *shown, enum mv_error_kind bad,
+		  enum disk_format *ret, struct mv_error *err)
+{
+	struct mv_error e = {0};
+	int r = detect_format(path, shown, ret, &e);
+
+	if (r < 0)
+		return mv_err_kind(err, e.code == -ENOMEM ? MV_ERR_INTERNAL : bad, r, "%s", e.msg);
 	return 0;
 }
 
 int storage_detect_format(const char *path, enum mv_error_kind bad, enum disk_format *ret,
 			  struct mv_error *err)
 {
-	struct mv_error e = {0};
-	int r = detect_format(path, ret, &e);
+	return detect(path, path, bad, ret, err);
+}
 
-	if (r < 0)
-		return mv_err_kind(err, e.code == -ENOMEM ? MV_ERR_INTERNAL : bad, r, "%s", e.msg);
-	return 0;
+int storage_detect_format_fd(int fd, const char *shown, enum mv_error_kind bad,
+			     enum disk_format *ret, struct mv_error *err)
+{
+	char link[32];
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	return detect(link, shown, bad, ret, err);
 }
 
 int storage_image_size(int fd, enum disk_format format, uint64_t *ret)

@@ -76,6 +76,10 @@ int storage_check_disk_path(struct storage *s, const char *path, const char *fie
  * not a file or device, an unsupported qcow2 version) are of kind bad. */
 int storage_detect_format(const char *path, enum mv_error_kind bad, enum disk_format *ret,
 			  struct mv_error *err);
+/* The same for the file fd refers to (an O_PATH fd will do: it is reopened for reading);
+ * messages name it as shown. */
+int storage_detect_format_fd(int fd, const char *shown, enum mv_error_kind bad,
+			     enum disk_format *ret, struct mv_error *err);
 
 /* A volume name as received (len bytes, which may include NULs): the VM name rule, no NUL.
  * -EINVAL naming field otherwise. */

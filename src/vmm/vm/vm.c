@@ -209,7 +209,7 @@ static int complete_disks(struct vm_manager *m, struct vm_config *c, struct mv_e
 	struct vm_disk_set set;
 	int r;
 
-	r = vm_disks_resolve(m->storage, c, VM_DISKS_CREATE, &set, err);
+	r = vm_disks_resolve(m->storage, c, NULL, VM_DISKS_CREATE, &set, err);
 	for (size_t i = 0; r >= 0 && i < set.n; i++) {
 		ssize_t k = set.index[i];
 

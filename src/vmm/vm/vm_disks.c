@@ -24,14 +24,15 @@ struct file_id {
 	char field[FIELD_MAX];
 };
 
-/* Records the identity of path as field's; fails when an earlier disk is the same file. A path
- * that cannot be stat()ed is left to the format check or the hypervisor's error. */
-static int note_disk(struct file_id *seen, size_t *n, const char *path, const char *field,
+/* Records the identity of path (of fd, when it is >= 0) as field's; fails when an earlier
+ * disk is the same file. A path that cannot be stat()ed is left to the format check or the
+ * hypervisor's error. */
+static int note_disk(struct file_id *seen, size_t *n, const char *path, int fd, const char *field,
 		     enum mv_error_kind bad, struct mv_error *err)
 {
 	struct stat st;
 
-	if (stat(path, &st) < 0)
+	if ((fd >= 0 ? fstat(fd, &st) : stat(path, &st)) < 0)
 		return 0;
 	for (size_t k = 0; k < *n; k++)
 		if (seen[k].dev == st.st_dev && seen[k].ino == st.st_ino)
@@ -95,8 +96,9 @@ static int resolve_volume(struct storage *storage, const struct vm_config *c, si
 	return 0;
 }
 
-/* A disk given by path: its format from the config or its header. */
-static int resolve_path(struct storage *storage, const char *path, enum disk_format format,
+/* A disk given by path (opened as fd, when it is >= 0): its format from the config or its
+ * header. */
+static int resolve_path(struct storage *storage, const char *path, int fd, enum disk_format format,
 			const char *field, enum vm_disks_purpose purpose, struct ch_disk *d,
 			struct mv_error *err)
 {
@@ -110,7 +112,8 @@ static int resolve_path(struct storage *storage, const char *path, enum disk_for
 	d->path = path;
 	d->format = format;
 	if (d->format == DISK_FORMAT_UNSPECIFIED) {
-		r = storage_detect_format(path, bad_kind(purpose), &d->format, err);
+		r = fd >= 0 ? storage_detect_format_fd(fd, path, bad_kind(purpose), &d->format, err)
+			    : storage_detect_format(path, bad_kind(purpose), &d->format, err);
 		if (r < 0)
 			return mv_err_prefix(err, "%s: ", field), r;
 	}
@@ -119,7 +122,8 @@ static int resolve_path(struct storage *storage, const char *path, enum disk_for
 }
 
 int vm_disks_resolve(struct storage *storage, const struct vm_config *c,
-		     enum vm_disks_purpose purpose, struct vm_disk_set *ret, struct mv_error *err)
+		     const struct vm_path_fds *fds, enum vm_disks_purpose purpose,
+		     struct vm_disk_set *ret, struct mv_error *err)
 {
 	struct file_id seen[VM_MAX_DISKS + 1];
 	enum mv_error_kind bad = bad_kind(purpose);
@@ -139,12 +143,14 @@ int vm_disks_resolve(struct storage *storage, const struct vm_config *c,
 	if (!isempty(c->disk)) {
 		struct ch_disk *d = &ret->disks[ret->n];
 
+		int fd = fds ? fds->disk : -1;
+
 		ret->index[ret->n] = -1;
-		r = resolve_path(storage, c->disk, DISK_FORMAT_UNSPECIFIED, "config.disk", purpose,
-				 d, err);
+		r = resolve_path(storage, c->disk, fd, DISK_FORMAT_UNSPECIFIED, "config.disk",
+				 purpose, d, err);
 		if (r < 0)
 			return r;
-		r = note_disk(seen, &n_seen, d->path, "config.disk", bad, err);
+		r = note_disk(seen, &n_seen, d->path, fd, "config.disk", bad, err);
 		if (r < 0)
 			return r;
 		ret->n++;
@@ -153,6 +159,7 @@ int vm_disks_resolve(struct storage *storage, const struct vm_config *c,
 		const struct vm_disk *dk = &c->disks[i];
 		struct ch_disk *d = &ret->disks[ret->n];
 		char field[FIELD_MAX];
+		int fd = -1;
 
 		ret->index[ret->n] = (ssize_t)i;
 		if (!isempty(dk->volume)) {
@@ -160,12 +167,13 @@ int vm_disks_resolve(struct storage *storage, const struct vm_config *c,
 			r = resolve_volume(storage, c, i, purpose, d, &ret->owned[ret->n], err);
 		} else {
 			snprintf(field, sizeof(field), "config.disks[%zu].path", i);
-			r = resolve_path(storage, dk->path, dk->format, field, purpose, d, err);
+			fd = fds && i < VM_MAX_DISKS ? fds->disks[i] : -1;
+			r = resolve_path(storage, dk->path, fd, dk->format, field, purpose, d, err);
 			d->readonly = dk->readonly;
 		}
 		if (r < 0)
 			return r;
-		r = note_disk(seen, &n_seen, d->path, field, bad, err);
+		r = note_disk(seen, &n_seen, d->path, fd, field, bad, err);
 		if (r < 0)
 			return r;
 		ret->n++;

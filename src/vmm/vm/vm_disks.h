@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "hypervisor/ch_config.h"
+#include "model/validate.h"
 #include "model/vmdef.h"
 
 struct storage;
@@ -30,11 +31,14 @@ struct vm_disk_set {
 	size_t n, cap;
 };
 
-/* Resolves every disk of c; storage may be NULL (a daemon without volumes). On failure err
- * names the field ("config.disks[1].volume: volume 'x' not found"). Fills *ret, which the
- * caller releases with vm_disk_set_done, also on failure. */
+/* Resolves every disk of c; storage may be NULL (a daemon without volumes). Disks given by
+ * path are read through fds when it is set (a start: the files validate_vm_config_open
+ * judged), else by their paths. On failure err names the field ("config.disks[1].volume:
+ * volume 'x' not found"). Fills *ret, which the caller releases with vm_disk_set_done, also
+ * on failure. */
 int vm_disks_resolve(struct storage *storage, const struct vm_config *c,
-		     enum vm_disks_purpose purpose, struct vm_disk_set *ret, struct mv_error *err);
+		     const struct vm_path_fds *fds, enum vm_disks_purpose purpose,
+		     struct vm_disk_set *ret, struct mv_error *err);
 /* Appends a disk whose path set takes over (freed with the set); -ENOSPC when full. */
 int vm_disk_set_append(struct vm_disk_set *set, char *path, enum disk_format format, bool readonly);
 void vm_disk_set_done(struct vm_disk_set *set);

@@ -20,6 +20,7 @@
  * sets the VM's state through the registry. */
 #include "vm/vm_lifecycle.h"
 
+#include <assert.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -342,22 +343,79 @@ static void start_step(struct vm *vm)
 }
 
 /* What a start needs before the hypervisor process exists. */
+/* The hypervisor's fds from 3 on: the API socket, then the files of the config. */
+#define START_MAX_FDS (1 + 4 + VM_MAX_DISKS)
+
 struct start_launch {
 	struct vm_disk_set disks;
+	struct vm_path_fds files; /* what the config's paths named when they were judged */
 	char *config_json;
 	char *events_arg; /* --event-monitor path=<rundir>/events.json */
 	int api_fd;       /* the bound API socket, the hypervisor's fd 3 */
 	int log_fd;       /* the hypervisor's stdout/stderr */
 	bool rundir_made; /* the runtime directory exists: remove it on failure */
+	/* pass_fds[k] becomes the hypervisor's fd 3 + k; [0] is api_fd, set at the spawn. */
+	int pass_fds[START_MAX_FDS];
+	size_t n_pass;
+	char *payload[3]; /* /proc/self/fd/N for the kernel, initramfs, firmware */
 };
 
 static void start_launch_done(struct start_launch *l)
 {
 	vm_disk_set_done(&l->disks);
+	vm_path_fds_close(&l->files);
 	free(l->config_json);
 	free(l->events_arg);
 	closep(&l->api_fd);
 	closep(&l->log_fd);
+	for (size_t i = 0; i < ELEMENTSOF(l->payload); i++)
+		free(l->payload[i]);
+}
+
+/* Passes fd (if any) to the hypervisor; *ret is the name it opens it by. */
+static int hand_over(struct start_launch *l, int fd, char **ret)
+{
+	if (fd < 0)
+		return 0;
+	assert(l->n_pass < ELEMENTSOF(l->pass_fds));
+	if (asprintf(ret, "/proc/self/fd/%zu", 3 + l->n_pass) < 0) {
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	l->pass_fds[l->n_pass++] = fd;
+	return 0;
+}
+
+/* The hypervisor opens the files the start judged, not the paths again: whatever is renamed,
+ * replaced or swapped for a symlink after the check, it gets what was checked. Each file goes
+ * as an inherited O_PATH fd, named /proc/self/fd/N in vm.create, which it opens as it would
+ * open the path (also again at a reboot). Volumes and the seed are the daemon's own files. */
+static int hand_over_files(struct start_launch *l, struct ch_launch *launch)
+{
+	struct vm_disk_set *set = &l->disks;
+	int r;
+
+	l->n_pass = 1;
+	if ((r = hand_over(l, l->files.kernel, &l->payload[0])) < 0 ||
+	    (r = hand_over(l, l->files.initramfs, &l->payload[1])) < 0 ||
+	    (r = hand_over(l, l->files.firmware, &l->payload[2])) < 0)
+		return r;
+	launch->kernel = l->payload[0];
+	launch->initramfs = l->payload[1];
+	launch->firmware = l->payload[2];
+	for (size_t k = 0; k < set->n; k++) {
+		ssize_t i = set->index[k];
+		int fd;
+
+		if (set->owned[k]) /* a volume's file, the seed */
+			continue;
+		fd = i < 0 ? l->files.disk : i < VM_MAX_DISKS ? l->files.disks[i] : -1;
+		if ((r = hand_over(l, fd, &set->owned[k])) < 0)
+			return r;
+		if (set->owned[k])
+			set->disks[k].path = set->owned[k];
+	}
+	return 0;
 }
 
 /* A tap on its network's bridge for each NIC on a network, into the op. */
@@ -415,9 +473,10 @@ static int start_prepare(struct vm *vm, struct start_launch *l, struct mv_error 
 	if (sysinfo_host_read(&host) >= 0)
 		limits = (struct host_limits){.cpus = host.cpus, .memory_mb = host.memory_mb};
 	limits.paths = m->paths;
-	r = validate_vm_config(&vm->rec.config, &limits, MV_ERR_PRECONDITION, err);
+	r = validate_vm_config_open(&vm->rec.config, &limits, MV_ERR_PRECONDITION, &l->files, err);
 	if (r >= 0)
-		r = vm_disks_resolve(m->storage, &vm->rec.config, VM_DISKS_START, &l->disks, err);
+		r = vm_disks_resolve(m->storage, &vm->rec.config, &l->files, VM_DISKS_START,
+				     &l->disks, err);
 	if (r < 0)
 		return mv_err_prefix(err, "cannot start vm '%s': ", vm->rec.name), r;
 
@@ -436,6 +495,8 @@ static int start_prepare(struct vm *vm, struct start_launch *l, struct mv_error 
 		l->events_arg = NULL;
 		return mv_err_oom(err);
 	}
+	if (hand_over_files(l, &launch) < 0)
+		return mv_err_oom(err);
 	launch.disks = l->disks.disks;
 	launch.n_disks = l->disks.n;
 	launch.serial_socket = serial;
@@ -468,12 +529,13 @@ static int start_spawn(struct vm *vm, struct start_launch *l, struct mv_error *e
 	struct proc_spec spec = {
 		.path = m->hypervisor,
 		.argv = argv,
-		.pass_fds = &l->api_fd,
-		.n_pass_fds = 1,
+		.pass_fds = l->pass_fds,
+		.n_pass_fds = l->n_pass,
 		.log_fd = l->log_fd,
 	};
 	int r;
 
+	l->pass_fds[0] = l->api_fd;
 	r = proc_spawn(m->event, &spec, on_proc_exit, vm, &vm->proc, err);
 	if (r < 0)
 		return r;
@@ -501,6 +563,7 @@ static int start_begin(struct vm *vm, struct mv_error *err)
 	_cleanup_(start_launch_done) struct start_launch l = {.api_fd = -1, .log_fd = -1};
 	int r;
 
+	vm_path_fds_init(&l.files);
 	r = start_prepare(vm, &l, err);
 	if (r >= 0)
 		r = start_spawn(vm, &l, err);

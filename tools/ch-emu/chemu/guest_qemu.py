@@ -20,6 +20,7 @@ import ctypes
 import functools
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -314,6 +315,20 @@ class QemuGuest:
     def net_fds(self):
         return [fd for n in self.config.get("net") or [] for fd in n.get("fds") or []]
 
+    def path_fds(self):
+        """The fds behind /proc/self/fd/N paths in the config (a manager that passes the files
+        it checked, as mvirt does): cloud-hypervisor opens such a path in its own process, so
+        QEMU, which opens the paths in its stead, must hold the same fds."""
+        p = self.config["payload"]
+        paths = [p.get(k) for k in ("kernel", "initramfs", "firmware")]
+        paths += [d.get("path") for d in self.config.get("disks") or []]
+        out = []
+        for path in paths:
+            m = re.fullmatch(r"/proc/self/fd/(\d+)", path or "")
+            if m:
+                out.append(int(m.group(1)))
+        return out
+
     # ---- lifecycle
     def start(self, done):
         self.start_done = done
@@ -333,7 +348,7 @@ class QemuGuest:
                 stdin=subprocess.DEVNULL,
                 stdout=err_w,
                 stderr=err_w,
-                pass_fds=tuple(fds.values()) + tuple(self.net_fds()),
+                pass_fds=tuple(fds.values()) + tuple(self.net_fds()) + tuple(self.path_fds()),
                 preexec_fn=functools.partial(_child_setup, os.getpid()),
             )
         except OSError as e:
