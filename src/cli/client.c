@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/grpc_runtime.h"
 #include "common/macro.h"
 
 struct client {
@@ -65,6 +66,7 @@ int client_new(const char *target, struct client **ret)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	grpc_runtime_tune();
 	grpc_init();
 	creds = grpc_insecure_credentials_create();
 	c->channel = grpc_channel_create(target, creds, &chargs);

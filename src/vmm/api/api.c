@@ -24,6 +24,7 @@
 
 #include "api/api_wire.h"
 #include "common/clock.h"
+#include "common/grpc_runtime.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -684,6 +685,7 @@ int api_server_new(sd_event *event, const struct api_method *const *tables, void
 	if (r < 0)
 		goto fail;
 
+	grpc_runtime_tune();
 	grpc_init();
 	srv->cq = grpc_completion_queue_create_for_next(NULL);
 	for (int k = 0; k < API_SRV_N; k++) {
