@@ -23,6 +23,7 @@
 
 #include "common/macro.h"
 #include "hypervisor/ch_client.h"
+#include "hypervisor/ch_http_parse.h"
 
 #define MIB (1024 * 1024)
 #define WAIT_MAX_MS 10000
@@ -1091,6 +1092,44 @@ static void test_idle_holds_no_fds(void **state)
 	result_clear(&c);
 }
 
+/* The message of a failed answer (ch_reply_message, which both transports use), on bodies
+ * that are not NUL-terminated (the buffers below hold no terminator after len). */
+static void expect_message(const char *body, size_t len, long status, const char *want)
+{
+	char *copy = malloc(len ? len : 1), *msg;
+
+	assert_non_null(copy);
+	memcpy(copy, body, len);
+	msg = ch_reply_message(copy, len, status);
+	assert_non_null(msg);
+	assert_string_equal(msg, want);
+	free(msg);
+	free(copy);
+}
+
+#define EXPECT_MESSAGE(body, status, want) expect_message(body, sizeof(body) - 1, status, want)
+
+static void test_reply_message(void **state _unused_)
+{
+	EXPECT_MESSAGE("[\"Error from API\",\"The VM could not be created\"]", 500,
+		       "Error from API: The VM could not be created");
+	EXPECT_MESSAGE("[\"one\"] trailing", 500, "one");
+	EXPECT_MESSAGE("  oops: broken\r\n", 500, "oops: broken");
+	EXPECT_MESSAGE(" \t\r\n", 503, "HTTP 503");
+	EXPECT_MESSAGE("", 404, "HTTP 404");
+	/* not an array of strings: the body as it is */
+	EXPECT_MESSAGE("[1,\"x\"]", 500, "[1,\"x\"]");
+	EXPECT_MESSAGE("[]", 500, "[]");
+	EXPECT_MESSAGE("{\"error\":\"x\"}", 500, "{\"error\":\"x\"}");
+	/* no words in the array: the body says more than nothing */
+	EXPECT_MESSAGE("[\"\"]", 500, "[\"\"]");
+	/* a NUL does not end the message (it used to cut it there): '?' for it, as for bad UTF-8 */
+	EXPECT_MESSAGE("VM is gone\0 (and more)", 500, "VM is gone? (and more)");
+	EXPECT_MESSAGE("[\"bad\\u0000name\"]", 500, "bad?name");
+	EXPECT_MESSAGE("caf\xc3\xa9 \xff\xc3", 500, "caf\xc3\xa9 ??");
+	EXPECT_MESSAGE("[\"caf\\u00e9\",\"\xc0\xaf\"]", 500, "caf\xc3\xa9: ??");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1120,6 +1159,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_fd_leak, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_holds_no_fds, setup, teardown),
+		cmocka_unit_test(test_reply_message),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -32,7 +32,6 @@
 #include "hypervisor/ch_client.h"
 
 #include <ctype.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -40,9 +39,9 @@
 #include <sys/un.h>
 
 #include "common/macro.h"
-#include "common/utf8.h"
 #include "hypervisor/ch_curl.h"
 #include "hypervisor/ch_http_fds.h"
+#include "hypervisor/ch_http_parse.h"
 
 #define CH_REPLY_MAX (1024 * 1024)
 #define CH_URL_PREFIX "http://localhost/api/v1/"
@@ -242,77 +241,6 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *userdat
 	return n;
 }
 
-/* cloud-hypervisor's error body, a JSON array of strings (outermost first), joined with ": ";
- * NULL if body is not such an array. */
-static char *message_from_json(const char *body, size_t len)
-{
-	json_tokener *tok;
-	json_object *j;
-	char *msg = NULL, *p;
-	size_t n, total = 0;
-
-	if (len > INT_MAX)
-		return NULL;
-	tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	j = json_tokener_parse_ex(tok, body, (int)len);
-	if (!j || json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(j, json_type_array) || json_object_array_length(j) == 0)
-		goto out;
-	n = json_object_array_length(j);
-	for (size_t i = 0; i < n; i++) {
-		json_object *s = json_object_array_get_idx(j, i);
-
-		if (!json_object_is_type(s, json_type_string))
-			goto out;
-		total += (size_t)json_object_get_string_len(s) + 2;
-	}
-	msg = malloc(total + 1);
-	if (!msg)
-		goto out;
-	p = msg;
-	for (size_t i = 0; i < n; i++) {
-		json_object *s = json_object_array_get_idx(j, i);
-		size_t l = (size_t)json_object_get_string_len(s);
-
-		if (i > 0) {
-			memcpy(p, ": ", 2);
-			p += 2;
-		}
-		memcpy(p, json_object_get_string(s), l);
-		p += l;
-	}
-	*p = '\0';
-out:
-	json_object_put(j);
-	json_tokener_free(tok);
-	return msg;
-}
-
-/* The message for a non-2xx answer: the JSON error array joined, else the body trimmed, else
- * "HTTP <status>". NULL on ENOMEM. */
-static char *message_from_http(const char *body, size_t len, long status)
-{
-	char *msg = message_from_json(body, len);
-	const char *start = body, *end = body + strlen(body);
-
-	/* the hypervisor's words reach clients and the store: valid UTF-8, whatever it sent */
-	if (msg)
-		return utf8_sanitize(msg);
-	while (start < end && isspace((unsigned char)*start))
-		start++;
-	while (end > start && isspace((unsigned char)end[-1]))
-		end--;
-	if (end > start && (msg = strndup(start, (size_t)(end - start))))
-		return utf8_sanitize(msg);
-	if (end > start)
-		return NULL;
-	if (asprintf(&msg, "HTTP %ld", status) < 0)
-		return NULL;
-	return msg;
-}
-
 static int error_from_curl(struct ch_request *r, CURLcode code)
 {
 	long os_errno = 0;
@@ -373,7 +301,7 @@ static void request_complete(struct ch_request *r, CURLcode code)
 		reply.error = error_from_curl(r, code);
 		message = message_from_curl(r, code, reply.error);
 	} else if (reply.http_status < 200 || reply.http_status >= 300) {
-		message = message_from_http(reply.body, r->resp_len, reply.http_status);
+		message = ch_reply_message(reply.body, r->resp_len, reply.http_status);
 	}
 	if (message)
 		reply.message = message;
@@ -741,7 +669,7 @@ static void on_raw_done(void *userdata, int error, long status, const char *body
 		if (asprintf(&message, "%s: %s", r->socket_path, strerror(-error)) < 0)
 			message = NULL;
 	} else if (status < 200 || status >= 300)
-		message = message_from_http(body, len, status);
+		message = ch_reply_message(body, len, status);
 	if (error < 0 || status < 200 || status >= 300)
 		reply.message = message ? message : "out of memory";
 	client_enter(c);

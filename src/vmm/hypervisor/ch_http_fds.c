@@ -8,15 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "hypervisor/ch_http_parse.h"
 
 #define USEC_PER_MSEC UINT64_C(1000)
-#define HEADERS_MAX 16384
 
 struct ch_http_fds {
 	sd_event *event;
@@ -66,56 +65,39 @@ static void finish(struct ch_http_fds *x, int error, long status, const char *bo
 /* The answer, once it is complete: 1 done (finish called), 0 need more, <0 malformed. */
 static int parse_answer(struct ch_http_fds *x, bool eof)
 {
-	char *end = strstr(x->resp, "\r\n\r\n"), *line, *body;
-	unsigned long long length = 0;
-	bool have_length = false;
+	size_t off, len;
 	long status;
-	int n = 0;
+	int r = ch_http_parse_answer(x->resp, x->resp_len, eof, x->max_body, &status, &off, &len);
 
-	if (!end)
-		return eof || x->resp_len > HEADERS_MAX ? -EBADMSG : 0;
-	if (sscanf(x->resp, "HTTP/1.%*1[01] %3ld%n", &status, &n) != 1 || n == 0 || status < 100)
-		return -EBADMSG;
-	for (line = strstr(x->resp, "\r\n") + 2; line < end; line = strstr(line, "\r\n") + 2)
-		if (strncasecmp(line, "Content-Length:", 15) == 0) {
-			char *e;
-
-			errno = 0;
-			length = strtoull(line + 15, &e, 10);
-			if (errno || e == line + 15 || (*e != '\r' && *e != ' '))
-				return -EBADMSG;
-			have_length = true;
-		}
-	body = end + 4;
-	if (have_length && length > x->max_body)
-		return -EFBIG;
-	if (have_length && (size_t)(x->resp + x->resp_len - body) < length)
-		return eof ? -EBADMSG : 0;
-	if (!have_length && !eof && status != 204 && status != 304)
-		return 0; /* read to EOF */
-	if (!have_length)
-		length = (unsigned long long)(x->resp + x->resp_len - body);
-	body[length] = '\0';
-	finish(x, 0, status, body, (size_t)length);
+	if (r <= 0)
+		return r;
+	x->resp[off + len] = '\0'; /* inside what was read: off + len <= resp_len */
+	finish(x, 0, status, x->resp + off, len);
 	return 1;
 }
 
 static int do_read(struct ch_http_fds *x)
 {
+	/* The parser decides by CH_HTTP_HEADERS_MAX + max_body + 1 bytes: room for them and the
+	 * NUL, and no more (a doubling past it would refuse an answer the cap allows). */
+	size_t limit = CH_HTTP_HEADERS_MAX + x->max_body + 2;
+
 	for (;;) {
 		ssize_t n;
 
-		if (x->resp_cap - x->resp_len < 4096) {
+		if (x->resp_cap - x->resp_len < 4096 && x->resp_cap < limit) {
 			size_t cap = x->resp_cap ? x->resp_cap * 2 : 8192;
 			char *p;
 
-			if (cap > HEADERS_MAX + x->max_body + 8192)
-				return -EFBIG;
+			if (cap > limit)
+				cap = limit;
 			if (!(p = realloc(x->resp, cap)))
 				return -ENOMEM;
 			x->resp = p;
 			x->resp_cap = cap;
 		}
+		if (x->resp_cap - x->resp_len < 2)
+			return -EFBIG; /* cannot happen: the parser decided before */
 		n = recv(x->sock, x->resp + x->resp_len, x->resp_cap - x->resp_len - 1, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -237,7 +219,8 @@ int ch_http_fds_start(sd_event *event, const char *socket_path, const char *meth
 	int r;
 
 	if (!event || isempty(socket_path) || isempty(method) || isempty(endpoint) || !fn ||
-	    timeout_ms == 0 || n_fds > CH_HTTP_FDS_MAX || (n_fds > 0 && !fds))
+	    timeout_ms == 0 || n_fds > CH_HTTP_FDS_MAX || (n_fds > 0 && !fds) ||
+	    max_body > SIZE_MAX / 2)
 		return -EINVAL;
 	if (!(x = calloc(1, sizeof(*x))))
 		return -ENOMEM;

@@ -3,8 +3,9 @@
  * as ancillary data of the request that adds it (vm.add-net; see the OpenAPI file and
  * vmm/src/api/http/http_endpoint.rs upstream). libvirt's ch driver writes these requests by
  * hand for the same reason. The request goes out with the fds on its first sendmsg; the answer
- * is read up to its Content-Length (cloud-hypervisor keeps connections alive) or EOF. Runs on
- * the sd-event loop, never blocks it; used by ch_client.c only. Silent. */
+ * is read up to its Content-Length (cloud-hypervisor keeps connections alive) or EOF, as
+ * ch_http_parse_answer (ch_http_parse.h) frames it. Runs on the sd-event loop, never blocks
+ * it; used by ch_client.c only. Silent. */
 #pragma once
 
 #include <stddef.h>
@@ -16,14 +17,15 @@
 struct ch_http_fds;
 
 /* error: 0 or -errno (-ETIMEDOUT, -ECONNREFUSED, -ENOENT, -EBADMSG for an answer that is not
- * HTTP, -EFBIG over max_body bytes); status: the HTTP status (0 without an answer); body:
- * NUL-terminated, len bytes ("" if none). Runs once, from the loop. */
+ * HTTP we can read, -EFBIG for a body over max_body bytes); status: the HTTP status (0 without
+ * an answer); body: NUL-terminated, len bytes ("" if none). Runs once, from the loop. */
 typedef void (*ch_http_fds_fn)(void *userdata, int error, long status, const char *body,
 			       size_t len);
 
 /* Sends `method /api/v1/<endpoint>` with body (may be NULL) and fds (duplicated by the kernel
  * at send time; the caller keeps its own) to socket_path. fn never runs from inside this call.
- * -EINVAL (bad arguments, n_fds over CH_HTTP_FDS_MAX), -ENOMEM; transport errors reach fn. */
+ * -EINVAL (bad arguments, n_fds over CH_HTTP_FDS_MAX, max_body over SIZE_MAX / 2), -ENOMEM;
+ * transport errors reach fn. */
 int ch_http_fds_start(sd_event *event, const char *socket_path, const char *method,
 		      const char *endpoint, const char *body, const int *fds, size_t n_fds,
 		      uint64_t timeout_ms, size_t max_body, ch_http_fds_fn fn, void *userdata,
