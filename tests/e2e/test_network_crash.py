@@ -2,7 +2,8 @@
 with a NIC on a managed network), not at a few points in time: strace, attached to the daemon's
 main thread (where all of that work runs), kills it at the n-th call of one system call that
 changes something outside the process: a netlink or API message (sendmsg, sendto), a tap ioctl,
-a spawn (clone3, clone, vfork), a write to the database (pwrite64), a file renamed or removed.
+a spawn (clone3, clone, vfork), a write to the database (pwrite64) or to any other file
+(write, ftruncate), a flush to disk (fsync, fdatasync), a file renamed or removed.
 The call it kills at has not happened; everything before it has. Steps are counted by tracing
 the operation once, and every (call, n) is tried.
 
@@ -30,7 +31,8 @@ pb = mvirt_proto.mvirt_pb2
 pytestmark = pytest.mark.skipif(not shutil.which("strace") or not shutil.which("nft"),
                                 reason="needs strace (to kill at a system call) and nft")
 
-STEPS = ("sendmsg", "sendto", "ioctl", "clone3", "clone", "vfork", "pwrite64", "rename",
+STEPS = ("sendmsg", "sendto", "ioctl", "clone3", "clone", "vfork", "pwrite64", "write", "fsync",
+         "fdatasync", "ftruncate", "rename",
          "renameat", "renameat2", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat")
 SUBNET = "10.90.0.0/24"
 
