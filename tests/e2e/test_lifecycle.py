@@ -654,6 +654,25 @@ def test_daemon_sigkill_then_readopt(ch_daemon, vm_files):
     assert stop(d, "a").state == STOPPED and reaped(ident)
 
 
+def test_a_stop_the_daemon_died_in_is_finished_after_the_restart(ch_daemon, vm_files):
+    """StopVm pressed the power button, the guest takes 3 s to power off, and the daemon is
+    SIGKILLed meanwhile (the VM is stored STOPPING). The restarted daemon re-adopts the VM and
+    stops it again: the exit that follows is the stop the user asked for, STOPPED, not a
+    crash (an adopted process's exit status is unknown)."""
+    d = ch_daemon
+    vm, ident = start_running(d, "slow", vm_files, "chemu.poweroff_delay=3000")
+    bg = Bg(stop, d, "slow", timeout=30)
+    wait_state(d, "slow", (pb.VM_STATE_STOPPING,))
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    bg.wait()
+    assert alive(vm.pid)
+    d.start()
+    v, _ = wait_state(d, "slow", (STOPPED, CRASHED))
+    assert v.state == STOPPED and v.pid == 0, (state_name(v.state), v.state_reason)
+    assert dead(ident) and not rundir(d, vm).exists()
+    assert "stopping it again" in d.log_text()
+
+
 @pytest.mark.parametrize("zombie", [False, True], ids=["reaped", "zombie"])
 def test_vm_exited_while_the_daemon_was_down(ch_daemon, vm_files, zombie):
     """The hypervisor is SIGKILLed while the daemon is down. PID 1 reaps orphans late here

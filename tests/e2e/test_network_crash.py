@@ -183,6 +183,8 @@ def vm_whole(d, netns, name) -> bool:
         return True
     wait_for(lambda: tap not in taps_of(netns), f"{tap} to be removed")
     wait_for(lambda: not d.hypervisor_pids(), "no hypervisor")
+    rundir = d.runtime_dir / "vms" / vm.id
+    wait_for(lambda: not rundir.exists(), f"{rundir} to be removed")
     return False
 
 

@@ -25,6 +25,7 @@
 
 static char tmpdir[] = "/tmp/mvirt-test-cloudinit-XXXXXX";
 static char *saved_path;
+static int saved_cwd = -1; /* a test that changes directory: teardown goes back */
 
 static char *tmp_path(const char *leaf)
 {
@@ -184,6 +185,11 @@ static int teardown(void **state)
 	char *cmd = NULL;
 
 	(void)state;
+	if (saved_cwd >= 0) {
+		(void)!fchdir(saved_cwd);
+		close(saved_cwd);
+		saved_cwd = -1;
+	}
 	setenv("PATH", saved_path, 1);
 	free(saved_path);
 	if (asprintf(&cmd, "rm -rf '%s'", tmpdir) > 0)
@@ -477,6 +483,74 @@ static void test_missing_directory(void **state)
 	free(img);
 }
 
+/* A relative path is refused before any tool runs: mtools would take "a:b/user-data" for a
+ * file on drive A: and mkfs.vfat "-v/seed.img" for options. Any absolute one works. */
+static void test_path_must_be_absolute(void **state)
+{
+	struct cloudinit_seed seed = {
+		.user_data = "#cloud-config\n", .instance_id = "i", .hostname = "h"};
+	const char *keep[] = {"fakebin", "a:b", "-v", NULL};
+	struct mv_error err = {0};
+	char *a = tmp_path("a:b"), *v = tmp_path("-v"), *img = tmp_path("-v/a:b seed.img"), *ud;
+
+	(void)state;
+	require_tools();
+	saved_cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(saved_cwd >= 0);
+	assert_int_equal(mkdir(a, 0700), 0);
+	assert_int_equal(mkdir(v, 0700), 0);
+	assert_int_equal(chdir(tmpdir), 0);
+	assert_int_equal(cloudinit_seed_build(&seed, "a:b/seed.img", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "absolute"));
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(cloudinit_seed_build(&seed, "-v/seed.img", &err), -EINVAL);
+	assert_int_equal(cloudinit_seed_build(&seed, "", &err), -EINVAL);
+	assert_int_equal(fchdir(saved_cwd), 0);
+	close(saved_cwd);
+	saved_cwd = -1;
+	assert_int_equal(count_entries_except(keep), 0);
+	assert_int_equal(rmdir(a), 0);
+
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(cloudinit_seed_build(&seed, img, &err), 0);
+	ud = image_file(img, "user-data");
+	assert_string_equal(ud, "#cloud-config\n");
+	free(ud);
+	unlink(img);
+	free(img);
+	free(v);
+	free(a);
+}
+
+/* mtools reads the image name after -i as configuration: it expands "$HOME" and '\\', takes
+ * "@@" for an offset, '|' and line breaks for syntax. A runtime directory may hold any of them
+ * (the daemon's configuration names it); mcopy used to fail there. */
+static void test_any_directory_name(void **state)
+{
+	struct cloudinit_seed seed = {
+		.user_data = "#cloud-config\n", .instance_id = "i", .hostname = "h"};
+	const char *keep[] = {"fakebin", "$HOME \\x@@1|\n* a:b", "plain.img", NULL};
+	struct mv_error err = {0};
+	char *dir = tmp_path(keep[1]), *img = NULL, *plain = tmp_path("plain.img"), *ud;
+
+	(void)state;
+	require_tools();
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_true(asprintf(&img, "%s/seed.img", dir) > 0);
+	assert_int_equal(cloudinit_seed_build(&seed, img, &err), 0);
+	assert_string_equal(err.msg, "");
+	assert_int_equal(rename(img, plain), 0); /* for image_file's mtype */
+	ud = image_file(plain, "user-data");
+	assert_string_equal(ud, "#cloud-config\n");
+	assert_int_equal(count_entries_except(keep), 0);
+	assert_int_equal(rmdir(dir), 0); /* nothing left in it */
+	unlink(plain);
+	free(ud);
+	free(plain);
+	free(img);
+	free(dir);
+}
+
 /* What a daemon that died during a build leaves behind is removed with the seed; nothing
  * else is touched. */
 static void test_remove_cleans_a_crashed_build(void **state)
@@ -528,6 +602,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_tool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_existing_target_is_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_must_be_absolute, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_any_directory_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_cleans_a_crashed_build, setup,
 						teardown),
 	};

@@ -5,9 +5,10 @@
  * starts.
  *
  * Children get stdin and stdout on /dev/null, stderr on a memfd (read back for the error
- * message), no other fd, default signal handling and a fixed environment (PATH, LC_ALL=C,
- * TZ=UTC, MTOOLS_SKIP_CHECK=1). They are waited for with a pidfd and poll(), so a hung tool
- * costs at most the timeout. */
+ * message), no other fd but the image for mcopy (fd 3, which it opens as /proc/self/fd/3),
+ * default signal handling and a fixed environment (PATH, LC_ALL=C, TZ=UTC,
+ * MTOOLS_SKIP_CHECK=1). They are waited for with a pidfd and poll(), so a hung tool costs at
+ * most the timeout. */
 #include "os/proc.h"
 #include "vm/cloudinit.h"
 
@@ -113,9 +114,9 @@ static void tool_message(int fd, char *buf, size_t size)
 	buf[o] = '\0';
 }
 
-/* Runs argv[0] (looked up in search) to completion. Fills err with the tool's stderr text
- * when it fails. */
-static int run_tool(const char *search, char *const argv[], uint32_t timeout_ms,
+/* Runs argv[0] (looked up in search) to completion, with pass_fd (unless -1) as its fd 3.
+ * Fills err with the tool's stderr text when it fails. */
+static int run_tool(const char *search, char *const argv[], int pass_fd, uint32_t timeout_ms,
 		    struct mv_error *err)
 {
 	_cleanup_free_ char *exe = NULL, *path_env = NULL;
@@ -144,7 +145,8 @@ static int run_tool(const char *search, char *const argv[], uint32_t timeout_ms,
 		return mv_err_internal(err, -errno, "cannot create a buffer for %s's messages: %m",
 				       argv[0]);
 
-	r = proc_spawn_raw(exe, argv, envp, -1, -1, errfd, NULL, 0, true, &pid);
+	r = proc_spawn_raw(exe, argv, envp, -1, -1, errfd, pass_fd >= 0 ? &pass_fd : NULL,
+			   pass_fd >= 0 ? 1 : 0, true, &pid);
 	if (r < 0)
 		return mv_err_internal(err, r, "cannot execute %s: %m", exe);
 	r = proc_wait_timeout(pid, timeout_ms, &status);
@@ -235,13 +237,18 @@ int cloudinit_seed_build(const struct cloudinit_seed *seed, const char *path, st
 {
 	_cleanup_free_ char *tmp = NULL, *meta = NULL, *search = NULL, *img = NULL, *ud = NULL,
 			    *md = NULL, *nc = NULL;
-	_cleanup_close_ int dirfd = -1;
+	_cleanup_close_ int dirfd = -1, imgfd = -1;
 	uint32_t timeout = seed->timeout_ms ? seed->timeout_ms : CLOUDINIT_TIMEOUT_MS_DEFAULT;
 	bool net = !isempty(seed->network_config);
 	char kib[32];
 	uint64_t total;
 	int r;
 
+	/* The tools take a relative path for an option ("-x/seed.img") or an mtools drive
+	 * ("a:b/user-data"); an absolute one is a plain file to both. */
+	if (isempty(path) || path[0] != '/')
+		return mv_err_internal(err, -EINVAL, "%s: the seed image's path must be absolute",
+				       strempty(path));
 	if (isempty(seed->user_data))
 		return mv_err_invalid(err, "user-data: required for a cloud-init seed");
 	if ((r = check_size("user-data", seed->user_data, VM_USER_DATA_MAX, err)) < 0 ||
@@ -295,20 +302,29 @@ int cloudinit_seed_build(const struct cloudinit_seed *seed, const char *path, st
 			img,
 			kib,
 			NULL};
-	r = run_tool(search, mkfs, timeout, err);
+	r = run_tool(search, mkfs, -1, timeout, err);
 	if (r < 0)
 		goto out;
+	/* mtools reads the name after -i as it reads its configuration: it expands "$VAR" and
+	 * '\', and takes "@@" for an offset and '|' or a line break for syntax. So the image
+	 * goes by a name made of none of them, and its path (in the daemon's runtime directory,
+	 * whatever the configuration says) is opened here. Sources are plain paths to mcopy. */
+	imgfd = openat(dirfd, "seed.img", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (imgfd < 0) {
+		r = mv_err_internal(err, -errno, "cannot open %s: %m", img);
+		goto out;
+	}
 	/* -Q: stop at the first file that cannot be copied. */
 	char *mcopy[] = {(char *)"mcopy",
 			 (char *)"-Q",
 			 (char *)"-i",
-			 img,
+			 (char *)"/proc/self/fd/3",
 			 ud,
 			 md,
 			 net ? nc : (char *)"::",
 			 net ? (char *)"::" : NULL,
 			 NULL};
-	r = run_tool(search, mcopy, timeout, err);
+	r = run_tool(search, mcopy, imgfd, timeout, err);
 	if (r < 0)
 		goto out;
 	if (renameat2(AT_FDCWD, img, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {

@@ -30,12 +30,12 @@ struct cloudinit_seed {
 	uint32_t timeout_ms;        /* per tool; 0: CLOUDINIT_TIMEOUT_MS_DEFAULT */
 };
 
-/* Builds the seed image at path (which must not exist; its directory must). The image
- * appears at path complete or not at all: it is built under a temporary directory beside path
- * and renamed into place, and every temporary file is removed whatever happens. Errors:
- * -EINVAL (no user-data, a file over its size cap), -ENOMEDIUM (a tool is not installed),
- * -ETIMEDOUT (a tool did not finish in time; it is killed), -EIO (a tool failed: its stderr
- * is in the message), -EEXIST, or the errno of a file operation. */
+/* Builds the seed image at path (absolute, which must not exist; its directory must). The
+ * image appears at path complete or not at all: it is built under a temporary directory beside
+ * path and renamed into place, and every temporary file is removed whatever happens. Errors:
+ * -EINVAL (no user-data, a file over its size cap, a relative path), -ENOMEDIUM (a tool is not
+ * installed), -ETIMEDOUT (a tool did not finish in time; it is killed), -EIO (a tool failed:
+ * its stderr is in the message), -EEXIST, or the errno of a file operation. */
 int cloudinit_seed_build(const struct cloudinit_seed *seed, const char *path, struct mv_error *err);
 
 /* Removes the seed image at path and the temporary directory of a build that did not finish

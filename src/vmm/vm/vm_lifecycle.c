@@ -818,10 +818,32 @@ void vm_manager_abort_ops(struct vm_manager *m)
 
 /* ---- re-adoption after a daemon restart ---- */
 
+static void on_resumed_stop(void *userdata, const struct vm_record *rec, const struct mv_error *err)
+{
+	(void)userdata;
+	if (err && err->code < 0)
+		log_warning("vm %s: the resumed stop failed: %s", rec->name, err->msg);
+}
+
+/* A StopVm was in progress when the last daemon died (the VM was stored STOPPING): the user's
+ * request still stands, so the stop runs again from its start (the power button, then the
+ * default timeout and the harsher steps). */
+static void resume_stop(struct vm *vm)
+{
+	struct vm_op_args args = {.timeout_s = VM_STOP_DEFAULT_TIMEOUT_S};
+	struct mv_error err = {0};
+
+	log_info("vm %s: it was being stopped when mvirt-vmm went down; stopping it again",
+		 vm->rec.name);
+	if (vm_manager_op(vm->m, VM_OP_STOP, vm->rec.id, &args, on_resumed_stop, vm, &err) < 0)
+		log_warning("vm %s: cannot resume its stop: %s", vm->rec.name, err.msg);
+}
+
 static void on_adopt_info(void *userdata, const struct ch_reply *reply)
 {
 	struct vm *vm = userdata;
 	struct ch_vm_info info;
+	bool was_stopping = vm->rec.state == VM_STATE_STOPPING;
 
 	vm->info_req = NULL;
 	if (!ch_reply_ok(reply) && reply->http_status >= 400 &&
@@ -850,6 +872,9 @@ static void on_adopt_info(void *userdata, const struct ch_reply *reply)
 	else if (info.state == CH_VM_STATE_PAUSED && vm->rec.state != VM_STATE_PAUSED)
 		vm_set_state(vm, VM_STATE_PAUSED, VM_EVENT_STATE_CHANGED,
 			     "paused (re-adopted after a daemon restart)");
+	if ((info.state == CH_VM_STATE_RUNNING || info.state == CH_VM_STATE_PAUSED) &&
+	    was_stopping && !vm->op)
+		resume_stop(vm);
 	else if (info.state != CH_VM_STATE_RUNNING && info.state != CH_VM_STATE_PAUSED && !vm->op) {
 		/* Created or Shutdown: a start or stop the last daemon did not finish. Finish
 		 * the stop: the process ends and on_proc_exit records it. */
@@ -871,6 +896,10 @@ static void adopt(struct vm *vm)
 	if (vm_runtime_paths(vm) < 0)
 		return;
 	r = proc_adopt(vm->m->event, &id, on_proc_exit, vm, &vm->proc);
+	/* Stopping when the last daemon died: an exit from here on ends that stop, it is no
+	 * crash (an adopted process's exit status is unknown). */
+	if (vm->rec.state == VM_STATE_STOPPING)
+		vm->abandoned = true;
 	if (r == -ESRCH) {
 		runtime_clear(vm, "exited while mvirt-vmm was down");
 		vm_set_state(vm, VM_STATE_STOPPED, VM_EVENT_STOPPED,
@@ -908,4 +937,5 @@ void vm_manager_adopt(struct vm_manager *m)
 		prefix = NULL;
 	if (keep && prefix)
 		(void)proc_kill_strays(NULL, prefix, keep, n_keep);
+	vm_runtime_sweep(m);
 }

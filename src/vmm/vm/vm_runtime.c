@@ -3,6 +3,7 @@
  * nothing behind. */
 #include "vm/vm_runtime.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,18 +45,63 @@ char *vm_runtime_file(struct vm *vm, const char *name)
 	return asprintf(&p, "%s/%s", vm->run.rundir, name) < 0 ? NULL : p;
 }
 
-static void rundir_remove(struct vm *vm)
+/* The files a runtime directory may hold, and the directory: 0, or -errno of the rmdir (e.g.
+ * -ENOTEMPTY: something else is in it). */
+static int dir_remove(const char *dir)
 {
-	if (!vm->run.rundir)
-		return;
 	for (size_t i = 0; i < ELEMENTSOF(rundir_files); i++) {
-		_cleanup_free_ char *p = vm_runtime_file(vm, rundir_files[i]);
-		if (p && streq(rundir_files[i], SEED_FILE))
+		_cleanup_free_ char *p = NULL;
+
+		if (asprintf(&p, "%s/%s", dir, rundir_files[i]) < 0) {
+			p = NULL;
+			continue;
+		}
+		if (streq(rundir_files[i], SEED_FILE))
 			cloudinit_seed_remove(p); /* with a crashed build's leftovers */
-		else if (p)
+		else
 			(void)unlink(p);
 	}
-	(void)rmdir(vm->run.rundir);
+	return rmdir(dir) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static void rundir_remove(struct vm *vm)
+{
+	if (vm->run.rundir)
+		(void)dir_remove(vm->run.rundir);
+}
+
+void vm_runtime_sweep(struct vm_manager *m)
+{
+	_cleanup_free_ char *parent = NULL;
+	struct dirent *de;
+	DIR *d;
+
+	if (asprintf(&parent, "%s/vms", m->runtime_dir) < 0 || !(d = opendir(parent)))
+		return;
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *dir = NULL;
+		struct vm *vm;
+		int r;
+
+		if (de->d_name[0] == '.')
+			continue;
+		vm = vm_registry_find(m, de->d_name);
+		if (vm && streq(vm->rec.id, de->d_name) && vm->rec.process.pid != 0)
+			continue; /* its hypervisor's */
+		if (asprintf(&dir, "%s/%s", parent, de->d_name) < 0) {
+			dir = NULL;
+			continue;
+		}
+		r = dir_remove(dir);
+		if (r < 0)
+			log_warning_errno(r, "cannot remove the stale runtime directory %s: %m",
+					  dir);
+		else
+			log_info("removed %s, left by %s", dir,
+				 vm ? "a start the last mvirt-vmm did not finish"
+				    : "a VM that no longer exists");
+	}
+	closedir(d);
 }
 
 int vm_runtime_prepare(struct vm *vm, struct mv_error *err)

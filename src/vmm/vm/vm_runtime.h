@@ -33,3 +33,8 @@ int vm_runtime_seed(struct vm *vm, struct vm_disk_set *set, struct mv_error *err
 void vm_runtime_release(struct vm *vm, const char *reason);
 /* The process is gone: removes the runtime directory and releases everything. */
 void vm_runtime_remove(struct vm *vm, const char *reason);
+
+/* Removes every runtime directory that no VM with a process owns (under <runtime>/vms): what a
+ * daemon killed between a start's directory and its spawn, or during a delete, left behind.
+ * Run once at start, after re-adoption has settled which VMs run. */
+void vm_runtime_sweep(struct vm_manager *m);
