@@ -85,6 +85,42 @@ static void test_kill_strays_stops_only_unkept_matches(void **state)
 	}
 }
 
+/* 'Z' once it exited and is not reaped yet, as /proc/PID/stat says. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	p = strrchr(buf, ')');
+	assert_non_null(p);
+	return p[2];
+}
+
+/* SIGKILL, and back only once the stray is gone (a zombie here: it is our child). */
+static void test_kill_strays_wait_returns_once_they_are_gone(void **state)
+{
+	char prefix[128], arg[160];
+	pid_t stray, other;
+	(void)state;
+
+	snprintf(prefix, sizeof(prefix), "%s/pool/.tmp-", dir);
+	snprintf(arg, sizeof(arg), "%sbase-1234", prefix);
+	stray = spawn_with("mvsleeper", arg);
+	other = spawn_with("mvsleeper", "unrelated");
+	assert_int_equal(proc_kill_strays_wait(NULL, prefix, 5000), 1);
+	assert_int_equal(proc_state(stray), 'Z');
+	assert_int_equal(reap(stray), SIGKILL);
+	assert_true(alive(other));
+	assert_int_equal(proc_kill_strays_wait(NULL, prefix, 5000), 0);
+	kill(other, SIGKILL);
+	assert_int_equal(reap(other), SIGKILL);
+}
+
 static bool exited;
 static struct proc_exit last_exit;
 
@@ -137,6 +173,7 @@ int main(int argc, char **argv)
 
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kill_strays_stops_only_unkept_matches),
+		cmocka_unit_test(test_kill_strays_wait_returns_once_they_are_gone),
 		cmocka_unit_test(test_adopt_checks_identity_and_reports_exit),
 	};
 

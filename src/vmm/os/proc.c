@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -335,6 +336,36 @@ void proc_exit_describe(const struct proc_exit *e, char *buf, size_t size)
 		snprintf(buf, size, "exited with status %d", e->code);
 }
 
+/* Whether pid (not in keep, not this process) has argv[0] containing name (NULL: any) and an
+ * argument starting with arg_prefix; its command in cmd. */
+static bool stray_match(int pid, const char *name, const char *arg_prefix, const int *keep,
+			size_t n_keep, char *cmd, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0 || pid == getpid())
+		return false;
+	for (size_t i = 0; i < n_keep; i++)
+		if (keep[i] == pid)
+			return false;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, cmd, size - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	cmd[n] = '\0';
+	if (name && !strstr(cmd, name))
+		return false;
+	for (const char *a = cmd + strlen(cmd) + 1; a < cmd + n; a += strlen(a) + 1)
+		if (startswith(a, arg_prefix))
+			return true;
+	return false;
+}
+
 int proc_kill_strays(const char *name, const char *arg_prefix, const int *keep, size_t n_keep)
 {
 	DIR *proc = opendir("/proc");
@@ -344,34 +375,56 @@ int proc_kill_strays(const char *name, const char *arg_prefix, const int *keep, 
 	if (!proc)
 		return -errno;
 	while ((de = readdir(proc))) {
-		char path[64], cmd[4096];
-		int pid = (int)strtol(de->d_name, NULL, 10), fd;
-		bool kept = pid == getpid(), match = false;
-		ssize_t n;
+		char cmd[4096];
+		int pid = (int)strtol(de->d_name, NULL, 10);
 
-		if (pid <= 0)
-			continue;
-		for (size_t i = 0; i < n_keep; i++)
-			kept = kept || keep[i] == pid;
-		snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-		if (kept || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			continue;
-		n = read(fd, cmd, sizeof(cmd) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		cmd[n] = '\0';
-		if (name && !strstr(cmd, name))
-			continue;
-		for (const char *a = cmd + strlen(cmd) + 1; a < cmd + n && !match;
-		     a += strlen(a) + 1)
-			match = startswith(a, arg_prefix);
-		if (match && kill(pid, SIGTERM) == 0) {
+		if (stray_match(pid, name, arg_prefix, keep, n_keep, cmd, sizeof(cmd)) &&
+		    kill(pid, SIGTERM) == 0) {
 			log_notice("stopped pid %d (%s ... %s), left by a crash", pid, cmd,
 				   arg_prefix);
 			killed++;
 		}
 	}
 	closedir(proc);
+	return killed;
+}
+
+int proc_kill_strays_wait(const char *name, const char *arg_prefix, int timeout_ms)
+{
+	DIR *proc = opendir("/proc");
+	struct pollfd fds[64];
+	struct dirent *de;
+	size_t n = 0;
+	int killed = 0;
+	uint64_t end;
+
+	if (!proc)
+		return -errno;
+	while ((de = readdir(proc)) && n < ELEMENTSOF(fds)) {
+		char cmd[4096];
+		int pid = (int)strtol(de->d_name, NULL, 10), pidfd;
+
+		if (!stray_match(pid, name, arg_prefix, NULL, 0, cmd, sizeof(cmd)))
+			continue;
+		/* By pidfd, so that a pid reused meanwhile is not hit. */
+		if ((pidfd = pidfd_open_(pid)) < 0)
+			continue;
+		if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0) {
+			close(pidfd);
+			continue;
+		}
+		log_notice("killed pid %d (%s ... %s), left by a crash", pid, cmd, arg_prefix);
+		fds[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+		killed++;
+	}
+	closedir(proc);
+	end = clock_mono_us() + (uint64_t)timeout_ms * 1000;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t now = clock_mono_us();
+
+		/* readable once the process is gone (it is not ours to reap) */
+		(void)poll(&fds[i], 1, now < end ? (int)((end - now) / 1000) : 0);
+		close(fds[i].fd);
+	}
 	return killed;
 }

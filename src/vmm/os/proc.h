@@ -87,6 +87,9 @@ int proc_boot_id(char ret[PROC_BOOT_ID_LEN + 1]);
  * and one of whose arguments starts with arg_prefix: processes of ours that a crash left
  * between spawning them and recording them. Returns how many, or -ENOMEM. */
 int proc_kill_strays(const char *name, const char *arg_prefix, const int *keep, size_t n_keep);
+/* The same with SIGKILL, waiting up to timeout_ms for them to be gone: helpers of a dead daemon
+ * that may still write into files the caller is about to remove. Returns how many. */
+int proc_kill_strays_wait(const char *name, const char *arg_prefix, int timeout_ms);
 
 /* Describes an exit for people: "exited with status 1", "killed by signal 9 (SIGKILL)". */
 void proc_exit_describe(const struct proc_exit *e, char *buf, size_t size);

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "model/validate.h"
+#include "os/proc.h"
 #include "storage/storage_job.h"
 
 /* The pool whose directory is path or one of its parents, and the first component below it
@@ -165,9 +166,16 @@ static int note_unknown(struct storage *s, struct storage_pool *pool, const char
  * volumes. */
 static int pool_scan(struct storage *s, struct storage_pool *pool, struct mv_error *err)
 {
+	_cleanup_free_ char *tmp_prefix = NULL;
 	DIR *d;
 	struct dirent *de;
 	int fd, r = 0;
+
+	/* qemu-img or cp of a daemon that died mid-job still writes its temporary file (or is
+	 * about to create it): gone first, or it would leave one after this scan. */
+	if (asprintf(&tmp_prefix, "%s/%s", pool->path, STORAGE_TMP_PREFIX) < 0)
+		return mv_err_oom(err);
+	(void)proc_kill_strays_wait(NULL, tmp_prefix, 5000);
 
 	fd = openat(pool->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || !(d = fdopendir(fd))) {
