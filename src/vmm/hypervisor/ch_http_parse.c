@@ -82,7 +82,7 @@ int ch_http_parse_answer(const char *buf, size_t len, bool eof, size_t max_body,
 	long status = 0;
 	int r;
 
-	if (len == 0)
+	if (!buf || len == 0) /* nothing yet (a NULL buffer holds nothing) */
 		return eof ? -EBADMSG : 0;
 	end = memmem(buf, len, "\r\n\r\n", 4);
 	if (!end) {
