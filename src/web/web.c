@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <json-c/json.h>
 #include <libwebsockets.h>
 #include <signal.h>
@@ -315,6 +316,16 @@ static int write_answer(struct lws *wsi, unsigned status, const char *ctype, con
 		if (lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len)
 			return -1;
 	}
+	return 0;
+}
+
+/* The answer is out: r is cleared before the transaction ends, as libwebsockets may free it
+ * then (its per-request data). */
+static int finish(struct lws *wsi, struct http_req *r, int written)
+{
+	req_reset(r);
+	if (written < 0)
+		return -1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -324,19 +335,13 @@ static int on_writeable(struct lws *wsi, struct http_req *r)
 	const char *ctype;
 	unsigned status;
 	size_t len;
-	int ret;
 
-	if (r->have_answer) {
-		ret = write_answer(wsi, r->status, r->ctype, (const uint8_t *)r->answer,
-				   r->answer_len, r->set_cookie);
-		req_reset(r);
-		return ret;
-	}
-	if (r->call && bridge_unary_done(r->call, &status, &ctype, &body, &len)) {
-		ret = write_answer(wsi, status, ctype, body, len, "");
-		req_reset(r);
-		return ret;
-	}
+	if (r->have_answer)
+		return finish(wsi, r,
+			      write_answer(wsi, r->status, r->ctype, (const uint8_t *)r->answer,
+					   r->answer_len, r->set_cookie));
+	if (r->call && bridge_unary_done(r->call, &status, &ctype, &body, &len))
+		return finish(wsi, r, write_answer(wsi, status, ctype, body, len, ""));
 	return 0;
 }
 
@@ -644,17 +649,22 @@ static int split_listen(const char *s, char *addr, size_t size, int *port)
 	return 0;
 }
 
-static int adopt_signals(void)
+/* SIGTERM and SIGINT blocked in every thread (before any is made) and read from a signalfd
+ * in the loop. */
+static void block_signals(sigset_t *mask)
 {
-	sigset_t mask;
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, mask, NULL);
+}
+
+static int adopt_signals(const sigset_t *mask)
+{
 	lws_sock_file_fd_type u;
 	int fd;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	u.filefd = fd;
@@ -667,12 +677,14 @@ int main(int argc, char **argv)
 {
 	struct lws_context_creation_info info = {0};
 	struct options o;
+	sigset_t mask;
 	struct mv_error err = {0};
 	char addr[128], token_path[1024];
 	char *token = NULL;
 	int port, r;
 
 	signal(SIGPIPE, SIG_IGN);
+	block_signals(&mask);
 	if (parse(argc, argv, &o) < 0)
 		return 2;
 	if (split_listen(o.listen, addr, sizeof(addr), &port) < 0) {
@@ -723,7 +735,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	web.vh = lws_get_vhost_by_name(web.ctx, "mvirt-web");
-	if (!web.vh || (r = adopt_signals()) < 0) {
+	if (!web.vh || (r = adopt_signals(&mask)) < 0) {
 		fprintf(stderr, "mvirt-web: cannot set up the event loop\n");
 		return 1;
 	}

@@ -48,9 +48,12 @@ class Web:
                 return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        """SIGTERM; it must have lived until then and exit 0 (a crash, or an ASan report in
+        the sanitizer build, fails the test)."""
+        if self.proc:
+            assert self.proc.poll() is None, f"mvirt-web died: {self.proc.returncode}"
             self.proc.terminate()
-            self.proc.wait(10)
+            assert self.proc.wait(10) == 0, self.proc.stdout.read()
 
     def request(self, method, path, body=b"", headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
