@@ -545,7 +545,7 @@ static void usage(FILE *f)
 		"                       other than loopback needs --tls-cert and --tls-key\n"
 		"  --daemon TARGET      mvirt-vmm's API (default unix:/run/mvirt/mvirt.sock)\n"
 		"  --state-dir DIR      where the login token's hash is kept (default\n"
-		"                       /var/lib/mvirt/web); a new token is made and shown once\n"
+		"                       /var/lib/mvirt-web); a new token is made and shown once\n"
 		"                       when there is none\n"
 		"  --reset-token        make and show a new token (logs every session out)\n"
 		"  --assets DIR         the built web UI (default " MVIRT_WEB_ASSETS ")\n"
@@ -579,7 +579,7 @@ static int parse(int argc, char **argv, struct options *o)
 
 	*o = (struct options){"127.0.0.1:8080",
 			      "unix:/run/mvirt/mvirt.sock",
-			      "/var/lib/mvirt/web",
+			      "/var/lib/mvirt-web",
 			      MVIRT_WEB_ASSETS,
 			      NULL,
 			      NULL,

@@ -139,11 +139,9 @@ def test_a_file_swapped_after_create_is_refused_at_start(ch_daemon, vm_files, tm
     assert not ch_daemon.hypervisor_pids()
 
 
-def test_a_file_swapped_for_a_symlink_to_an_ordinary_file_is_refused(ch_daemon, vm_files,
-                                                                     tmp_path):
-    """The issue's case: kernel and disk were plain files at CreateVm; by StartVm they are
-    symlinks to a file the caller could not name (here a stand-in for /etc/shadow). Refused,
-    also after a daemon restart (what was plain is stored with the VM)."""
+def plain_vm(d, name, tmp_path):
+    """A VM whose kernel and disk are plain files in tmp_path, and a secret beside them (a
+    stand-in for /etc/shadow); (kernel, disk, secret) paths."""
     secret = tmp_path / "shadow"
     secret.write_text("root:$6$secret\n")
     kernel, disk = tmp_path / "vmlinuz", tmp_path / "disk.raw"
@@ -151,7 +149,16 @@ def test_a_file_swapped_for_a_symlink_to_an_ordinary_file_is_refused(ch_daemon, 
     disk.write_bytes(b"\0" * 4096)
     cfg = pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(kernel))
     cfg.disks.add(path=str(disk))
-    create(ch_daemon, "swapped", cfg)
+    create(d, name, cfg)
+    return kernel, disk, secret
+
+
+def test_a_file_swapped_for_a_symlink_to_an_ordinary_file_is_refused(ch_daemon, vm_files,
+                                                                     tmp_path):
+    """The issue's case: kernel and disk were plain files at CreateVm; by StartVm they are
+    symlinks to a file the caller could not name (here a stand-in for /etc/shadow). Refused,
+    also after a daemon restart (what was plain is stored with the VM)."""
+    kernel, disk, secret = plain_vm(ch_daemon, "swapped", tmp_path)
     ch_daemon.restart()
     for path, field in ((kernel, r"config\.kernel"), (disk, r"config\.disks\[0\]\.path")):
         path.rename(str(path) + ".orig")
@@ -201,14 +208,7 @@ def test_what_runs_is_what_was_checked(ch_daemon, vm_files, tmp_path):
     that were checked: vm.create names them as fds it inherited, and those fds are the
     original inodes. GetVm keeps the user's paths."""
     d = ch_daemon
-    secret = tmp_path / "shadow"
-    secret.write_text("root:$6$secret\n")
-    kernel, disk = tmp_path / "vmlinuz", tmp_path / "disk.raw"
-    kernel.write_bytes(b"\x7fELF kernel")
-    disk.write_bytes(b"\0" * 4096)
-    cfg = pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(kernel))
-    cfg.disks.add(path=str(disk))
-    create(d, "held", cfg)
+    kernel, disk, secret = plain_vm(d, "held", tmp_path)
     checked = {"kernel": os.stat(kernel).st_ino, "disk": os.stat(disk).st_ino}
 
     st = subprocess.Popen(["strace", "-p", str(d.pid), "-e", "trace=clone3,clone", "-e",
