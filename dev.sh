@@ -15,6 +15,9 @@ deps() {
 	local pkgs missing=()
 	pkgs=$(grep -v '^#' scripts/packages.txt | grep -v '^$')
 	for p in $pkgs; do
+		# A nodejs from outside Debian (e.g. nodesource's) brings its own npm and conflicts
+		# with Debian's npm package: a working npm is what counts.
+		if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then

@@ -379,6 +379,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			return on_post(wsi, r);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY:
+		if (len == 0) /* libwebsockets may report an empty piece, with in NULL */
+			return 0;
 		if (r->too_big || r->body_len + len > BRIDGE_BODY_MAX) {
 			r->too_big = true;
 			return 0;

@@ -15,13 +15,10 @@ from pathlib import Path
 import pytest
 
 import mvirt_proto
-from conftest import REPO, free_tcp_port, make_tmpdir
+from conftest import free_tcp_port, make_tmpdir
 
 pb = mvirt_proto.mvirt_pb2
 websocket = pytest.importorskip("websocket")
-
-ASSETS = REPO / "src" / "web" / "assets"
-
 
 class Web:
     def __init__(self, binary, daemon, extra=()):
@@ -29,7 +26,8 @@ class Web:
         self.port = free_tcp_port()
         self.host = f"127.0.0.1:{self.port}"
         self.argv = [str(binary), "--listen", self.host, "--daemon", daemon.unix_addr,
-                     "--state-dir", str(self.base / "web"), "--assets", str(ASSETS), *extra]
+                     "--state-dir", str(self.base / "web"),
+                     "--assets", str(Path(binary).parent / "ui"), *extra]
         self.proc = None
         self.token = None
 
@@ -51,7 +49,8 @@ class Web:
         """SIGTERM; it must have lived until then and exit 0 (a crash, or an ASan report in
         the sanitizer build, fails the test)."""
         if self.proc:
-            assert self.proc.poll() is None, f"mvirt-web died: {self.proc.returncode}"
+            assert self.proc.poll() is None, \
+                f"mvirt-web died: {self.proc.returncode}\n{self.proc.stdout.read()}"
             self.proc.terminate()
             assert self.proc.wait(10) == 0, self.proc.stdout.read()
 
@@ -103,6 +102,8 @@ def web_binary(build_dir):
     b = build_dir / "src" / "web" / "mvirt-web"
     if not os.access(b, os.X_OK):
         pytest.fail(f"{b} not built")
+    if not (b.parent / "ui" / "login.html").exists():
+        pytest.fail(f"the web UI is not built in {b.parent / 'ui'} (needs npm: -Dweb_ui)")
     return b
 
 

@@ -1,0 +1,350 @@
+// mvirt's web UI: a VM list kept live by WatchVms, a VM page with its console (xterm.js over
+// the Console stream), and the create form whose errors are the daemon's, shown next to the
+// field they name. Hash routes: #/ (VMs), #/vm/<name>, #/create. No framework: a few DOM
+// helpers; every state shown comes from the daemon.
+import { Terminal } from "@xterm/xterm";
+import { FitAddon } from "@xterm/addon-fit";
+import "@xterm/xterm/css/xterm.css";
+import "./style.css";
+import { ApiError, call, logout, stream } from "./api.js";
+
+const $ = (sel, el = document) => el.querySelector(sel);
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, "");
+    else if (v !== false && v != null) el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) if (c != null) el.append(c);
+  return el;
+}
+
+const STATE = (s) => (s || "").replace("VM_STATE_", "").toLowerCase();
+
+function badge(state) {
+  const s = STATE(state);
+  return h("span", { class: `badge state-${s}`, "data-state": s }, s);
+}
+
+function uptime(vm) {
+  if (!vm.started_at || !Number(vm.started_at.seconds) || STATE(vm.state) !== "running") return "";
+  const s = Math.max(0, Math.floor(Date.now() / 1000 - Number(vm.started_at.seconds)));
+  const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  return d ? `${d}d ${hh}h` : hh ? `${hh}h ${m}m` : `${m}m ${s % 60}s`;
+}
+
+function addresses(vm) {
+  return (vm.nics || []).flatMap((n) => n.addresses || []).join(", ");
+}
+
+// ---- live state: every VM, updated from WatchVms (re-read with GetVm per event) ----
+
+const vms = new Map(); // name -> Vm
+const listeners = new Set();
+const history = new Map(); // name -> [{time, state, reason}]
+let watch = null;
+let connected = false;
+
+function notify() {
+  for (const fn of listeners) fn();
+}
+
+async function refresh(name) {
+  try {
+    const vm = await call("GetVm", { vm: name });
+    vms.set(vm.name, vm);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === "NOT_FOUND") vms.delete(name);
+  }
+  notify();
+}
+
+function setStatus(text) {
+  const el = $("#conn");
+  if (el) {
+    el.textContent = text;
+    el.dataset.connected = connected ? "yes" : "no";
+  }
+}
+
+async function connect(delay = 500) {
+  watch = stream("WatchVms", {}, {
+    onMessage: (ev) => {
+      const list = history.get(ev.vm_name) || [];
+      list.push({ time: new Date(), state: ev.state, reason: ev.reason, type: ev.type });
+      history.set(ev.vm_name, list.slice(-50));
+      refresh(ev.vm_name);
+    },
+    onEnd: () => {
+      connected = false;
+      setStatus("reconnecting to mvirt-vmm…");
+      setTimeout(() => connect(Math.min(delay * 2, 5000)), delay);
+    },
+  });
+  try {
+    const list = await call("ListVms", {});
+    vms.clear();
+    for (const vm of list.vms) vms.set(vm.name, vm);
+    connected = true;
+    setStatus("live");
+    notify();
+  } catch (e) {
+    setStatus(`mvirt-vmm: ${e.message}`);
+  }
+}
+
+// ---- actions, with progress and errors in place ----
+
+const ACTIONS = [
+  ["Start", "StartVm", (s) => s === "stopped" || s === "crashed"],
+  ["Stop", "StopVm", (s) => s === "running" || s === "paused"],
+  ["Kill", "KillVm", (s) => s !== "stopped" && s !== "crashed"],
+  ["Reboot", "RebootVm", (s) => s === "running"],
+  ["Pause", "PauseVm", (s) => s === "running"],
+  ["Resume", "ResumeVm", (s) => s === "paused"],
+  ["Delete", "DeleteVm", (s) => s === "stopped" || s === "crashed"],
+];
+
+function actions(vm) {
+  const s = STATE(vm.state);
+  const out = h("span", { class: "error", role: "alert" });
+  const bar = h("div", { class: "actions" });
+  for (const [label, method, allowed] of ACTIONS) {
+    const b = h("button", { type: "button", "data-action": label.toLowerCase(), disabled: !allowed(s) }, label);
+    b.addEventListener("click", async () => {
+      if (method === "DeleteVm" && !confirm(`Delete VM ${vm.name}?`)) return;
+      out.textContent = "";
+      bar.querySelectorAll("button").forEach((x) => (x.disabled = true));
+      b.classList.add("busy");
+      b.textContent = `${label}…`;
+      try {
+        await call(method, { vm: vm.name });
+        if (method === "DeleteVm" && location.hash.startsWith("#/vm/")) location.hash = "#/";
+      } catch (e) {
+        out.textContent = e.message;
+      }
+      refresh(vm.name);
+    });
+    bar.append(b);
+  }
+  return h("div", { class: "action-cell" }, bar, out);
+}
+
+// ---- pages ----
+
+function vmList() {
+  const body = h("tbody");
+  const render = () => {
+    body.replaceChildren(
+      ...[...vms.values()].map((vm) =>
+        h("tr", { "data-vm": vm.name },
+          h("td", {}, h("a", { href: `#/vm/${encodeURIComponent(vm.name)}` }, vm.name)),
+          h("td", {}, badge(vm.state)),
+          h("td", { class: "num" }, String(vm.config?.vcpus ?? "")),
+          h("td", { class: "num" }, `${vm.config?.memory_mb ?? ""} MiB`),
+          h("td", {}, addresses(vm)),
+          h("td", {}, uptime(vm)),
+          h("td", {}, actions(vm)))),
+    );
+    if (!vms.size) body.append(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No VMs yet. ", h("a", { href: "#/create" }, "Create one"))));
+  };
+  listeners.add(render);
+  render();
+  const timer = setInterval(render, 10000); // uptimes
+  return {
+    el: h("section", {},
+      h("div", { class: "title" }, h("h2", {}, "Virtual machines"), h("a", { class: "button", href: "#/create" }, "Create VM")),
+      h("div", { class: "scroll" },
+        h("table", { id: "vms" },
+          h("thead", {}, h("tr", {}, ["Name", "State", "vCPUs", "Memory", "IPs", "Uptime", ""].map((t) => h("th", {}, t)))),
+          body))),
+    done: () => {
+      listeners.delete(render);
+      clearInterval(timer);
+    },
+  };
+}
+
+function kv(pairs) {
+  return h("dl", { class: "kv" }, pairs.filter(([, v]) => v !== "" && v != null).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+function vmPage(name) {
+  const info = h("div");
+  const hist = h("ol", { class: "history" });
+  let con = null, conLive = false, termReady = false;
+  const render = () => {
+    const vm = vms.get(name);
+    // the console follows the VM: (re)opened whenever it runs and the stream is not live
+    if (vm && termReady && !conLive && ["running", "paused"].includes(STATE(vm.state))) open();
+    if (!vm) {
+      info.replaceChildren(h("p", {}, `No VM named ${name}.`));
+      return;
+    }
+    const c = vm.config || {};
+    info.replaceChildren(
+      h("div", { class: "title" }, h("h2", {}, vm.name), badge(vm.state)),
+      h("p", { class: "reason" }, vm.state_reason),
+      actions(vm),
+      kv([["id", vm.id], ["vCPUs", String(c.vcpus)], ["memory", `${c.memory_mb} MiB`], ["kernel", c.kernel],
+        ["initramfs", c.initramfs], ["firmware", c.firmware], ["cmdline", c.cmdline], ["disk", c.disk],
+        ["pid", vm.pid ? String(vm.pid) : ""], ["uptime", uptime(vm)]]),
+      h("h3", {}, "Disks"),
+      h("ul", {}, (c.disks || []).map((d) => h("li", {}, d.volume ? `volume ${d.volume}` : d.path, d.readonly ? " (read-only)" : ""))),
+      h("h3", {}, "NICs"),
+      h("ul", {}, (vm.nics || []).map((n) => h("li", {}, `${n.mac} ${n.network ? `on ${n.network}` : n.tap} ${(n.addresses || []).join(" ")}`))),
+    );
+    hist.replaceChildren(...(history.get(name) || []).map((e) => h("li", {}, `${e.time.toLocaleTimeString()} ${STATE(e.state)}: ${e.reason}`)));
+  };
+  listeners.add(render);
+  render();
+
+  const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14, scrollback: 5000 });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  const screen = h("div", { id: "terminal", tabindex: "0" });
+  const notice = h("p", { id: "console-notice", role: "status" });
+  function open() {
+    con?.close();
+    conLive = true;
+    notice.textContent = "";
+    notice.classList.remove("ended");
+    con = stream("Console", { vm: name, history_bytes: 65536 }, {
+      halfClose: false,
+      onMessage: (m) => {
+        if (m.output?.length) term.write(new Uint8Array(m.output));
+        if (m.notice) notice.textContent = m.notice;
+      },
+      onEnd: (st) => {
+        conLive = false;
+        notice.textContent = st.status === "OK" ? notice.textContent || "The console stream ended." : st.message;
+        notice.classList.add("ended");
+      },
+    });
+  }
+  const enc = new TextEncoder();
+  term.onData((d) => con?.send({ input: Array.from(enc.encode(d)) }));
+  setTimeout(() => {
+    term.open(screen);
+    try { fit.fit(); } catch { /* hidden */ }
+    termReady = true;
+    const vm = vms.get(name);
+    if (vm && ["running", "paused"].includes(STATE(vm.state))) open();
+    else notice.textContent = "The VM is not running: its console opens when it starts.";
+  });
+  const onResize = () => { try { fit.fit(); } catch { /* hidden */ } };
+  window.addEventListener("resize", onResize);
+  const download = h("button", { type: "button", id: "download-log" }, "Download console log");
+  download.addEventListener("click", async () => {
+    try {
+      const log = await call("GetConsoleLog", { vm: name });
+      const url = URL.createObjectURL(new Blob([new Uint8Array(log.data || [])], { type: "text/plain" }));
+      h("a", { href: url, download: `${name}-console.log` }).click();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    } catch (e) {
+      notice.textContent = e.message;
+    }
+  });
+  const reconnect = h("button", { type: "button" }, "Reconnect console");
+  reconnect.addEventListener("click", () => open());
+  return {
+    el: h("section", { class: "vm" }, info,
+      h("h3", {}, "Console"), h("div", { class: "console-bar" }, reconnect, download), screen, notice,
+      h("h3", {}, "State history (this page)"), hist),
+    done: () => {
+      listeners.delete(render);
+      window.removeEventListener("resize", onResize);
+      conLive = true; // no reopening from a late render
+      con?.close();
+      term.dispose();
+    },
+  };
+}
+
+function field(label, name, input, hint) {
+  return h("div", { class: "field", "data-field": name },
+    h("label", { for: name }, label), input, hint ? h("small", {}, hint) : null,
+    h("p", { class: "field-error", role: "alert" }));
+}
+
+function createPage() {
+  const inp = (name, attrs = {}) => h("input", { id: name, name, ...attrs });
+  const form = h("form", { id: "create", novalidate: true },
+    field("Name", "name", inp("name", { required: true, autocomplete: "off" })),
+    field("vCPUs", "config.vcpus", inp("config.vcpus", { type: "number", value: "1", min: "1" })),
+    field("Memory (MiB)", "config.memory_mb", inp("config.memory_mb", { type: "number", value: "512", min: "64" })),
+    field("Kernel", "config.kernel", inp("config.kernel", { placeholder: "/boot/vmlinuz" }), "or a firmware below"),
+    field("Initramfs", "config.initramfs", inp("config.initramfs")),
+    field("Kernel command line", "config.cmdline", inp("config.cmdline", { value: "console=ttyS0" })),
+    field("Firmware", "config.firmware", inp("config.firmware")),
+    field("Disk (path)", "config.disk", inp("config.disk")),
+    field("Volumes", "config.disks", inp("config.disks", { placeholder: "data, scratch" }), "volume names, comma-separated"),
+    field("Networks", "config.nics", inp("config.nics", { placeholder: "default" }), "one NIC per network, comma-separated"),
+    field("cloud-init user-data", "config.user_data", h("textarea", { id: "config.user_data", name: "config.user_data", rows: "8", spellcheck: "false", placeholder: "#cloud-config" })),
+    h("p", { class: "form-error", role: "alert" }),
+    h("button", { type: "submit" }, "Create"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    form.querySelectorAll(".field-error, .form-error").forEach((e) => (e.textContent = ""));
+    form.querySelectorAll(".field").forEach((e) => e.classList.remove("invalid"));
+    const v = (n) => form.elements[n].value.trim();
+    const list = (n) => v(n).split(",").map((s) => s.trim()).filter(Boolean);
+    const config = {
+      vcpus: Number(v("config.vcpus")) || 0,
+      memory_mb: Number(v("config.memory_mb")) || 0,
+      kernel: v("config.kernel"), initramfs: v("config.initramfs"), cmdline: v("config.cmdline"),
+      firmware: v("config.firmware"), disk: v("config.disk"),
+      disks: list("config.disks").map((volume) => ({ volume })),
+      nics: list("config.nics").map((network) => ({ network })),
+      user_data: form.elements["config.user_data"].value,
+    };
+    const button = $("button[type=submit]", form);
+    button.disabled = true;
+    button.textContent = "Creating…";
+    try {
+      const vm = await call("CreateVm", { name: v("name"), config });
+      vms.set(vm.name, vm);
+      location.hash = `#/vm/${encodeURIComponent(vm.name)}`;
+    } catch (e) {
+      // config.disks[1].volume -> the "config.disks" field; "name" -> name
+      const f = e.field.replace(/\[\d+\].*$/, "");
+      const box = f && form.querySelector(`.field[data-field="${f}"]`);
+      if (box) {
+        box.classList.add("invalid");
+        $(".field-error", box).textContent = e.message;
+        box.querySelector("input, textarea")?.focus();
+      } else $(".form-error", form).textContent = e.message;
+    } finally {
+      button.disabled = false;
+      button.textContent = "Create";
+    }
+  });
+  return { el: h("section", {}, h("h2", {}, "Create a VM"), form), done: () => {} };
+}
+
+// ---- the shell ----
+
+let page = null;
+
+function route() {
+  page?.done();
+  const hash = decodeURIComponent(location.hash || "#/");
+  if (hash.startsWith("#/vm/")) page = vmPage(hash.slice(5));
+  else if (hash === "#/create") page = createPage();
+  else page = vmList();
+  $("#page").replaceChildren(page.el);
+  document.querySelectorAll("nav a").forEach((a) => a.setAttribute("aria-current", a.getAttribute("href") === hash ? "page" : "false"));
+}
+
+document.body.replaceChildren(
+  h("header", {},
+    h("h1", {}, h("a", { href: "#/" }, "mvirt")),
+    h("nav", {}, h("a", { href: "#/" }, "VMs"), h("a", { href: "#/create" }, "Create")),
+    h("span", { id: "conn", role: "status" }, "connecting…"),
+    h("button", { type: "button", id: "logout", onclick: () => logout() }, "Log out")),
+  h("main", { id: "page" }));
+window.addEventListener("hashchange", route);
+route();
+connect();
