@@ -84,6 +84,18 @@ demo() {
 		sleep 0.1
 	done
 	tail -n 15 "$log" 2>/dev/null || true
+	local web=$build/src/web/mvirt-web url=http://127.0.0.1:8080/ token=""
+	if [ -x "$web" ] && [ -f "$build/src/web/ui/login.html" ] && ! [ -f "$dir/mvirt-web.pid" ]; then
+		say "starting mvirt-web (log: $dir/mvirt-web.log)"
+		setsid "$web" --listen 127.0.0.1:8080 --state-dir "$dir/web" \
+			--assets "$build/src/web/ui" >>"$dir/mvirt-web.log" 2>&1 </dev/null &
+		echo $! >"$dir/mvirt-web.pid"
+		for _ in $(seq 50); do
+			grep -q "serving" "$dir/mvirt-web.log" 2>/dev/null && break
+			sleep 0.1
+		done
+	fi
+	token=$(sed -n 's/^mvirt-web: login token: //p' "$dir/mvirt-web.log" 2>/dev/null | tail -1)
 	cat >&2 <<MSG
 
 mvirt-vmm is running (pid $(cat "$dir/mvirt-vmm.pid" 2>/dev/null || echo '?')), serving
@@ -93,13 +105,18 @@ unix:/run/mvirt/mvirt.sock and 127.0.0.1:50051, with VM "demo" running. Try:
   $mvirt logs demo          # everything it printed
   $mvirt events             # live state changes (Ctrl-C ends)
   $mvirt stop demo          # ACPI power button: the guest powers itself off
-Stop it all with: ./dev.sh stop   (stops the demo VM, then the daemon)
+The web UI: $url  (login token: ${token:-printed in $dir/mvirt-web.log at its first start})
+Stop it all with: ./dev.sh stop   (stops the demo VM, the web UI, then the daemon)
 MSG
 }
 
 stop() {
-	local pidfile=$build/demo/mvirt-vmm.pid
+	local pidfile=$build/demo/mvirt-vmm.pid webpid=$build/demo/mvirt-web.pid
 	"$build/src/cli/mvirt" stop demo 2>/dev/null || true
+	if [ -f "$webpid" ] && kill "$(cat "$webpid")" 2>/dev/null; then
+		say "stopped mvirt-web"
+	fi
+	rm -f "$webpid"
 	if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
 		say "stopped mvirt-vmm"
 	fi
