@@ -18,9 +18,10 @@ export class ApiError extends Error {
     this.status = status; // "INVALID_ARGUMENT", ...
     this.httpStatus = httpStatus;
   }
-  // The field the daemon's message names ("config.disks[1].path: ..."), or "".
+  // The field the daemon's message names ("config.disks[1].path: ...", also after the
+  // object it is about: "network 'lan': config.ipv4_subnet: ..."), or "".
   get field() {
-    const m = /^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): /.exec(this.message);
+    const m = /^(?:[a-z]+ '[^']*': )?([a-z_0-9]+(?:\[\d+\])?(?:\.[a-z_0-9]+(?:\[\d+\])?)*): /.exec(this.message);
     return m ? m[1] : "";
   }
 }
@@ -51,10 +52,12 @@ export function decode(type, bytes) {
   return type.toObject(type.decode(bytes), TO_OBJECT);
 }
 
+// Enums go by name ("DISK_FORMAT_QCOW2"): fromObject turns them into numbers, then verify.
 function encode(type, obj) {
-  const err = type.verify(obj);
+  const msg = type.fromObject(obj);
+  const err = type.verify(msg);
   if (err) throw new ApiError("INVALID_ARGUMENT", err, 0);
-  return type.encode(type.fromObject(obj)).finish();
+  return type.encode(msg).finish();
 }
 
 // A unary call: the response as a plain object, or an ApiError with the daemon's words.

@@ -1,32 +1,18 @@
-// mvirt's web UI: a VM list kept live by WatchVms, a VM page with its console (xterm.js over
-// the Console stream), and the create form whose errors are the daemon's, shown next to the
-// field they name. Hash routes: #/ (VMs), #/vm/<name>, #/create. No framework: a few DOM
-// helpers; every state shown comes from the daemon.
+// mvirt's web UI: a VM list kept live by WatchVms (live.js), a VM page with its console
+// (xterm.js over the Console stream), the create form whose errors are the daemon's, shown
+// next to the field they name, and the volume, network and host pages. Hash routes: #/ (VMs),
+// #/vm/<name>, #/create, #/volumes, #/networks, #/host. No framework: a few DOM helpers
+// (ui.js); every state shown comes from the daemon.
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import "@xterm/xterm/css/xterm.css";
 import "./style.css";
-import { ApiError, call, logout, stream } from "./api.js";
-
-const $ = (sel, el = document) => el.querySelector(sel);
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, "");
-    else if (v !== false && v != null) el.setAttribute(k, v);
-  }
-  for (const c of children.flat()) if (c != null) el.append(c);
-  return el;
-}
-
-const STATE = (s) => (s || "").replace("VM_STATE_", "").toLowerCase();
-
-function badge(state) {
-  const s = STATE(state);
-  return h("span", { class: `badge state-${s}`, "data-state": s }, s);
-}
+import { call, logout, stream } from "./api.js";
+import { connect, history, onChange, refresh, vms } from "./live.js";
+import { $, badge, field, h, input, kv, STATE, submit } from "./ui.js";
+import { volumesPage } from "./volumes.js";
+import { networksPage } from "./networks.js";
+import { hostPage } from "./host.js";
 
 function uptime(vm) {
   if (!vm.started_at || !Number(vm.started_at.seconds) || STATE(vm.state) !== "running") return "";
@@ -37,62 +23,6 @@ function uptime(vm) {
 
 function addresses(vm) {
   return (vm.nics || []).flatMap((n) => n.addresses || []).join(", ");
-}
-
-// ---- live state: every VM, updated from WatchVms (re-read with GetVm per event) ----
-
-const vms = new Map(); // name -> Vm
-const listeners = new Set();
-const history = new Map(); // name -> [{time, state, reason}]
-let watch = null;
-let connected = false;
-
-function notify() {
-  for (const fn of listeners) fn();
-}
-
-async function refresh(name) {
-  try {
-    const vm = await call("GetVm", { vm: name });
-    vms.set(vm.name, vm);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === "NOT_FOUND") vms.delete(name);
-  }
-  notify();
-}
-
-function setStatus(text) {
-  const el = $("#conn");
-  if (el) {
-    el.textContent = text;
-    el.dataset.connected = connected ? "yes" : "no";
-  }
-}
-
-async function connect(delay = 500) {
-  watch = stream("WatchVms", {}, {
-    onMessage: (ev) => {
-      const list = history.get(ev.vm_name) || [];
-      list.push({ time: new Date(), state: ev.state, reason: ev.reason, type: ev.type });
-      history.set(ev.vm_name, list.slice(-50));
-      refresh(ev.vm_name);
-    },
-    onEnd: () => {
-      connected = false;
-      setStatus("reconnecting to mvirt-vmm…");
-      setTimeout(() => connect(Math.min(delay * 2, 5000)), delay);
-    },
-  });
-  try {
-    const list = await call("ListVms", {});
-    vms.clear();
-    for (const vm of list.vms) vms.set(vm.name, vm);
-    connected = true;
-    setStatus("live");
-    notify();
-  } catch (e) {
-    setStatus(`mvirt-vmm: ${e.message}`);
-  }
 }
 
 // ---- actions, with progress and errors in place ----
@@ -150,7 +80,7 @@ function vmList() {
     );
     if (!vms.size) body.append(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No VMs yet. ", h("a", { href: "#/create" }, "Create one"))));
   };
-  listeners.add(render);
+  const off = onChange(render);
   render();
   const timer = setInterval(render, 10000); // uptimes
   return {
@@ -161,14 +91,10 @@ function vmList() {
           h("thead", {}, h("tr", {}, ["Name", "State", "vCPUs", "Memory", "IPs", "Uptime", ""].map((t) => h("th", {}, t)))),
           body))),
     done: () => {
-      listeners.delete(render);
+      off();
       clearInterval(timer);
     },
   };
-}
-
-function kv(pairs) {
-  return h("dl", { class: "kv" }, pairs.filter(([, v]) => v !== "" && v != null).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
 function vmPage(name) {
@@ -198,7 +124,7 @@ function vmPage(name) {
     );
     hist.replaceChildren(...(history.get(name) || []).map((e) => h("li", {}, `${e.time.toLocaleTimeString()} ${STATE(e.state)}: ${e.reason}`)));
   };
-  listeners.add(render);
+  const off = onChange(render);
   render();
 
   const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14, scrollback: 5000 });
@@ -254,7 +180,7 @@ function vmPage(name) {
       h("h3", {}, "Console"), h("div", { class: "console-bar" }, reconnect, download), screen, notice,
       h("h3", {}, "State history (this page)"), hist),
     done: () => {
-      listeners.delete(render);
+      off();
       window.removeEventListener("resize", onResize);
       conLive = true; // no reopening from a late render
       con?.close();
@@ -263,16 +189,10 @@ function vmPage(name) {
   };
 }
 
-function field(label, name, input, hint) {
-  return h("div", { class: "field", "data-field": name },
-    h("label", { for: name }, label), input, hint ? h("small", {}, hint) : null,
-    h("p", { class: "field-error", role: "alert" }));
-}
-
 function createPage() {
-  const inp = (name, attrs = {}) => h("input", { id: name, name, ...attrs });
+  const inp = (name, attrs = {}) => input(name, attrs);
   const form = h("form", { id: "create", novalidate: true },
-    field("Name", "name", inp("name", { required: true, autocomplete: "off" })),
+    field("Name", "name", inp("name", { required: true })),
     field("vCPUs", "config.vcpus", inp("config.vcpus", { type: "number", value: "1", min: "1" })),
     field("Memory (MiB)", "config.memory_mb", inp("config.memory_mb", { type: "number", value: "512", min: "64" })),
     field("Kernel", "config.kernel", inp("config.kernel", { placeholder: "/boot/vmlinuz" }), "or a firmware below"),
@@ -280,15 +200,17 @@ function createPage() {
     field("Kernel command line", "config.cmdline", inp("config.cmdline", { value: "console=ttyS0" })),
     field("Firmware", "config.firmware", inp("config.firmware")),
     field("Disk (path)", "config.disk", inp("config.disk")),
-    field("Volumes", "config.disks", inp("config.disks", { placeholder: "data, scratch" }), "volume names, comma-separated"),
-    field("Networks", "config.nics", inp("config.nics", { placeholder: "default" }), "one NIC per network, comma-separated"),
+    field("Volumes", "config.disks", inp("config.disks", { placeholder: "data, scratch", list: "volume-names" }), "volume names, comma-separated"),
+    field("Networks", "config.nics", inp("config.nics", { placeholder: "default", list: "network-names" }), "one NIC per network, comma-separated"),
     field("cloud-init user-data", "config.user_data", h("textarea", { id: "config.user_data", name: "config.user_data", rows: "8", spellcheck: "false", placeholder: "#cloud-config" })),
+    h("datalist", { id: "volume-names" }), h("datalist", { id: "network-names" }),
     h("p", { class: "form-error", role: "alert" }),
     h("button", { type: "submit" }, "Create"));
-  form.addEventListener("submit", async (ev) => {
+  // what exists, offered as the user types (the daemon still judges)
+  call("ListVolumes", {}).then((r) => $("#volume-names", form).replaceChildren(...r.volumes.map((v) => h("option", { value: v.name })))).catch(() => {});
+  call("ListNetworks", {}).then((r) => $("#network-names", form).replaceChildren(...r.networks.map((n) => h("option", { value: n.name })))).catch(() => {});
+  form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    form.querySelectorAll(".field-error, .form-error").forEach((e) => (e.textContent = ""));
-    form.querySelectorAll(".field").forEach((e) => e.classList.remove("invalid"));
     const v = (n) => form.elements[n].value.trim();
     const list = (n) => v(n).split(",").map((s) => s.trim()).filter(Boolean);
     const config = {
@@ -300,26 +222,11 @@ function createPage() {
       nics: list("config.nics").map((network) => ({ network })),
       user_data: form.elements["config.user_data"].value,
     };
-    const button = $("button[type=submit]", form);
-    button.disabled = true;
-    button.textContent = "Creating…";
-    try {
+    submit(form, $("button[type=submit]", form), "Creating…", async () => {
       const vm = await call("CreateVm", { name: v("name"), config });
       vms.set(vm.name, vm);
       location.hash = `#/vm/${encodeURIComponent(vm.name)}`;
-    } catch (e) {
-      // config.disks[1].volume -> the "config.disks" field; "name" -> name
-      const f = e.field.replace(/\[\d+\].*$/, "");
-      const box = f && form.querySelector(`.field[data-field="${f}"]`);
-      if (box) {
-        box.classList.add("invalid");
-        $(".field-error", box).textContent = e.message;
-        box.querySelector("input, textarea")?.focus();
-      } else $(".form-error", form).textContent = e.message;
-    } finally {
-      button.disabled = false;
-      button.textContent = "Create";
-    }
+    });
   });
   return { el: h("section", {}, h("h2", {}, "Create a VM"), form), done: () => {} };
 }
@@ -333,6 +240,9 @@ function route() {
   const hash = decodeURIComponent(location.hash || "#/");
   if (hash.startsWith("#/vm/")) page = vmPage(hash.slice(5));
   else if (hash === "#/create") page = createPage();
+  else if (hash === "#/volumes") page = volumesPage();
+  else if (hash === "#/networks") page = networksPage();
+  else if (hash === "#/host") page = hostPage();
   else page = vmList();
   $("#page").replaceChildren(page.el);
   document.querySelectorAll("nav a").forEach((a) => a.setAttribute("aria-current", a.getAttribute("href") === hash ? "page" : "false"));
@@ -341,7 +251,9 @@ function route() {
 document.body.replaceChildren(
   h("header", {},
     h("h1", {}, h("a", { href: "#/" }, "mvirt")),
-    h("nav", {}, h("a", { href: "#/" }, "VMs"), h("a", { href: "#/create" }, "Create")),
+    h("nav", {}, h("a", { href: "#/" }, "VMs"), h("a", { href: "#/create" }, "Create"),
+      h("a", { href: "#/volumes" }, "Volumes"), h("a", { href: "#/networks" }, "Networks"),
+      h("a", { href: "#/host" }, "Host")),
     h("span", { id: "conn", role: "status" }, "connecting…"),
     h("button", { type: "button", id: "logout", onclick: () => logout() }, "Log out")),
   h("main", { id: "page" }));
