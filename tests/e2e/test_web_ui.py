@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 import mvirt_proto
+from test_volumes import write_sparse
 from test_web import Web, web_binary  # noqa: F401  (fixture)
 
 pb = mvirt_proto.mvirt_pb2
@@ -82,14 +83,6 @@ def test_create_start_console_stop_in_the_browser(ui, build_dir, vm_files, emula
     if not emulated:
         pytest.skip("the scenario's guest answers typed lines (ch-emu's simulated guest)")
     run(ui, build_dir, "lifecycle", kernel=vm_files["kernel"])
-
-
-def write_sparse(path, size, chunks):
-    with open(path, "wb") as f:
-        f.truncate(size)
-        for off, data in chunks.items():
-            f.seek(off)
-            f.write(data)
 
 
 def test_volumes_page_create_import_clone_resize_delete(ui, build_dir, vm_files, tmp_path):

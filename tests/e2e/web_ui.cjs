@@ -91,6 +91,8 @@ const scenarios = {
     await page.click("button[data-action=start]");
     await page.waitForSelector(".title .badge[data-state=running]");
     await page.waitForFunction(() => document.querySelector(".xterm-rows")?.innerText.includes("hello-from-guest"));
+    // xterm's own colours apply (its <style> elements alone would be refused by the CSP)
+    assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector(".xterm-rows")).color), "rgb(255, 255, 255)");
     await page.click("#terminal");
     await page.keyboard.type("hi there\r");
     await page.waitForFunction(() => document.querySelector(".xterm-rows").innerText.includes("you typed 'hi there'"));

@@ -3,7 +3,7 @@
 // VM) and running, with each VM's share. Kept live from the VM list (live.js); the daemon's
 // sums are re-read on every VM event.
 import { call } from "./api.js";
-import { onChange, vms } from "./live.js";
+import { onChange, onChangeSettled, vms } from "./live.js";
 import { badge, h, kv, STATE, vmLink } from "./ui.js";
 
 function meter(id, label, used, total, unit) {
@@ -20,7 +20,7 @@ export function hostPage() {
   const usage = h("div", { id: "host-usage" });
   const table = h("tbody");
   const error = h("p", { class: "form-error", role: "alert" });
-  let sys = null, ver = null, timer = 0;
+  let sys = null, ver = null;
 
   const render = () => {
     if (sys) {
@@ -57,11 +57,8 @@ export function hostPage() {
     }
     render();
   }
-  const off = onChange(() => {
-    render();
-    clearTimeout(timer);
-    timer = setTimeout(load, 150);
-  });
+  const offRender = onChange(render);
+  const offLoad = onChangeSettled(load);
   load();
   return {
     el: h("section", {},
@@ -71,8 +68,8 @@ export function hostPage() {
         h("thead", {}, h("tr", {}, ["VM", "State", "vCPUs", "Memory", "of host memory"].map((t) => h("th", {}, t)))),
         table))),
     done: () => {
-      off();
-      clearTimeout(timer);
+      offRender();
+      offLoad();
     },
   };
 }

@@ -17,6 +17,19 @@ export function onChange(fn) {
   return () => listeners.delete(fn);
 }
 
+// FN once the events have settled (MS after the last): for pages that re-read their own data.
+export function onChangeSettled(fn, ms = 150) {
+  let timer = 0;
+  const off = onChange(() => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, ms);
+  });
+  return () => {
+    off();
+    clearTimeout(timer);
+  };
+}
+
 export const isConnected = () => connected;
 export const connectionGeneration = () => generation;
 
@@ -46,7 +59,8 @@ export function connect(delay = 500) {
   stream("WatchVms", {}, {
     onMessage: (ev) => {
       const list = history.get(ev.vm_name) || [];
-      list.push({ time: new Date(), state: ev.state, reason: ev.reason, type: ev.type });
+      const t = Number(ev.time?.seconds || 0) * 1000 + Math.floor((ev.time?.nanos || 0) / 1e6);
+      list.push({ time: t ? new Date(t) : new Date(), state: ev.state, reason: ev.reason, type: ev.type });
       history.set(ev.vm_name, list.slice(-50));
       refresh(ev.vm_name, ev);
     },

@@ -97,6 +97,23 @@ function vmList() {
   };
 }
 
+// xterm.js writes its colours and cell sizes into <style> elements, which the page's
+// Content-Security-Policy (style-src 'self') does not apply; their text goes into a
+// constructed stylesheet instead (CSSOM, which the policy allows), kept in step as xterm
+// rewrites them.
+function adoptStyles(root) {
+  const sheet = new CSSStyleSheet();
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+  const sync = () => sheet.replaceSync([...root.querySelectorAll("style")].map((el) => el.textContent).join("\n"));
+  const mo = new MutationObserver(sync);
+  mo.observe(root, { subtree: true, childList: true, characterData: true });
+  sync();
+  return () => {
+    mo.disconnect();
+    document.adoptedStyleSheets = document.adoptedStyleSheets.filter((x) => x !== sheet);
+  };
+}
+
 function vmPage(name) {
   const info = h("div");
   const hist = h("ol", { class: "history" });
@@ -118,9 +135,11 @@ function vmPage(name) {
         ["initramfs", c.initramfs], ["firmware", c.firmware], ["cmdline", c.cmdline], ["disk", c.disk],
         ["pid", vm.pid ? String(vm.pid) : ""], ["uptime", uptime(vm)]]),
       h("h3", {}, "Disks"),
-      h("ul", {}, (c.disks || []).map((d) => h("li", {}, d.volume ? `volume ${d.volume}` : d.path, d.readonly ? " (read-only)" : ""))),
+      h("ul", { id: "vm-disks" }, (c.disks || []).map((d) => h("li", {},
+        d.volume ? ["volume ", h("a", { href: "#/volumes" }, d.volume)] : d.path, d.readonly ? " (read-only)" : ""))),
       h("h3", {}, "NICs"),
-      h("ul", {}, (vm.nics || []).map((n) => h("li", {}, `${n.mac} ${n.network ? `on ${n.network}` : n.tap} ${(n.addresses || []).join(" ")}`))),
+      h("ul", { id: "vm-nics" }, (vm.nics || []).map((n) => h("li", {}, `${n.mac} `,
+        n.network ? ["on ", h("a", { href: "#/networks" }, n.network)] : n.tap, ` ${(n.addresses || []).join(" ")}`))),
     );
     hist.replaceChildren(...(history.get(name) || []).map((e) => h("li", {}, `${e.time.toLocaleTimeString()} ${STATE(e.state)}: ${e.reason}`)));
   };
@@ -152,8 +171,10 @@ function vmPage(name) {
   }
   const enc = new TextEncoder();
   term.onData((d) => con?.send({ input: Array.from(enc.encode(d)) }));
+  let unadopt = () => {};
   setTimeout(() => {
     term.open(screen);
+    unadopt = adoptStyles(screen);
     try { fit.fit(); } catch { /* hidden */ }
     termReady = true;
     const vm = vms.get(name);
@@ -178,13 +199,14 @@ function vmPage(name) {
   return {
     el: h("section", { class: "vm" }, info,
       h("h3", {}, "Console"), h("div", { class: "console-bar" }, reconnect, download), screen, notice,
-      h("h3", {}, "State history (this page)"), hist),
+      h("h3", {}, "State history (since this tab opened)"), hist),
     done: () => {
       off();
       window.removeEventListener("resize", onResize);
       conLive = true; // no reopening from a late render
       con?.close();
       term.dispose();
+      unadopt();
     },
   };
 }

@@ -2,7 +2,7 @@
 // it; its DHCP leases on demand; create (the daemon's errors at the field they name) and
 // delete. Re-read on every VM event (NICs come and go with VMs) and after each action.
 import { call } from "./api.js";
-import { onChange } from "./live.js";
+import { onChangeSettled } from "./live.js";
 import { $, field, h, input, links, select, submit, when } from "./ui.js";
 
 const MODES = [["NETWORK_MODE_NAT", "NAT (masquerade to the host's uplink)"], ["NETWORK_MODE_ISOLATED", "isolated (VMs and the host only)"], ["NETWORK_MODE_BRIDGE", "bridge (join an existing host bridge)"]];
@@ -22,7 +22,6 @@ export function networksPage() {
   const listError = h("p", { class: "form-error", role: "alert" });
   const shown = new Map(); // network name -> its leases element, while shown
   let list = [];
-  let timer = 0;
 
   async function loadLeases(name) {
     const box = shown.get(name);
@@ -117,10 +116,7 @@ export function networksPage() {
     });
   });
 
-  const off = onChange(() => {
-    clearTimeout(timer);
-    timer = setTimeout(load, 150);
-  });
+  const off = onChangeSettled(load);
   load();
   return {
     el: h("section", {},
@@ -133,7 +129,6 @@ export function networksPage() {
       h("h3", {}, "Create a network"), form),
     done: () => {
       off();
-      clearTimeout(timer);
     },
   };
 }

@@ -3,7 +3,7 @@
 // cancellable), clone, resize and delete, each with the daemon's errors in place. Re-read on
 // every VM event (what uses a volume changes only through VMs) and after each action.
 import { ApiError, call, stream } from "./api.js";
-import { onChange } from "./live.js";
+import { onChangeSettled } from "./live.js";
 import { $, bytes, field, h, input, links, parseBytes, select, showError, submit } from "./ui.js";
 
 const FORMATS = [["DISK_FORMAT_UNSPECIFIED", "raw (default)"], ["DISK_FORMAT_RAW", "raw"], ["DISK_FORMAT_QCOW2", "qcow2"]];
@@ -40,7 +40,6 @@ export function volumesPage() {
   const listError = h("p", { class: "form-error", role: "alert" });
   let open = null; // {name, kind} of the inline form shown
   let list = [];
-  let timer = 0;
 
   const render = () => {
     body.replaceChildren();
@@ -193,10 +192,7 @@ export function volumesPage() {
     cancel.hidden = true;
   }
 
-  const off = onChange(() => {
-    clearTimeout(timer);
-    timer = setTimeout(load, 150);
-  });
+  const off = onChangeSettled(load);
   load();
   return {
     el: h("section", {},
@@ -212,7 +208,6 @@ export function volumesPage() {
         h("div", {}, h("h3", {}, "Import an image"), imp))),
     done: () => {
       off();
-      clearTimeout(timer);
       // an import goes on without the page: the daemon finishes it (the stream is ours only)
     },
   };
