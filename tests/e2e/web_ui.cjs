@@ -97,6 +97,15 @@ const scenarios = {
     await page.keyboard.type("hi there\r");
     await page.waitForFunction(() => document.querySelector(".xterm-rows").innerText.includes("you typed 'hi there'"));
     await shot(page, "vm-running");
+    // a second viewer: the history first, then what either types reaches both
+    const second = await page.context().newPage();
+    await second.goto(page.url());
+    await second.waitForFunction(() => document.querySelector(".xterm-rows")?.innerText.includes("you typed 'hi there'"));
+    await second.click("#terminal");
+    await second.keyboard.type("from two\r");
+    for (const p of [page, second])
+      await p.waitForFunction(() => document.querySelector(".xterm-rows").innerText.includes("you typed 'from two'"));
+    await second.close();
     await page.click("button[data-action=stop]");
     await page.waitForSelector(".title .badge[data-state=stopped]", { timeout: 40000 });
     await page.waitForFunction(() => document.querySelector("#console-notice").textContent !== "");
@@ -137,7 +146,7 @@ const scenarios = {
     await shot(page, "volumes-create-error");
     await page.fill("#volume-name", "data");
     await page.selectOption("#volume-format", "DISK_FORMAT_QCOW2");
-    await page.click("#create-volume button[type=submit]");
+    await page.press("#volume-pool", "Enter"); // the keyboard submits it
     const data = page.locator("tr[data-volume='data']");
     await data.waitFor();
     assert.match(await data.innerText(), /qcow2\s+64 MiB/);
