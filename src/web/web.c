@@ -76,8 +76,12 @@ static uint64_t now_s(void)
 	return (uint64_t)ts.tv_sec;
 }
 
+/* NULL-safe: a connection whose TLS handshake fails is closed (LWS_CALLBACK_CLOSED_HTTP)
+ * before it has a request. */
 static void req_reset(struct http_req *r)
 {
+	if (!r)
+		return;
 	bridge_detach(r->call);
 	free(r->body);
 	free(r->answer);
