@@ -4,8 +4,11 @@
  * page (auth.c). One thread runs the libwebsockets loop; gRPC core's own threads complete the
  * calls and wake it through the call's pipe.
  *
- * Safety: it listens on loopback unless given TLS (--tls-cert/--tls-key); sessions are
- * HttpOnly, SameSite=Strict cookies; every POST but the login carries the session's CSRF token
+ * Safety: plain HTTP only on loopback: any other address implies TLS (--tls), with the user's
+ * certificate (--tls-cert/--tls-key) or the one it generates at first start in
+ * <state-dir>/tls (tls.c), checked before libwebsockets loads it and its SHA-256 fingerprint
+ * printed for the user to compare with the browser's; sessions are HttpOnly, SameSite=Strict
+ * cookies (Secure over TLS); every POST but the login carries the session's CSRF token
  * (X-CSRF-Token) and, when the browser sends one, an Origin equal to this server's; WebSocket
  * upgrades need a session and a matching Origin. libwebsockets adds the security headers
  * (Content-Security-Policy, X-Frame-Options ...) to every answer. */
@@ -29,6 +32,7 @@
 #include "bridge.h"
 #include "client.h"
 #include "common/macro.h"
+#include "tls.h"
 
 #define WS_PROTOCOL "mvirt-stream"
 #define CALL_PREFIX "/api/call/"
@@ -539,7 +543,7 @@ static const struct lws_protocols protocols[] = {
 
 struct options {
 	const char *listen, *daemon, *state_dir, *assets, *tls_cert, *tls_key;
-	bool reset_token;
+	bool reset_token, tls;
 };
 
 static void usage(FILE *f)
@@ -548,15 +552,19 @@ static void usage(FILE *f)
 		"Usage: mvirt-web [OPTIONS]\n"
 		"The web UI of mvirt: serves it over HTTP(S) and talks to mvirt-vmm's API.\n\n"
 		"  --listen ADDR:PORT   where to listen (default 127.0.0.1:8080); an address\n"
-		"                       other than loopback needs --tls-cert and --tls-key\n"
+		"                       other than loopback implies --tls\n"
 		"  --daemon TARGET      mvirt-vmm's API (default unix:/run/mvirt/mvirt.sock)\n"
 		"  --state-dir DIR      where the login token's hash is kept (default\n"
 		"                       /var/lib/mvirt-web); a new token is made and shown once\n"
 		"                       when there is none\n"
 		"  --reset-token        make and show a new token (logs every session out)\n"
 		"  --assets DIR         the built web UI (default " MVIRT_WEB_ASSETS ")\n"
-		"  --tls-cert FILE      PEM certificate (chain) for HTTPS\n"
-		"  --tls-key FILE       its PEM private key\n"
+		"  --tls                serve HTTPS, with --tls-cert/--tls-key or else the\n"
+		"                       certificate in DIR/tls (cert.pem, key.pem), a\n"
+		"                       self-signed one made at first start; its SHA-256\n"
+		"                       fingerprint is printed at start\n"
+		"  --tls-cert FILE      PEM certificate (chain) for HTTPS (implies --tls)\n"
+		"  --tls-key FILE       its PEM private key, unencrypted\n"
 		"  -h, --help, --version\n");
 }
 
@@ -568,12 +576,23 @@ static bool loopback(const char *addr)
 
 static int parse(int argc, char **argv, struct options *o)
 {
-	enum { O_LISTEN = 256, O_DAEMON, O_STATE, O_ASSETS, O_CERT, O_KEY, O_RESET, O_VERSION };
+	enum {
+		O_LISTEN = 256,
+		O_DAEMON,
+		O_STATE,
+		O_ASSETS,
+		O_TLS,
+		O_CERT,
+		O_KEY,
+		O_RESET,
+		O_VERSION
+	};
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"daemon", required_argument, NULL, O_DAEMON},
 		{"state-dir", required_argument, NULL, O_STATE},
 		{"assets", required_argument, NULL, O_ASSETS},
+		{"tls", no_argument, NULL, O_TLS},
 		{"tls-cert", required_argument, NULL, O_CERT},
 		{"tls-key", required_argument, NULL, O_KEY},
 		{"reset-token", no_argument, NULL, O_RESET},
@@ -589,6 +608,7 @@ static int parse(int argc, char **argv, struct options *o)
 			      MVIRT_WEB_ASSETS,
 			      NULL,
 			      NULL,
+			      false,
 			      false};
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -604,11 +624,16 @@ static int parse(int argc, char **argv, struct options *o)
 		case O_ASSETS:
 			o->assets = optarg;
 			break;
+		case O_TLS:
+			o->tls = true;
+			break;
 		case O_CERT:
 			o->tls_cert = optarg;
+			o->tls = true;
 			break;
 		case O_KEY:
 			o->tls_key = optarg;
+			o->tls = true;
 			break;
 		case O_RESET:
 			o->reset_token = true;
@@ -679,6 +704,38 @@ static int adopt_signals(const sigset_t *mask)
 		       : -EIO;
 }
 
+/* The certificate and key to serve (the user's, or those of state_dir/tls, generated when
+ * there are none), checked, with the certificate's fingerprint and whether it was just made.
+ * Prints what fails; returns main's exit code (0 when all is well). */
+static int tls_setup(const struct options *o, const char *addr, char **ret_cert, char **ret_key,
+		     char fingerprint[TLS_FINGERPRINT_LEN + 1], bool *ret_generated)
+{
+	_cleanup_free_ char *cert = NULL, *key = NULL;
+	struct mv_error err = {0};
+	bool generated = false;
+
+	if (o->tls_cert) {
+		cert = strdup(o->tls_cert);
+		key = strdup(o->tls_key);
+		if (!cert || !key) {
+			fprintf(stderr, "mvirt-web: out of memory\n");
+			return 1;
+		}
+	} else if (tls_ensure(o->state_dir, addr, &cert, &key, &generated, &err) < 0) {
+		fprintf(stderr, "mvirt-web: %s\n", err.msg);
+		return 1;
+	}
+	if (tls_check(cert, key, fingerprint, &err) < 0) {
+		fprintf(stderr, "mvirt-web: %s%s\n", o->tls_cert ? "--tls-cert/--tls-key: " : "",
+			err.msg);
+		return o->tls_cert ? 2 : 1;
+	}
+	*ret_generated = generated;
+	*ret_cert = TAKE_PTR(cert);
+	*ret_key = TAKE_PTR(key);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct lws_context_creation_info info = {0};
@@ -686,7 +743,9 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	struct mv_error err = {0};
 	char addr[128], token_path[1024];
-	char *token = NULL;
+	_cleanup_free_ char *cert = NULL, *key = NULL;
+	char *token = NULL, fingerprint[TLS_FINGERPRINT_LEN + 1];
+	bool generated = false;
 	int port, r;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -699,17 +758,14 @@ int main(int argc, char **argv)
 			o.listen);
 		return 2;
 	}
-	if (!loopback(addr) && !o.tls_cert) {
-		fprintf(stderr,
-			"mvirt-web: --listen %s: remote access needs TLS: give --tls-cert and "
-			"--tls-key (or listen on 127.0.0.1 and reach it through an SSH tunnel)\n",
-			o.listen);
-		return 2;
-	}
+	if (!loopback(addr))
+		o.tls = true; /* remote access: never in the clear */
 	if (mkdir(o.state_dir, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "mvirt-web: cannot create %s: %m\n", o.state_dir);
 		return 1;
 	}
+	if (o.tls && (r = tls_setup(&o, addr, &cert, &key, fingerprint, &generated)) != 0)
+		return r;
 	snprintf(token_path, sizeof(token_path), "%s/token.hash", o.state_dir);
 	if (auth_open(token_path, o.reset_token, &token, &web.auth, &err) < 0) {
 		fprintf(stderr, "mvirt-web: %s\n", err.msg);
@@ -720,7 +776,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	web.assets = o.assets;
-	web.tls = o.tls_cert != NULL;
+	web.tls = o.tls;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN | LLL_USER, NULL);
 	info.port = port;
@@ -731,8 +787,8 @@ int main(int argc, char **argv)
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (web.tls) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		info.ssl_cert_filepath = o.tls_cert;
-		info.ssl_private_key_filepath = o.tls_key;
+		info.ssl_cert_filepath = cert;
+		info.ssl_private_key_filepath = key;
 	}
 	web.ctx = lws_create_context(&info);
 	if (!web.ctx) {
@@ -752,6 +808,13 @@ int main(int argc, char **argv)
 		explicit_bzero(token, strlen(token));
 		free(token);
 	}
+	if (web.tls && generated)
+		printf("mvirt-web: TLS certificate %s generated, self-signed (SHA-256 fingerprint "
+		       "%s): browsers warn about it; accept it only if they show this fingerprint\n",
+		       cert, fingerprint);
+	else if (web.tls)
+		printf("mvirt-web: TLS certificate %s (SHA-256 fingerprint %s)\n", cert,
+		       fingerprint);
 	printf("mvirt-web: serving %s://%s/ (mvirt-vmm at %s)\n", web.tls ? "https" : "http",
 	       o.listen, o.daemon);
 	fflush(stdout);
