@@ -275,13 +275,6 @@ def test_websocket_upgrades_need_our_origin(web):
         s.ws("/elsewhere")
 
 
-def test_remote_listening_needs_tls(web_binary, ch_daemon):
-    r = subprocess.run([str(web_binary), "--listen", "0.0.0.0:18081", "--daemon",
-                        ch_daemon.unix_addr, "--state-dir", str(make_tmpdir("mvw") / "w")],
-                       capture_output=True, text=True, timeout=10)
-    assert r.returncode == 2 and "--tls-cert" in r.stderr, r.stderr
-
-
 def recv_until(ws, pred, what):
     """Console output from the stream's frames until pred(text); the text."""
     text = ""
