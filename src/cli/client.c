@@ -1,79 +1,677 @@
-/* See client.h. Unary calls run on the calling thread: each operation is started with a tag and
- * its completion plucked from the client's own completion queue. A stream has a completion
- * queue of its own, emptied by a helper thread into a pipe; everything else about the stream
- * (starting operations, reading their results) happens on the owner's thread, so the stream's
- * state needs no lock: a completion is only looked at after it has come through the pipe. */
+/* See client.h. gRPC over HTTP/2 (h2c, prior knowledge) as nghttp2 frames it, with no gRPC
+ * core: linking libgrpc brings ~50 shared libraries (abseil, re2, c-ares, OpenSSL...) whose
+ * dynamic linking alone cost every CLI call ~10 ms before main() (callgrind: 11.7M of the
+ * 12.1M instructions of `mvirt --version` were ld.so's relocations). What a client needs of
+ * gRPC is small: a POST per call with content-type application/grpc and te: trailers,
+ * messages as 5-byte length-prefixed frames, and the status in the trailers (grpc-status,
+ * grpc-message percent-encoded), or in the headers of a trailers-only answer.
+ *
+ * A connection (struct conn) is one socket and one nghttp2 session, driven from the calling
+ * thread only: nghttp2 reads from and writes to the non-blocking socket through the callbacks
+ * below. The client keeps one connection for its unary calls, made at the first call and made
+ * again when the daemon closed it (a restart); a unary call waits on it with poll() until its
+ * stream is closed. Each stream has a connection of its own, so that its owner can poll one fd
+ * for it: client_stream_fd() is an epoll fd over the socket (in when the daemon sent
+ * something, out while nghttp2 has something to write) and an eventfd that is set while
+ * events are waiting to be handed out, so it is readable exactly when client_stream_next()
+ * has something to do.
+ *
+ * Flow control is HTTP/2's: a unary call's bytes are consumed as they arrive; a stream's only
+ * as its messages are handed out, so a reader that stops calling client_stream_next() stops
+ * the daemon's flow once the window (STREAM_WINDOW) is full. */
 #include "client.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/support/alloc.h>
-#include <grpc/support/log.h>
-#include <grpc/support/time.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "common/grpc_runtime.h"
+#include "client_grpc.h"
 #include "common/macro.h"
 
-struct client {
-	grpc_channel *channel;
-	grpc_completion_queue *cq;
-	bool connected; /* the channel has been READY */
+#define STREAM_WINDOW (1 << 20) /* per stream, before the reader hands messages out */
+#define CONN_WINDOW (16 << 20)  /* per connection */
+#define READ_CHUNK (64 * 1024)
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+struct conn {
+	int fd;
+	nghttp2_session *h2;
+	bool ready;         /* the daemon's SETTINGS arrived: it speaks HTTP/2 */
+	bool dead;          /* EOF, a socket or protocol error: no more calls on it */
+	int error;          /* errno of the socket error that killed it, or 0 */
+	struct call *calls; /* open calls on it (one for the unary connection, one per stream) */
 };
 
-/* Completion-queue tags: only their addresses matter. */
-static char tag_connect, tag_call;
+/* One gRPC call: an HTTP/2 stream. */
+struct call {
+	struct conn *conn;
+	struct call *next;
+	int32_t id;
+	bool unary;
 
-static gpr_timespec deadline_in(int seconds)
+	/* the request side: framed messages waiting for nghttp2's data source */
+	uint8_t *out;
+	size_t out_len, out_off;
+	bool out_eof;      /* end the stream after out */
+	bool deferred;     /* the data source said NGHTTP2_ERR_DEFERRED: resume on more */
+	bool sending;      /* a send is being written */
+	bool sent_pending; /* it was written: CLIENT_STREAM_SENT to report */
+
+	/* the response side */
+	int http_status;
+	bool grpc_content; /* content-type application/grpc[+...] */
+	bool headers;      /* the response headers came */
+	bool closed;       /* the stream is over */
+	bool rst;          /* it was reset (error_code) rather than ended by the daemon */
+	uint32_t error_code;
+	int grpc_status; /* -1: none came */
+	char *grpc_message;
+	struct grpc_frames frames; /* received bytes, split into messages */
+};
+
+struct client {
+	char *target;
+	struct conn *conn; /* for unary calls */
+};
+
+struct client_stream {
+	struct client *client; /* borrowed */
+	const ProtobufCMethodDescriptor *md;
+	struct conn *conn;
+	struct call *call;
+	int epfd, evfd;
+	bool out_watched; /* EPOLLOUT is asked for */
+	bool headers_told, close_wanted, ended;
+	struct client_status status;
+};
+
+static int64_t now_ms(void)
 {
-	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-			    gpr_time_from_seconds(seconds, GPR_TIMESPAN));
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* gRPC logs connection failures by itself at ERROR level; the CLI reports them in its own words,
- * so keep gRPC quiet unless the user asked for its logs. */
-static void quiet_log(gpr_log_func_args *args)
+static int ms_left(int64_t deadline)
 {
-	(void)args;
+	int64_t left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - now_ms();
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
+
+static void status_set(struct client_status *st, grpc_status_code code, const char *fmt, ...)
+	_printf_(3, 4);
+static void status_set(struct client_status *st, grpc_status_code code, const char *fmt, ...)
+{
+	va_list ap;
+
+	st->code = code;
+	va_start(ap, fmt);
+	vsnprintf(st->message, sizeof(st->message), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static struct call *call_of(nghttp2_session *h2, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(h2, id);
+}
+
+static ssize_t on_send(nghttp2_session *h2, const uint8_t *data, size_t len, int flags,
+		       void *userdata)
+{
+	struct conn *c = userdata;
+	ssize_t n;
+
+	(void)h2;
+	(void)flags;
+	do
+		n = send(c->fd, data, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	c->error = errno;
+	return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		     void *userdata)
+{
+	struct call *k = call_of(h2, frame->hd.stream_id);
+
+	(void)flags;
+	(void)userdata;
+	if (!k || frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (namelen == 7 && memcmp(name, ":status", 7) == 0)
+		k->http_status = valuelen == 3 ? (value[0] - '0') * 100 + (value[1] - '0') * 10 +
+							 (value[2] - '0')
+					       : 0;
+	else if (namelen == 12 && memcmp(name, "content-type", 12) == 0)
+		k->grpc_content = grpc_is_content_type((const char *)value, valuelen);
+	else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0)
+		k->grpc_status = grpc_parse_status((const char *)value, valuelen);
+	else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
+		free(k->grpc_message);
+		k->grpc_message = grpc_percent_decode((const char *)value, valuelen);
+	}
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *userdata)
+{
+	struct conn *c = userdata;
+	struct call *k;
+
+	if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+		c->ready = true;
+	if (frame->hd.type == NGHTTP2_HEADERS && (k = call_of(h2, frame->hd.stream_id)) &&
+	    frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
+		k->headers = true;
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
+			 size_t len, void *userdata)
+{
+	struct call *k = call_of(h2, id);
+
+	(void)flags;
+	(void)userdata;
+	if (!k)
+		return 0;
+	if (k->unary)
+		(void)nghttp2_session_consume(h2, id, len);
+	if (grpc_frames_add(&k->frames, data, len) < 0) {
+		/* Too big, compressed or out of memory: the call ends here, with that status. */
+		(void)nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+		if (k->grpc_status < 0) {
+			k->grpc_status = k->frames.error_code;
+			free(k->grpc_message);
+			k->grpc_message = strdup(k->frames.error);
+		}
+	}
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error_code, void *userdata)
+{
+	struct call *k = call_of(h2, id);
+
+	(void)userdata;
+	if (k) {
+		k->closed = true;
+		k->error_code = error_code;
+		k->rst = error_code != NGHTTP2_NO_ERROR;
+	}
+	return 0;
+}
+
+/* The request body: what out holds; deferred when it is empty and the stream goes on. */
+static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+			 nghttp2_data_source *src, void *userdata)
+{
+	struct call *k = src->ptr;
+	size_t n = MIN(len, k->out_len - k->out_off);
+
+	(void)h2;
+	(void)id;
+	(void)userdata;
+	memcpy(buf, k->out + k->out_off, n);
+	k->out_off += n;
+	if (k->out_off == k->out_len) {
+		k->out_off = k->out_len = 0;
+		if (k->sending) {
+			k->sending = false;
+			k->sent_pending = true;
+		}
+		if (k->out_eof)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		else if (n == 0) {
+			k->deferred = true;
+			return NGHTTP2_ERR_DEFERRED;
+		}
+	}
+	return (ssize_t)n;
+}
+
+/* ---- connections ---- */
+
+static void conn_free(struct conn *c)
+{
+	if (!c)
+		return;
+	nghttp2_session_del(c->h2);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+static void conn_kill(struct conn *c, int error)
+{
+	if (!c->dead && error)
+		c->error = error;
+	c->dead = true;
+	for (struct call *k = c->calls; k; k = k->next)
+		k->closed = true;
+}
+
+/* Writes what nghttp2 has to write, as far as the socket takes it. */
+static int conn_flush(struct conn *c)
+{
+	int r;
+
+	if (c->dead)
+		return -EPIPE;
+	if ((r = nghttp2_session_send(c->h2)) != 0) {
+		conn_kill(c, c->error ? c->error : EPROTO);
+		return -EPIPE;
+	}
+	return 0;
+}
+
+/* Reads what the socket has and hands it to nghttp2 (whose callbacks fill the calls). */
+static int conn_read(struct conn *c)
+{
+	uint8_t buf[READ_CHUNK];
+
+	while (!c->dead) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			conn_kill(c, n < 0 ? errno : ECONNRESET);
+			return -EPIPE;
+		}
+		if (nghttp2_session_mem_recv(c->h2, buf, (size_t)n) != n) {
+			conn_kill(c, EPROTO);
+			return -EPROTO;
+		}
+		if ((size_t)n < sizeof(buf))
+			break;
+	}
+	return conn_flush(c); /* SETTINGS and PING acks, window updates */
+}
+
+/* One wait on the socket, at most timeout_ms; then reads and writes what it can. Returns 0,
+ * -EINTR or -EPIPE (the connection is dead). */
+static int conn_wait(struct conn *c, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	int r;
+
+	if (c->dead)
+		return -EPIPE;
+	if (nghttp2_session_want_write(c->h2))
+		pfd.events |= POLLOUT;
+	r = poll(&pfd, 1, timeout_ms);
+	if (r < 0)
+		return errno == EINTR ? -EINTR : -errno;
+	if (r == 0)
+		return 0;
+	if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+		return conn_read(c);
+	return conn_flush(c);
+}
+
+/* "unix:/path", "unix:///path", "unix:rel/path" -> a sockaddr_un; 0, or -ENAMETOOLONG. */
+static int unix_address(const char *target, struct sockaddr_un *sa)
+{
+	const char *path = target + strlen("unix:");
+
+	if (startswith(path, "//"))
+		path += 2;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+	memcpy(sa->sun_path, path, strlen(path) + 1);
+	return 0;
+}
+
+/* Connects fd to sa within the deadline: 0 or -errno (-ETIMEDOUT). */
+static int connect_by(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	socklen_t elen = sizeof(int);
+	int err = 0, r;
+
+	if (connect(fd, sa, len) == 0)
+		return 0;
+	if (errno != EINPROGRESS && errno != EAGAIN)
+		return -errno;
+	do
+		r = poll(&pfd, 1, ms_left(deadline));
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r == 0 ? -ETIMEDOUT : -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		return -errno;
+	return -err;
+}
+
+/* "host:port", "[v6]:port", "dns:///host:port", "ipv4:a.b.c.d:port", "ipv6:[::1]:port":
+ * the host and the port (in buf). 0 or -EINVAL. */
+static int split_host_port(const char *target, char *buf, size_t size, char **host, char **port)
+{
+	static const char *const schemes[] = {"dns:///", "ipv4:", "ipv6:"};
+	char *colon;
+
+	for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
+		if (startswith(target, schemes[i])) {
+			target += strlen(schemes[i]);
+			break;
+		}
+	if (snprintf(buf, size, "%s", target) >= (int)size)
+		return -EINVAL;
+	colon = strrchr(buf, ':');
+	if (!colon || colon == buf || !colon[1])
+		return -EINVAL;
+	*colon = '\0';
+	*port = colon + 1;
+	*host = buf;
+	if (buf[0] == '[' && colon[-1] == ']') {
+		colon[-1] = '\0';
+		*host = buf + 1;
+	}
+	return 0;
+}
+
+static int socket_for(int family)
+{
+	return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+/* A connected socket to target within the deadline: the fd, or -errno. */
+static int dial(const char *target, int64_t deadline)
+{
+	int fd, r;
+
+	if (startswith(target, "unix:")) {
+		struct sockaddr_un sa;
+
+		if ((r = unix_address(target, &sa)) < 0)
+			return r;
+		if ((fd = socket_for(AF_UNIX)) < 0)
+			return -errno;
+		if ((r = connect_by(fd, (struct sockaddr *)&sa, sizeof(sa), deadline)) < 0) {
+			close(fd);
+			return r;
+		}
+		return fd;
+	}
+
+	char buf[512], *host, *port;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+
+	if (split_host_port(target, buf, sizeof(buf), &host, &port) < 0)
+		return -EINVAL;
+	if ((r = getaddrinfo(host, port, &hints, &res)) != 0)
+		return r == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+	r = -ECONNREFUSED;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		int one = 1;
+
+		if ((fd = socket_for(ai->ai_family)) < 0) {
+			r = -errno;
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if ((r = connect_by(fd, ai->ai_addr, ai->ai_addrlen, deadline)) == 0)
+			break;
+		close(fd);
+		fd = -1;
+		if (r == -ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	return r < 0 ? r : fd;
+}
+
+static nghttp2_session_callbacks *callbacks(void)
+{
+	static nghttp2_session_callbacks *cbs;
+
+	if (!cbs && nghttp2_session_callbacks_new(&cbs) == 0) {
+		nghttp2_session_callbacks_set_send_callback(cbs, on_send);
+		nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+		nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+		nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	}
+	return cbs;
+}
+
+/* A new HTTP/2 connection to target, ready (the daemon's SETTINGS came) within
+ * CLIENT_CONNECT_TIMEOUT_S. Returns 0, or fills *st (unreachable) and returns -ECONNREFUSED;
+ * -ENOMEM. */
+static int conn_open(const char *target, struct conn **ret, struct client_status *st)
+{
+	int64_t deadline = now_ms() + CLIENT_CONNECT_TIMEOUT_S * 1000;
+	nghttp2_settings_entry settings[] = {
+		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+	};
+	nghttp2_option *opt = NULL;
+	struct conn *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c || !callbacks() || nghttp2_option_new(&opt) != 0) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->fd = -1;
+	/* Window updates as messages are handed out (see the top of the file). */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	r = nghttp2_session_client_new2(&c->h2, callbacks(), c, opt);
+	nghttp2_option_del(opt);
+	if (r != 0 ||
+	    nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, settings, ELEMENTSOF(settings)) ||
+	    nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW)) {
+		conn_free(c);
+		return -ENOMEM;
+	}
+	st->unreachable = true;
+	c->fd = dial(target, deadline);
+	if (c->fd < 0) {
+		r = c->fd;
+		status_set(st,
+			   r == -ETIMEDOUT ? GRPC_STATUS_DEADLINE_EXCEEDED
+					   : GRPC_STATUS_UNAVAILABLE,
+			   "%s",
+			   r == -EINVAL         ? "not an address (unix:PATH or HOST:PORT)"
+			   : r == -EHOSTUNREACH ? "cannot resolve the host name"
+			   : r == -ETIMEDOUT    ? "no connection within the time allowed"
+						: strerror(-r));
+		conn_free(c);
+		return -ECONNREFUSED;
+	}
+	/* Our preface and SETTINGS out, the daemon's SETTINGS in: an HTTP/2 server. */
+	while (!c->ready && !c->dead && ms_left(deadline) > 0)
+		(void)conn_wait(c, ms_left(deadline)); /* -EINTR: on with the wait */
+	if (!c->ready) {
+		if (c->dead)
+			status_set(st, GRPC_STATUS_UNAVAILABLE, "%s",
+				   c->error == EPROTO ? "the peer does not speak HTTP/2"
+				   : c->error         ? strerror(c->error)
+						      : "the connection closed");
+		else
+			status_set(st, GRPC_STATUS_DEADLINE_EXCEEDED, "no answer within %d seconds",
+				   CLIENT_CONNECT_TIMEOUT_S);
+		conn_free(c);
+		return -ECONNREFUSED;
+	}
+	st->unreachable = false;
+	*ret = c;
+	return 0;
+}
+
+/* ---- calls ---- */
+
+static void call_free(struct call *k)
+{
+	if (!k)
+		return;
+	if (k->conn) {
+		struct call **p = &k->conn->calls;
+
+		while (*p && *p != k)
+			p = &(*p)->next;
+		if (*p)
+			*p = k->next;
+		if (k->id > 0 && !k->conn->dead) {
+			nghttp2_session_set_stream_user_data(k->conn->h2, k->id, NULL);
+			if (!k->closed)
+				(void)nghttp2_submit_rst_stream(k->conn->h2, NGHTTP2_FLAG_NONE,
+								k->id, NGHTTP2_CANCEL);
+			(void)conn_flush(k->conn);
+		}
+	}
+	free(k->out);
+	free(k->grpc_message);
+	grpc_frames_free(&k->frames);
+	free(k);
+}
+
+/* Appends msg, framed, to what the call has to send. */
+static int call_queue(struct call *k, const ProtobufCMessage *msg)
+{
+	size_t size = protobuf_c_message_get_packed_size(msg);
+	uint8_t *p;
+
+	if (size > UINT32_MAX)
+		return -EMSGSIZE;
+	p = realloc(k->out, k->out_len + 5 + size);
+	if (!p)
+		return -ENOMEM;
+	k->out = p;
+	p += k->out_len;
+	p[0] = 0; /* not compressed */
+	p[1] = (uint8_t)(size >> 24);
+	p[2] = (uint8_t)(size >> 16);
+	p[3] = (uint8_t)(size >> 8);
+	p[4] = (uint8_t)size;
+	if (protobuf_c_message_pack(msg, p + 5) != size)
+		return -EINVAL;
+	k->out_len += 5 + size;
+	return 0;
+}
+
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                          \
+			NGHTTP2_NV_FLAG_NO_COPY_NAME                                               \
+	}
+
+/* Opens the call's stream on conn: the request headers, and the body from out. */
+static int call_start(struct call *k, struct conn *c, const char *path, int timeout_s)
+{
+	char timeout[16];
+
+	snprintf(timeout, sizeof(timeout), "%dS", timeout_s);
+
+	nghttp2_nv hdrs[] = {
+		NV(":method", "POST"),
+		NV(":scheme", "http"),
+		NV(":path", path),
+		NV(":authority", "mvirt-vmm"),
+		NV("content-type", "application/grpc"),
+		NV("te", "trailers"),
+		NV("user-agent", "mvirt/" MVIRT_VERSION),
+		NV("grpc-timeout", timeout),
+	};
+	nghttp2_data_provider body = {.source.ptr = k, .read_callback = data_read};
+	size_t n = ELEMENTSOF(hdrs) - (timeout_s <= 0); /* streams: no deadline */
+
+	k->conn = c;
+	k->grpc_status = -1;
+	k->id = nghttp2_submit_request(c->h2, NULL, hdrs, n, &body, k);
+	if (k->id < 0)
+		return -EIO;
+	k->next = c->calls;
+	c->calls = k;
+	return conn_flush(c);
+}
+
+/* The call's final status into *st (once it is closed). */
+static void call_status(const struct call *k, const struct conn *c, struct client_status *st)
+{
+	if (k->grpc_status >= 0) {
+		status_set(st, k->grpc_status, "%s", k->grpc_message ? k->grpc_message : "");
+		return;
+	}
+	if (k->http_status && k->http_status != 200) {
+		status_set(st, grpc_status_from_http(k->http_status),
+			   "HTTP status %d from the daemon", k->http_status);
+		return;
+	}
+	if (c->dead) {
+		status_set(st, GRPC_STATUS_UNAVAILABLE, "the connection to mvirt-vmm closed%s%s",
+			   c->error ? ": " : "", c->error ? strerror(c->error) : "");
+		return;
+	}
+	if (k->rst) {
+		status_set(st,
+			   k->error_code == NGHTTP2_REFUSED_STREAM ? GRPC_STATUS_UNAVAILABLE
+			   : k->error_code == NGHTTP2_CANCEL       ? GRPC_STATUS_CANCELLED
+								   : GRPC_STATUS_INTERNAL,
+			   "the daemon reset the call (HTTP/2 error %u)", k->error_code);
+		return;
+	}
+	if (k->headers && !k->grpc_content) {
+		status_set(st, GRPC_STATUS_UNKNOWN, "the answer is not gRPC");
+		return;
+	}
+	status_set(st, GRPC_STATUS_INTERNAL, "the daemon sent no status");
+}
+
+static const ProtobufCMethodDescriptor *method_of(const ProtobufCServiceDescriptor *service,
+						  const char *method, char *path, size_t size)
+{
+	const ProtobufCMethodDescriptor *md =
+		protobuf_c_service_descriptor_get_method_by_name(service, method);
+
+	if (md && snprintf(path, size, "/%s/%s", service->name, md->name) >= (int)size)
+		return NULL;
+	return md;
+}
+
+/* ---- the client and unary calls ---- */
 
 int client_new(const char *target, struct client **ret)
 {
-	grpc_arg args[] = {
-		{.type = GRPC_ARG_INTEGER,
-		 .key = (char *)GRPC_ARG_ENABLE_HTTP_PROXY,
-		 .value.integer = 0},
-		{.type = GRPC_ARG_INTEGER,
-		 .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-		 .value.integer = CLIENT_MESSAGE_MAX},
-	};
-	grpc_channel_args chargs = {.num_args = ELEMENTSOF(args), .args = args};
-	grpc_channel_credentials *creds;
-	struct client *c;
+	struct client *c = calloc(1, sizeof(*c));
 
-	if (!getenv("GRPC_VERBOSITY") && !getenv("GRPC_TRACE"))
-		gpr_set_log_function(quiet_log);
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	grpc_runtime_tune();
-	grpc_init();
-	creds = grpc_insecure_credentials_create();
-	c->channel = grpc_channel_create(target, creds, &chargs);
-	grpc_channel_credentials_release(creds);
-	c->cq = grpc_completion_queue_create_for_pluck(NULL);
-	if (!c->channel || !c->cq) {
-		client_free(c);
+	if (!c || !(c->target = strdup(target))) {
+		free(c);
 		return -ENOMEM;
 	}
 	*ret = c;
@@ -84,129 +682,23 @@ void client_free(struct client *c)
 {
 	if (!c)
 		return;
-	if (c->channel)
-		grpc_channel_destroy(c->channel);
-	if (c->cq) {
-		grpc_completion_queue_shutdown(c->cq);
-		while (grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
-						   NULL)
-			       .type != GRPC_QUEUE_SHUTDOWN)
-			;
-		grpc_completion_queue_destroy(c->cq);
-	}
+	conn_free(c->conn);
+	free(c->target);
 	free(c);
-	grpc_shutdown();
 }
 
-/* Waits until the channel is READY (0) or has failed (-ECONNREFUSED), at most
- * CLIENT_CONNECT_TIMEOUT_S (-ETIMEDOUT). */
-static int client_connect(struct client *c)
+/* The unary connection, usable for a new call: made again when the daemon closed it (a look
+ * at the socket first, so that a restart seen only now is not a failed call). */
+static int unary_conn(struct client *c, struct client_status *st)
 {
-	gpr_timespec deadline = deadline_in(CLIENT_CONNECT_TIMEOUT_S);
-	grpc_connectivity_state s = grpc_channel_check_connectivity_state(c->channel, 1);
-
-	while (s != GRPC_CHANNEL_READY) {
-		grpc_event ev;
-
-		if (s == GRPC_CHANNEL_TRANSIENT_FAILURE || s == GRPC_CHANNEL_SHUTDOWN)
-			return -ECONNREFUSED;
-		grpc_channel_watch_connectivity_state(c->channel, s, deadline, c->cq, &tag_connect);
-		ev = grpc_completion_queue_pluck(c->cq, &tag_connect,
-						 gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		if (ev.type != GRPC_OP_COMPLETE || !ev.success)
-			return -ETIMEDOUT;
-		s = grpc_channel_check_connectivity_state(c->channel, 1);
+	if (c->conn && !c->conn->dead)
+		(void)conn_wait(c->conn, 0);
+	if (c->conn && (c->conn->dead || !nghttp2_session_check_request_allowed(c->conn->h2))) {
+		conn_free(c->conn);
+		c->conn = NULL;
 	}
-	c->connected = true;
-	return 0;
-}
-
-static void status_set(struct client_status *st, grpc_status_code code, const char *msg)
-{
-	st->code = code;
-	snprintf(st->message, sizeof(st->message), "%s", msg);
-}
-
-/* Connects the channel before its first call. Returns 0, or -ECONNREFUSED with *st filled when
- * no connection came up in time. A refused connection returns 0: the call then fails at once and
- * its status says why. */
-static int ensure_connected(struct client *c, struct client_status *st)
-{
-	if (c->connected || client_connect(c) != -ETIMEDOUT)
-		return 0;
-	st->unreachable = true;
-	st->code = GRPC_STATUS_DEADLINE_EXCEEDED;
-	snprintf(st->message, sizeof(st->message), "no connection within %d seconds",
-		 CLIENT_CONNECT_TIMEOUT_S);
-	return -ECONNREFUSED;
-}
-
-/* Copies the final status of a call into *st; a call that failed with UNAVAILABLE before the
- * client ever reached the daemon means the daemon is unreachable. */
-static void status_from_call(struct client *c, grpc_status_code code, grpc_slice details,
-			     struct client_status *st)
-{
-	char *msg = grpc_slice_to_c_string(details);
-
-	st->code = code;
-	snprintf(st->message, sizeof(st->message), "%s", msg ? msg : "");
-	gpr_free(msg);
-	st->unreachable = code == GRPC_STATUS_UNAVAILABLE && !c->connected;
-	if (code != GRPC_STATUS_UNAVAILABLE)
-		c->connected = true;
-}
-
-/* A call of md on c's channel ("/mvirt.VmService/GetVm"), completing on cq; NULL on failure. */
-static grpc_call *create_call(struct client *c, const ProtobufCServiceDescriptor *service,
-			      const ProtobufCMethodDescriptor *md, grpc_completion_queue *cq,
-			      gpr_timespec deadline)
-{
-	_cleanup_free_ char *path = NULL;
-	grpc_slice method_slice;
-	grpc_call *call;
-
-	if (asprintf(&path, "/%s/%s", service->name, md->name) < 0) {
-		path = NULL;
-		return NULL;
-	}
-	method_slice = grpc_slice_from_copied_string(path);
-	call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method_slice,
-					NULL, deadline, NULL);
-	grpc_slice_unref(method_slice);
-	return call;
-}
-
-static int pack_request(const ProtobufCMessage *req, grpc_byte_buffer **ret)
-{
-	size_t size = protobuf_c_message_get_packed_size(req);
-	grpc_slice slice = grpc_slice_malloc(size);
-
-	if (protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(slice)) != size) {
-		grpc_slice_unref(slice);
-		return -EINVAL;
-	}
-	*ret = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
-	return 0;
-}
-
-static int unpack_response(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc,
-			   ProtobufCMessage **ret)
-{
-	grpc_byte_buffer_reader reader;
-	grpc_slice slice;
-	ProtobufCMessage *msg;
-
-	if (!grpc_byte_buffer_reader_init(&reader, bb))
-		return -EBADMSG;
-	slice = grpc_byte_buffer_reader_readall(&reader);
-	grpc_byte_buffer_reader_destroy(&reader);
-	msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(slice),
-					GRPC_SLICE_START_PTR(slice));
-	grpc_slice_unref(slice);
-	if (!msg)
-		return -EBADMSG;
-	*ret = msg;
+	if (!c->conn)
+		return conn_open(c->target, &c->conn, st);
 	return 0;
 }
 
@@ -214,473 +706,313 @@ int client_call(struct client *c, const ProtobufCServiceDescriptor *service, con
 		const ProtobufCMessage *req, ProtobufCMessage **ret_resp, struct client_status *st)
 {
 	const ProtobufCMethodDescriptor *md;
-	grpc_metadata_array initial_md, trailing_md;
-	grpc_byte_buffer *send_bb = NULL, *recv_bb = NULL;
-	grpc_status_code code = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice();
-	const char *error_string = NULL;
-	grpc_call *call;
-	grpc_op ops[6] = {0};
-	grpc_event ev;
+	int64_t deadline = now_ms() + CLIENT_CALL_TIMEOUT_S * 1000;
+	struct grpc_message m;
+	struct call *k = NULL;
+	char path[256];
 	int r;
 
 	*st = (struct client_status){.code = GRPC_STATUS_OK};
-	md = protobuf_c_service_descriptor_get_method_by_name(service, method);
+	md = method_of(service, method, path, sizeof(path));
 	if (!md || req->descriptor != md->input) {
 		status_set(st, GRPC_STATUS_INTERNAL, "no such method");
 		return -EINVAL;
 	}
-	if ((r = ensure_connected(c, st)) < 0)
-		return r;
-
-	if ((r = pack_request(req, &send_bb)) < 0) {
-		status_set(st, GRPC_STATUS_INTERNAL, "cannot serialize the request");
-		return r;
+	for (int attempt = 0;; attempt++) {
+		if ((r = unary_conn(c, st)) < 0)
+			return r;
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		k->unary = true;
+		k->out_eof = true;
+		if ((r = call_queue(k, req)) < 0) {
+			call_free(k);
+			status_set(st, GRPC_STATUS_INTERNAL, "cannot serialize the request");
+			return r;
+		}
+		if (call_start(k, c->conn, path, CLIENT_CALL_TIMEOUT_S) == -EIO) {
+			call_free(k);
+			status_set(st, GRPC_STATUS_INTERNAL, "cannot start the call");
+			return -EIO;
+		}
+		while (!k->closed && ms_left(deadline) > 0)
+			(void)conn_wait(c->conn, ms_left(deadline)); /* -EINTR: on with the wait */
+		/* Refused before the daemon looked at it (it was going away: GOAWAY): once more,
+		 * on a new connection. Nothing else is retried: the daemon may have acted. */
+		if (attempt == 0 && k->rst && k->error_code == NGHTTP2_REFUSED_STREAM) {
+			call_free(k);
+			conn_free(c->conn);
+			c->conn = NULL;
+			continue;
+		}
+		break;
 	}
-	call = create_call(c, service, md, c->cq, deadline_in(CLIENT_CALL_TIMEOUT_S));
-	grpc_metadata_array_init(&initial_md);
-	grpc_metadata_array_init(&trailing_md);
-
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = send_bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &recv_bb;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
-	ops[5].data.recv_status_on_client.status = &code;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	ops[5].data.recv_status_on_client.error_string = &error_string;
-
-	if (!call ||
-	    grpc_call_start_batch(call, ops, ELEMENTSOF(ops), &tag_call, NULL) != GRPC_CALL_OK) {
-		status_set(st, GRPC_STATUS_INTERNAL, "cannot start the call");
-		r = -EIO;
-		goto finish;
+	if (!k->closed) {
+		call_free(k);
+		status_set(st, GRPC_STATUS_DEADLINE_EXCEEDED, "no answer within %d seconds",
+			   CLIENT_CALL_TIMEOUT_S);
+		return -EREMOTEIO;
 	}
-	ev = grpc_completion_queue_pluck(c->cq, &tag_call, gpr_inf_future(GPR_CLOCK_REALTIME),
-					 NULL);
-	if (ev.type != GRPC_OP_COMPLETE) {
-		status_set(st, GRPC_STATUS_INTERNAL, "the call did not complete");
-		r = -EIO;
-		goto finish;
+	call_status(k, c->conn, st);
+	if (st->code != GRPC_STATUS_OK) {
+		call_free(k);
+		return -EREMOTEIO;
 	}
-
-	status_from_call(c, code, details, st);
-	if (code != GRPC_STATUS_OK) {
-		r = st->unreachable ? -ECONNREFUSED : -EREMOTEIO;
-		goto finish;
-	}
-	if (!recv_bb) {
+	r = grpc_frames_next(&k->frames, &m);
+	if (r <= 0) {
+		call_free(k);
 		status_set(st, GRPC_STATUS_INTERNAL, "the daemon sent no response message");
-		r = -EBADMSG;
-		goto finish;
+		return -EBADMSG;
 	}
-	r = unpack_response(recv_bb, md->output, ret_resp);
-	if (r < 0)
+	*ret_resp = protobuf_c_message_unpack(md->output, NULL, m.len, m.data);
+	call_free(k);
+	if (!*ret_resp) {
 		status_set(st, GRPC_STATUS_INTERNAL, "the daemon's response does not parse");
-
-finish:
-	if (call)
-		grpc_call_unref(call);
-	grpc_byte_buffer_destroy(send_bb);
-	if (recv_bb)
-		grpc_byte_buffer_destroy(recv_bb);
-	grpc_slice_unref(details);
-	gpr_free((void *)error_string);
-	grpc_metadata_array_destroy(&initial_md);
-	grpc_metadata_array_destroy(&trailing_md);
-	return r;
+		return -EBADMSG;
+	}
+	return 0;
 }
 
 /* ---- streams ---- */
 
-/* What the helper thread passes through the pipe for each completed batch. */
-struct completion {
-	void *tag;
-	int success;
-};
-
-struct client_stream {
-	struct client *client; /* borrowed */
-	const ProtobufCMethodDescriptor *md;
-	grpc_completion_queue *cq;
-	grpc_call *call;
-	pthread_t thread;
-	bool thread_started;
-	int pipe[2];       /* completions: [1] written by the thread, [0] read by the owner */
-	unsigned inflight; /* batches started and not yet seen through the pipe */
-
-	bool md_sent;      /* SEND_INITIAL_METADATA started (with the first send or the close) */
-	bool sending;      /* a SEND_MESSAGE batch is outstanding */
-	bool send_failed;  /* a send failed: the call is going down */
-	bool close_wanted; /* client_stream_close_send() was called */
-	bool close_started;
-	bool headers_done; /* RECV_INITIAL_METADATA completed */
-	bool recv_done;    /* RECV_MESSAGE found the end of the responses */
-	bool status_done;  /* RECV_STATUS_ON_CLIENT completed */
-	bool ended;        /* CLIENT_STREAM_END was returned */
-
-	grpc_byte_buffer *send_bb, *recv_bb;
-	grpc_metadata_array initial_md, trailing_md;
-	grpc_status_code code;
-	grpc_slice details;
-	const char *error_string;
-	struct client_status status;
-
-	/* Batch tags: only their addresses matter. */
-	char t_headers, t_recv, t_send, t_close, t_status;
-};
-
-static void *stream_thread(void *arg)
-{
-	struct client_stream *s = arg;
-
-	for (;;) {
-		grpc_event ev =
-			grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		struct completion comp;
-		const char *p = (const char *)&comp;
-		size_t left = sizeof(comp);
-
-		if (ev.type == GRPC_QUEUE_SHUTDOWN)
-			break;
-		if (ev.type != GRPC_OP_COMPLETE)
-			continue;
-		memset(&comp, 0, sizeof(comp)); /* no uninitialized padding through the pipe */
-		comp.tag = ev.tag;
-		comp.success = ev.success;
-		/* Smaller than PIPE_BUF: written in one piece; at most five batches are ever
-		 * outstanding, so the pipe never fills. */
-		while (left > 0) {
-			ssize_t n = write(s->pipe[1], p, left);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				abort(); /* a lost completion would hang the owner forever */
-			p += n;
-			left -= (size_t)n;
-		}
-	}
-	return NULL;
-}
-
-static int stream_start_batch(struct client_stream *s, const grpc_op *ops, size_t n, void *tag)
-{
-	if (grpc_call_start_batch(s->call, ops, n, tag, NULL) != GRPC_CALL_OK)
-		return -EIO;
-	s->inflight++;
-	return 0;
-}
-
-static int stream_start_recv(struct client_stream *s)
-{
-	grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
-	int r;
-
-	op.data.recv_message.recv_message = &s->recv_bb;
-	if ((r = stream_start_batch(s, &op, 1, &s->t_recv)) < 0)
-		s->recv_done = true;
-	return r;
-}
-
-/* Adds SEND_INITIAL_METADATA to ops[*n] before the first send or the close. */
-static void stream_add_initial_md(struct client_stream *s, grpc_op *ops, size_t *n)
-{
-	if (s->md_sent)
-		return;
-	ops[(*n)++] = (grpc_op){.op = GRPC_OP_SEND_INITIAL_METADATA};
-	s->md_sent = true;
-}
-
-static int stream_start_close(struct client_stream *s)
-{
-	grpc_op ops[2] = {0};
-	size_t n = 0;
-
-	s->close_started = true;
-	stream_add_initial_md(s, ops, &n);
-	ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	return stream_start_batch(s, ops, n, &s->t_close);
-}
+static void stream_update_fds(struct client_stream *s);
 
 int client_stream_open(struct client *c, const ProtobufCServiceDescriptor *service,
 		       const char *method, struct client_stream **ret, struct client_status *st)
 {
-	const ProtobufCMethodDescriptor *md;
+	struct epoll_event ev = {.events = EPOLLIN};
 	struct client_stream *s;
-	grpc_op op_headers = {.op = GRPC_OP_RECV_INITIAL_METADATA};
-	grpc_op op_status = {.op = GRPC_OP_RECV_STATUS_ON_CLIENT};
-	sigset_t all, saved;
+	char path[256];
 	int r;
 
 	*st = (struct client_status){.code = GRPC_STATUS_OK};
-	md = protobuf_c_service_descriptor_get_method_by_name(service, method);
-	if (!md) {
-		status_set(st, GRPC_STATUS_INTERNAL, "no such method");
-		return -EINVAL;
-	}
-	if ((r = ensure_connected(c, st)) < 0)
-		return r;
-
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->client = c;
-	s->md = md;
-	s->pipe[0] = s->pipe[1] = -1;
-	s->details = grpc_empty_slice();
-	grpc_metadata_array_init(&s->initial_md);
-	grpc_metadata_array_init(&s->trailing_md);
-	if (pipe2(s->pipe, O_CLOEXEC) < 0 || fcntl(s->pipe[0], F_SETFL, O_NONBLOCK) < 0) {
+	s->epfd = s->evfd = -1;
+	s->md = method_of(service, method, path, sizeof(path));
+	if (!s->md) {
+		free(s);
+		status_set(st, GRPC_STATUS_INTERNAL, "no such method");
+		return -EINVAL;
+	}
+	if ((r = conn_open(c->target, &s->conn, st)) < 0) {
+		free(s);
+		return r;
+	}
+	s->call = calloc(1, sizeof(*s->call));
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!s->call || s->epfd < 0 || s->evfd < 0) {
+		r = s->call ? -errno : -ENOMEM;
+		goto fail;
+	}
+	ev.data.fd = s->evfd;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev) < 0) {
 		r = -errno;
 		goto fail;
 	}
-	s->cq = grpc_completion_queue_create_for_next(NULL);
-	if (!s->cq) {
-		r = -ENOMEM;
+	ev.data.fd = s->conn->fd;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->conn->fd, &ev) < 0) {
+		r = -errno;
 		goto fail;
 	}
-	s->call = create_call(c, service, md, s->cq, gpr_inf_future(GPR_CLOCK_REALTIME));
-	if (!s->call) {
-		r = -ENOMEM;
+	if ((r = call_start(s->call, s->conn, path, 0)) < 0)
 		goto fail;
-	}
-	/* Signals are for the owner's thread (its poll loop), never for the helper. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &saved);
-	r = -pthread_create(&s->thread, NULL, stream_thread, s);
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (r < 0)
-		goto fail;
-	s->thread_started = true;
-
-	op_headers.data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
-	op_status.data.recv_status_on_client.trailing_metadata = &s->trailing_md;
-	op_status.data.recv_status_on_client.status = &s->code;
-	op_status.data.recv_status_on_client.status_details = &s->details;
-	op_status.data.recv_status_on_client.error_string = &s->error_string;
-	if ((r = stream_start_batch(s, &op_headers, 1, &s->t_headers)) < 0 ||
-	    (r = stream_start_batch(s, &op_status, 1, &s->t_status)) < 0)
-		goto fail;
+	stream_update_fds(s);
 	*ret = s;
 	return 0;
 
 fail:
 	status_set(st, GRPC_STATUS_INTERNAL, "cannot start the call");
 	client_stream_free(s);
-	return r;
-}
-
-int client_stream_fd(const struct client_stream *s)
-{
-	return s->pipe[0];
-}
-
-bool client_stream_can_send(const struct client_stream *s)
-{
-	return !s->sending && !s->send_failed && !s->close_wanted && !s->status_done;
-}
-
-int client_stream_send(struct client_stream *s, const ProtobufCMessage *msg)
-{
-	grpc_op ops[2] = {0};
-	size_t n = 0;
-	int r;
-
-	if (msg->descriptor != s->md->input)
-		return -EINVAL;
-	if (s->sending)
-		return -EBUSY;
-	if (!client_stream_can_send(s))
-		return -EPIPE;
-	if ((r = pack_request(msg, &s->send_bb)) < 0)
-		return r;
-	stream_add_initial_md(s, ops, &n);
-	ops[n].op = GRPC_OP_SEND_MESSAGE;
-	ops[n++].data.send_message.send_message = s->send_bb;
-	if ((r = stream_start_batch(s, ops, n, &s->t_send)) < 0) {
-		grpc_byte_buffer_destroy(s->send_bb);
-		s->send_bb = NULL;
-		s->send_failed = true;
-		return -EPIPE;
-	}
-	s->sending = true;
-	return 0;
-}
-
-int client_stream_close_send(struct client_stream *s)
-{
-	if (s->close_wanted)
-		return 0;
-	s->close_wanted = true;
-	if (s->sending || s->status_done)
-		return 0; /* started when the send completes; pointless once the call is over */
-	return stream_start_close(s);
-}
-
-void client_stream_cancel(struct client_stream *s)
-{
-	if (!s->status_done)
-		grpc_call_cancel(s->call, NULL);
-}
-
-static int stream_maybe_end(struct client_stream *s)
-{
-	if (s->ended || !s->status_done || !s->headers_done || !s->recv_done)
-		return CLIENT_STREAM_NONE;
-	s->ended = true;
-	return CLIENT_STREAM_END;
-}
-
-/* Accounts for one completed batch and says what it means for the owner. */
-static int stream_complete(struct client_stream *s, const struct completion *comp,
-			   ProtobufCMessage **ret_msg)
-{
-	ProtobufCMessage *msg = NULL;
-	int r;
-
-	s->inflight--;
-	if (comp->tag == &s->t_headers) {
-		s->headers_done = true;
-		(void)stream_start_recv(s);
-		return CLIENT_STREAM_HEADERS;
-	}
-	if (comp->tag == &s->t_recv) {
-		if (!s->recv_bb) {
-			s->recv_done = true;
-			return stream_maybe_end(s);
-		}
-		r = unpack_response(s->recv_bb, s->md->output, &msg);
-		grpc_byte_buffer_destroy(s->recv_bb);
-		s->recv_bb = NULL;
-		if (r < 0) {
-			s->recv_done = true;
-			grpc_call_cancel_with_status(s->call, GRPC_STATUS_INTERNAL,
-						     "the daemon's response does not parse", NULL);
-			return -EBADMSG;
-		}
-		(void)stream_start_recv(s);
-		*ret_msg = msg;
-		return CLIENT_STREAM_MESSAGE;
-	}
-	if (comp->tag == &s->t_send) {
-		s->sending = false;
-		grpc_byte_buffer_destroy(s->send_bb);
-		s->send_bb = NULL;
-		if (!comp->success)
-			s->send_failed = true;
-		else if (s->close_wanted && !s->close_started && !s->status_done)
-			(void)stream_start_close(s);
-		return CLIENT_STREAM_SENT;
-	}
-	if (comp->tag == &s->t_status) {
-		s->status_done = true;
-		status_from_call(s->client, s->code, s->details, &s->status);
-		return stream_maybe_end(s);
-	}
-	return CLIENT_STREAM_NONE; /* t_close */
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int client_stream_next(struct client_stream *s, int timeout_ms, ProtobufCMessage **ret_msg)
-{
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-
-	while (!s->ended) {
-		struct pollfd pfd = {.fd = s->pipe[0], .events = POLLIN};
-		struct completion comp;
-		ssize_t n = read(s->pipe[0], &comp, sizeof(comp));
-		int wait = -1, r;
-
-		if (n == sizeof(comp)) {
-			if ((r = stream_complete(s, &comp, ret_msg)) != CLIENT_STREAM_NONE)
-				return r;
-			continue;
-		}
-		if (n >= 0)
-			return -EIO; /* the thread writes whole completions or nothing */
-		if (errno == EINTR)
-			return -EINTR;
-		if (errno != EAGAIN)
-			return -errno;
-		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
-
-			if (left <= 0)
-				return CLIENT_STREAM_NONE;
-			wait = left > INT32_MAX ? INT32_MAX : (int)left;
-		}
-		r = poll(&pfd, 1, wait);
-		if (r < 0)
-			return errno == EINTR ? -EINTR : -errno;
-		if (r == 0)
-			return CLIENT_STREAM_NONE;
-	}
-	return CLIENT_STREAM_NONE;
-}
-
-const struct client_status *client_stream_status(const struct client_stream *s)
-{
-	return &s->status;
+	return r < 0 ? r : -EIO;
 }
 
 void client_stream_free(struct client_stream *s)
 {
 	if (!s)
 		return;
-	if (s->call) {
-		grpc_call_cancel(s->call, NULL);
-		while (s->inflight > 0) {
-			struct pollfd pfd = {.fd = s->pipe[0], .events = POLLIN};
-			ProtobufCMessage *msg = NULL;
-			struct completion comp;
-
-			/* The cancel makes every outstanding batch complete soon. */
-			if (read(s->pipe[0], &comp, sizeof(comp)) == sizeof(comp)) {
-				if (stream_complete(s, &comp, &msg) == CLIENT_STREAM_MESSAGE)
-					protobuf_c_message_free_unpacked(msg, NULL);
-				continue;
-			}
-			(void)poll(&pfd, 1, -1);
-		}
-		grpc_call_unref(s->call);
-	}
-	if (s->cq) {
-		grpc_completion_queue_shutdown(s->cq);
-		if (s->thread_started)
-			pthread_join(s->thread, NULL);
-		else
-			while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-							  NULL)
-				       .type != GRPC_QUEUE_SHUTDOWN)
-				;
-		grpc_completion_queue_destroy(s->cq);
-	}
-	if (s->send_bb)
-		grpc_byte_buffer_destroy(s->send_bb);
-	if (s->recv_bb)
-		grpc_byte_buffer_destroy(s->recv_bb);
-	grpc_slice_unref(s->details);
-	gpr_free((void *)s->error_string);
-	grpc_metadata_array_destroy(&s->initial_md);
-	grpc_metadata_array_destroy(&s->trailing_md);
-	if (s->pipe[0] >= 0)
-		close(s->pipe[0]);
-	if (s->pipe[1] >= 0)
-		close(s->pipe[1]);
+	call_free(s->call);
+	conn_free(s->conn);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->evfd >= 0)
+		close(s->evfd);
 	free(s);
+}
+
+int client_stream_fd(const struct client_stream *s)
+{
+	return s->epfd;
+}
+
+bool client_stream_can_send(const struct client_stream *s)
+{
+	return !s->call->sending && !s->call->sent_pending && !s->close_wanted && !s->call->closed;
+}
+
+/* What client_stream_next() would hand out first, without doing it: an event is waiting. */
+static bool stream_has_event(const struct client_stream *s)
+{
+	const struct call *k = s->call;
+
+	if (s->ended)
+		return false;
+	return ((k->headers || k->closed) && !s->headers_told) || k->sent_pending ||
+	       grpc_frames_ready(&k->frames) || k->closed;
+}
+
+/* The eventfd set exactly while an event waits; EPOLLOUT on the socket while nghttp2 has
+ * something to write. */
+static void stream_update_fds(struct client_stream *s)
+{
+	bool want_out = !s->conn->dead && nghttp2_session_want_write(s->conn->h2);
+	uint64_t v = 1;
+
+	if (stream_has_event(s))
+		(void)!write(s->evfd, &v, sizeof(v));
+	else
+		(void)!read(s->evfd, &v, sizeof(v));
+	if (want_out != s->out_watched && !s->conn->dead) {
+		struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0),
+					 .data.fd = s->conn->fd};
+
+		if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->conn->fd, &ev) == 0)
+			s->out_watched = want_out;
+	}
+}
+
+int client_stream_send(struct client_stream *s, const ProtobufCMessage *msg)
+{
+	struct call *k = s->call;
+	int r;
+
+	if (msg->descriptor != s->md->input)
+		return -EINVAL;
+	if (k->sending || k->sent_pending)
+		return -EBUSY;
+	if (!client_stream_can_send(s))
+		return -EPIPE;
+	if ((r = call_queue(k, msg)) < 0)
+		return r;
+	k->sending = true;
+	if (k->deferred) {
+		k->deferred = false;
+		(void)nghttp2_session_resume_data(s->conn->h2, k->id);
+	}
+	(void)conn_flush(s->conn);
+	stream_update_fds(s);
+	return 0;
+}
+
+int client_stream_close_send(struct client_stream *s)
+{
+	struct call *k = s->call;
+
+	if (s->close_wanted)
+		return 0;
+	s->close_wanted = true;
+	if (k->closed)
+		return 0;
+	k->out_eof = true;
+	if (k->deferred) {
+		k->deferred = false;
+		(void)nghttp2_session_resume_data(s->conn->h2, k->id);
+	}
+	(void)conn_flush(s->conn);
+	stream_update_fds(s);
+	return 0;
+}
+
+void client_stream_cancel(struct client_stream *s)
+{
+	struct call *k = s->call;
+
+	if (k->closed)
+		return;
+	(void)nghttp2_submit_rst_stream(s->conn->h2, NGHTTP2_FLAG_NONE, k->id, NGHTTP2_CANCEL);
+	(void)conn_flush(s->conn);
+	k->closed = true;
+	k->rst = true;
+	k->error_code = NGHTTP2_CANCEL;
+	if (k->grpc_status < 0) {
+		k->grpc_status = GRPC_STATUS_CANCELLED;
+		free(k->grpc_message);
+		k->grpc_message = strdup("cancelled");
+	}
+	stream_update_fds(s);
+}
+
+/* Hands out the first waiting event, or CLIENT_STREAM_NONE. */
+static int stream_take(struct client_stream *s, ProtobufCMessage **ret_msg)
+{
+	struct call *k = s->call;
+	struct grpc_message m;
+	int r;
+
+	if (s->ended)
+		return CLIENT_STREAM_NONE;
+	if (k->sent_pending) {
+		k->sent_pending = false;
+		return CLIENT_STREAM_SENT;
+	}
+	if ((k->headers || k->closed) && !s->headers_told) {
+		s->headers_told = true;
+		return CLIENT_STREAM_HEADERS;
+	}
+	if ((r = grpc_frames_next(&k->frames, &m)) > 0) {
+		ProtobufCMessage *msg =
+			protobuf_c_message_unpack(s->md->output, NULL, m.len, m.data);
+
+		if (!s->conn->dead) {
+			(void)nghttp2_session_consume(s->conn->h2, k->id, 5 + m.len);
+			(void)conn_flush(s->conn);
+		}
+		if (!msg) {
+			client_stream_cancel(s);
+			k->grpc_status = GRPC_STATUS_INTERNAL;
+			free(k->grpc_message);
+			k->grpc_message = strdup("the daemon's response does not parse");
+			return -EBADMSG;
+		}
+		*ret_msg = msg;
+		return CLIENT_STREAM_MESSAGE;
+	}
+	if (k->closed) {
+		s->ended = true;
+		call_status(k, s->conn, &s->status);
+		return CLIENT_STREAM_END;
+	}
+	return CLIENT_STREAM_NONE;
+}
+
+int client_stream_next(struct client_stream *s, int timeout_ms, ProtobufCMessage **ret_msg)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int r;
+
+	for (;;) {
+		/* What the socket has now, then what is waiting. */
+		if (!s->conn->dead)
+			(void)conn_wait(s->conn, 0);
+		r = stream_take(s, ret_msg);
+		stream_update_fds(s);
+		if (r != CLIENT_STREAM_NONE || s->ended)
+			return r;
+		if (ms_left(deadline) == 0)
+			return CLIENT_STREAM_NONE;
+		r = conn_wait(s->conn, ms_left(deadline));
+		if (r == -EINTR)
+			return -EINTR;
+	}
+}
+
+const struct client_status *client_stream_status(const struct client_stream *s)
+{
+	return &s->status;
 }
 
 const char *client_status_code_name(grpc_status_code code)

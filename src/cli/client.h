@@ -1,11 +1,14 @@
-/* The CLI's gRPC client: unary and streaming calls to mvirt-vmm over gRPC core's C API,
- * messages packed and unpacked with protobuf-c descriptors. One channel per client, insecure
- * credentials (the daemon listens on a Unix socket and on loopback TCP), no HTTP proxy.
+/* The CLI's gRPC client (also mvirt-web's and the benchmarks'): unary and streaming calls to
+ * mvirt-vmm, gRPC over HTTP/2 with nghttp2 (client.c says why not gRPC core), messages packed
+ * and unpacked with protobuf-c descriptors. Plaintext (h2c): the daemon listens on a Unix
+ * socket and on loopback TCP. Targets as gRPC writes them: "unix:/path", "unix:///path",
+ * "host:port", "[::1]:port", "dns:///host:port", "ipv4:..." and "ipv6:...".
  *
- * Before the first call the channel is connected with a short deadline, so that an absent daemon
- * fails within CLIENT_CONNECT_TIMEOUT_S; each unary call then has a deadline of
- * CLIENT_CALL_TIMEOUT_S, streams have none. Silent: results and errors are returned to the
- * caller (cli.c, the cmd_*.c files, the benchmarks), which prints them. */
+ * A connection counts as made once the daemon's HTTP/2 SETTINGS came, within
+ * CLIENT_CONNECT_TIMEOUT_S, so that an absent daemon, or a peer that is not one, fails in
+ * that time; each unary call then has a deadline of CLIENT_CALL_TIMEOUT_S (sent as
+ * grpc-timeout too), streams have none. Silent: results and errors are returned to the caller
+ * (cli.c, the cmd_*.c files, mvirt-web, the benchmarks), which prints them. */
 #pragma once
 
 #include <grpc/status.h>
@@ -40,20 +43,20 @@ int client_call(struct client *c, const ProtobufCServiceDescriptor *service, con
 
 /* ---- streaming calls (server-stream and bidi) ----
  *
- * A stream is driven by its owner's thread through client_stream_next(); a helper thread only
- * moves gRPC completions into a pipe, so client_stream_fd() can sit in the owner's poll() beside
- * other fds (stdin, a signal pipe). Following gRPC core's rule, at most one send is outstanding
- * (client_stream_can_send()); receiving is automatic, one message at a time: the next one is
- * asked for when the previous one has been handed out, so a reader that stops calling
- * client_stream_next() stops the server's flow (HTTP/2 flow control). The stream borrows its
- * client, which must outlive it. */
+ * A stream is driven by its owner's thread through client_stream_next(), on a connection of
+ * its own; client_stream_fd() can sit in the owner's poll() beside other fds (stdin, a signal
+ * pipe) and is readable when client_stream_next() has something to do. At most one send is
+ * outstanding (client_stream_can_send()); receiving is automatic, and a message's bytes are
+ * given back to the daemon's HTTP/2 flow-control window only when it is handed out, so a
+ * reader that stops calling client_stream_next() stops the server's flow. The stream borrows
+ * its client, which must outlive it. */
 struct client_stream;
 
 enum client_stream_event {
 	CLIENT_STREAM_NONE,    /* nothing within the timeout */
 	CLIENT_STREAM_HEADERS, /* the server's response headers: the stream is established, or the
-				* call ended at once (gRPC core does not tell a trailers-only answer
-				* apart): then CLIENT_STREAM_END follows at once */
+				* call ended at once (a trailers-only answer): then
+				* CLIENT_STREAM_END follows at once */
 	CLIENT_STREAM_MESSAGE, /* a message from the server */
 	CLIENT_STREAM_SENT,    /* the outstanding send completed; the next one may start */
 	CLIENT_STREAM_END, /* the call is over (after the last message): client_stream_status() */
