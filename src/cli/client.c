@@ -240,7 +240,8 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
 	(void)h2;
 	(void)id;
 	(void)userdata;
-	memcpy(buf, k->out + k->out_off, n);
+	if (n > 0)
+		memcpy(buf, k->out + k->out_off, n);
 	k->out_off += n;
 	if (k->out_off == k->out_len) {
 		k->out_off = k->out_len = 0;
