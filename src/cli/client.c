@@ -285,8 +285,10 @@ static int conn_flush(struct conn *c)
 {
 	int r;
 
-	if (c->dead)
+	if (c->dead) {
+		conn_kill(c, 0); /* a call started on it since is over too */
 		return -EPIPE;
+	}
 	if ((r = nghttp2_session_send(c->h2)) != 0) {
 		conn_kill(c, c->error ? c->error : EPROTO);
 		return -EPIPE;

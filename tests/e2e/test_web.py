@@ -250,6 +250,27 @@ def test_a_daemon_that_is_gone_is_unavailable_not_a_crash(web_binary, make_daemo
         w.stop()
 
 
+def test_calls_go_on_after_the_daemon_closed_the_connection(web_binary, make_ch_daemon,
+                                                          vm_files):
+    """After the daemon closed mvirt-web's connections (its idle timeout's GOAWAY, then a
+    restart), the next calls find it again: nothing fails in between."""
+    d = make_ch_daemon(extra_args=("--idle-timeout", "1"))
+    w = Web(web_binary, d).start()
+    try:
+        s = Session(w)
+        status, _, body = s.call("CreateVm", pb.CreateVmRequest(name="a", config=vm_config(vm_files)))
+        assert status == 200, body
+        time.sleep(2.5)  # idle: the daemon sends GOAWAY and closes
+        status, _, body = s.call("GetVm", pb.GetVmRequest(vm="a"))
+        assert status == 200, body
+        d.restart()
+        status, _, body = s.call("GetVm", pb.GetVmRequest(vm="a"))
+        assert status == 200, body
+        assert pb.Vm.FromString(body).name == "a"
+    finally:
+        w.stop()
+
+
 def test_watch_over_a_websocket(web, vm_files):
     s = Session(web)
     ws = s.ws("/api/stream/mvirt.VmService/WatchVms")
