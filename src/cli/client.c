@@ -46,14 +46,18 @@
 #define STREAM_WINDOW (1 << 20) /* per stream, before the reader hands messages out */
 #define CONN_WINDOW (16 << 20)  /* per connection */
 #define READ_CHUNK (64 * 1024)
+#define WRITE_GATHER (256 * 1024) /* frames gathered into one send() at most */
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 struct conn {
 	int fd;
 	nghttp2_session *h2;
-	bool ready;         /* the daemon's SETTINGS arrived: it speaks HTTP/2 */
-	bool dead;          /* EOF, a socket or protocol error: no more calls on it */
-	int error;          /* errno of the socket error that killed it, or 0 */
+	bool ready;    /* the daemon's SETTINGS arrived: it speaks HTTP/2 */
+	bool dead;     /* EOF, a socket or protocol error: no more calls on it */
+	int error;     /* errno of the socket error that killed it, or 0 */
+	uint8_t *wbuf; /* frames nghttp2 made that the socket did not take yet */
+	size_t wlen, wcap;
 	struct call *calls; /* open calls on it (one for the unary connection, one per stream) */
 };
 
@@ -135,25 +139,6 @@ static void status_set(struct client_status *st, grpc_status_code code, const ch
 static struct call *call_of(nghttp2_session *h2, int32_t id)
 {
 	return nghttp2_session_get_stream_user_data(h2, id);
-}
-
-static ssize_t on_send(nghttp2_session *h2, const uint8_t *data, size_t len, int flags,
-		       void *userdata)
-{
-	struct conn *c = userdata;
-	ssize_t n;
-
-	(void)h2;
-	(void)flags;
-	do
-		n = send(c->fd, data, len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n >= 0)
-		return n;
-	if (errno == EAGAIN)
-		return NGHTTP2_ERR_WOULDBLOCK;
-	c->error = errno;
-	return NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name,
@@ -266,6 +251,7 @@ static void conn_free(struct conn *c)
 	if (!c)
 		return;
 	nghttp2_session_del(c->h2);
+	free(c->wbuf);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c);
@@ -280,20 +266,61 @@ static void conn_kill(struct conn *c, int error)
 		k->closed = true;
 }
 
-/* Writes what nghttp2 has to write, as far as the socket takes it. */
+/* Writes what nghttp2 has to write, as far as the socket takes it: its frames are gathered
+ * first (nghttp2_session_mem_send), so a request is one send(), not one per frame. */
 static int conn_flush(struct conn *c)
 {
-	int r;
-
 	if (c->dead) {
 		conn_kill(c, 0); /* a call started on it since is over too */
 		return -EPIPE;
 	}
-	if ((r = nghttp2_session_send(c->h2)) != 0) {
-		conn_kill(c, c->error ? c->error : EPROTO);
-		return -EPIPE;
+	while (c->wlen < WRITE_GATHER) {
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(c->h2, &data);
+
+		if (n < 0) {
+			conn_kill(c, EPROTO);
+			return -EPIPE;
+		}
+		if (n == 0)
+			break;
+		if (c->wlen + (size_t)n > c->wcap) {
+			size_t cap = MAX(c->wcap * 2, c->wlen + (size_t)n);
+			uint8_t *p = realloc(c->wbuf, cap);
+
+			if (!p) {
+				conn_kill(c, ENOMEM);
+				return -EPIPE;
+			}
+			c->wbuf = p;
+			c->wcap = cap;
+		}
+		memcpy(c->wbuf + c->wlen, data, (size_t)n);
+		c->wlen += (size_t)n;
+	}
+	while (c->wlen > 0) {
+		ssize_t n = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			conn_kill(c, errno);
+			return -EPIPE;
+		}
+		memmove(c->wbuf, c->wbuf + n, c->wlen - (size_t)n);
+		c->wlen -= (size_t)n;
+		if (c->wlen == 0 && nghttp2_session_want_write(c->h2))
+			return conn_flush(c); /* more than WRITE_GATHER was waiting */
 	}
 	return 0;
+}
+
+/* Whether the socket has to be watched for POLLOUT. */
+static bool conn_wants_write(const struct conn *c)
+{
+	return !c->dead && (c->wlen > 0 || nghttp2_session_want_write(c->h2));
 }
 
 /* Reads what the socket has and hands it to nghttp2 (whose callbacks fill the calls). */
@@ -331,7 +358,7 @@ static int conn_wait(struct conn *c, int timeout_ms)
 
 	if (c->dead)
 		return -EPIPE;
-	if (nghttp2_session_want_write(c->h2))
+	if (conn_wants_write(c))
 		pfd.events |= POLLOUT;
 	r = poll(&pfd, 1, timeout_ms);
 	if (r < 0)
@@ -462,7 +489,6 @@ static nghttp2_session_callbacks *callbacks(void)
 	static nghttp2_session_callbacks *cbs;
 
 	if (!cbs && nghttp2_session_callbacks_new(&cbs) == 0) {
-		nghttp2_session_callbacks_set_send_callback(cbs, on_send);
 		nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 		nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
@@ -872,7 +898,7 @@ static bool stream_has_event(const struct client_stream *s)
  * something to write. */
 static void stream_update_fds(struct client_stream *s)
 {
-	bool want_out = !s->conn->dead && nghttp2_session_want_write(s->conn->h2);
+	bool want_out = conn_wants_write(s->conn);
 	uint64_t v = 1;
 
 	if (stream_has_event(s))
