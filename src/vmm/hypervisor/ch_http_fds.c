@@ -1,5 +1,6 @@
 /* See ch_http_fds.h. States: the defer source connects and sends (fn never runs inside
- * start), the io source sends the rest and reads the answer, the timer bounds it all. */
+ * start: errors found there, a socket path too long included, wait for it), the io source sends
+ * the rest and reads the answer, the timer bounds it all. */
 #include "hypervisor/ch_http_fds.h"
 
 #include <errno.h>
@@ -16,11 +17,13 @@
 #include "hypervisor/ch_http_parse.h"
 
 #define USEC_PER_MSEC UINT64_C(1000)
+#define TIMEOUT_MAX_MS (UINT64_C(100) * 365 * 24 * 3600 * 1000)
 
 struct ch_http_fds {
 	sd_event *event;
 	sd_event_source *defer, *io, *timer;
 	int sock;
+	int start_error; /* found at start, delivered by the defer source */
 	struct sockaddr_un sa;
 	int fds[CH_HTTP_FDS_MAX];
 	size_t n_fds;
@@ -186,6 +189,10 @@ static int on_defer(sd_event_source *s _unused_, void *userdata)
 	int r;
 
 	x->defer = sd_event_source_disable_unref(x->defer);
+	if (x->start_error < 0) {
+		r = x->start_error;
+		goto fail;
+	}
 	x->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (x->sock < 0) {
 		r = -errno;
@@ -215,7 +222,8 @@ int ch_http_fds_start(sd_event *event, const char *socket_path, const char *meth
 		      struct ch_http_fds **ret)
 {
 	struct ch_http_fds *x;
-	size_t len = body ? strlen(body) : 0;
+	_cleanup_free_ char *length = NULL;
+	uint64_t usec;
 	int r;
 
 	if (!event || isempty(socket_path) || isempty(method) || isempty(endpoint) || !fn ||
@@ -230,30 +238,41 @@ int ch_http_fds_start(sd_event *event, const char *socket_path, const char *meth
 	x->userdata = userdata;
 	x->max_body = max_body;
 	x->sa.sun_family = AF_UNIX;
-	if (strlen(socket_path) >= sizeof(x->sa.sun_path)) {
-		r = -ENAMETOOLONG;
-		goto fail;
-	}
-	memcpy(x->sa.sun_path, socket_path, strlen(socket_path) + 1);
+	if (strlen(socket_path) >= sizeof(x->sa.sun_path))
+		x->start_error = -ENAMETOOLONG;
+	else
+		memcpy(x->sa.sun_path, socket_path, strlen(socket_path) + 1);
 	for (; x->n_fds < n_fds; x->n_fds++)
 		if ((x->fds[x->n_fds] = fcntl(fds[x->n_fds], F_DUPFD_CLOEXEC, 3)) < 0) {
 			r = -errno;
 			goto fail;
 		}
+	/* Content-Length with a body and on every PUT, 0 included (cloud-hypervisor wants it on
+	 * a bodiless PUT); none on a GET without body (RFC 9110 8.6). Content-Type with a body. */
+	if ((body || !streq(method, "GET")) &&
+	    asprintf(&length, "Content-Length: %zu\r\n", body ? strlen(body) : 0) < 0) {
+		length = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
 	r = asprintf(&x->req,
 		     "%s /api/v1/%s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-		     "%sContent-Length: %zu\r\n\r\n%s",
-		     method, endpoint, body ? "Content-Type: application/json\r\n" : "", len,
-		     body ? body : "");
+		     "%s%s\r\n%s",
+		     method, endpoint, body ? "Content-Type: application/json\r\n" : "",
+		     strempty(length), strempty(body));
 	if (r < 0) {
 		x->req = NULL;
 		r = -ENOMEM;
 		goto fail;
 	}
 	x->req_len = (size_t)r;
+	/* Beyond a century is never; sd-event refuses a time past the end of its clock. Accuracy
+	 * 1 ms: 0 would mean sd-event's default of 250 ms. */
+	usec = timeout_ms > TIMEOUT_MAX_MS ? TIMEOUT_MAX_MS * USEC_PER_MSEC
+					   : timeout_ms * USEC_PER_MSEC;
 	if ((r = sd_event_add_defer(event, &x->defer, on_defer, x)) < 0 ||
-	    (r = sd_event_add_time_relative(event, &x->timer, CLOCK_MONOTONIC,
-					    timeout_ms * USEC_PER_MSEC, 0, on_timeout, x)) < 0)
+	    (r = sd_event_add_time_relative(event, &x->timer, CLOCK_MONOTONIC, usec, USEC_PER_MSEC,
+					    on_timeout, x)) < 0)
 		goto fail;
 	*ret = x;
 	return 0;
