@@ -1,6 +1,6 @@
 /* The parsers of cloud-hypervisor's HTTP answers, apart from the code that moves the bytes, so
  * that the daemon and the fuzz target (tests/fuzz/fuzz_ch_http.c) run the same code: the
- * HTTP/1.1 response framing of ch_http_fds.c (the requests libcurl cannot make) and the error
+ * HTTP/1.1 response framing of ch_http_fds.c (every REST call of the daemon) and the error
  * message ch_client.c builds from a non-2xx body. Internal to the hypervisor component: only
  * ch_http_fds.c, ch_client.c and tests include this header. Pure and silent. */
 #pragma once
