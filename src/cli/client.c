@@ -914,6 +914,19 @@ static void stream_update_fds(struct client_stream *s)
 	}
 }
 
+/* More to send (a message, or the end): the data source goes on, and out it goes. */
+static void stream_kick(struct client_stream *s)
+{
+	struct call *k = s->call;
+
+	if (k->deferred) {
+		k->deferred = false;
+		(void)nghttp2_session_resume_data(s->conn->h2, k->id);
+	}
+	(void)conn_flush(s->conn);
+	stream_update_fds(s);
+}
+
 int client_stream_send(struct client_stream *s, const ProtobufCMessage *msg)
 {
 	struct call *k = s->call;
@@ -928,12 +941,7 @@ int client_stream_send(struct client_stream *s, const ProtobufCMessage *msg)
 	if ((r = call_queue(k, msg)) < 0)
 		return r;
 	k->sending = true;
-	if (k->deferred) {
-		k->deferred = false;
-		(void)nghttp2_session_resume_data(s->conn->h2, k->id);
-	}
-	(void)conn_flush(s->conn);
-	stream_update_fds(s);
+	stream_kick(s);
 	return 0;
 }
 
@@ -947,12 +955,7 @@ int client_stream_close_send(struct client_stream *s)
 	if (k->closed)
 		return 0;
 	k->out_eof = true;
-	if (k->deferred) {
-		k->deferred = false;
-		(void)nghttp2_session_resume_data(s->conn->h2, k->id);
-	}
-	(void)conn_flush(s->conn);
-	stream_update_fds(s);
+	stream_kick(s);
 	return 0;
 }
 
