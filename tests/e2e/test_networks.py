@@ -264,6 +264,10 @@ def test_taps_go_when_the_hypervisor_is_killed(nd, netns, vm_files):
     os.kill(vm.pid, 9)
     wait_for(lambda: not taps_of(netns), "the tap to go with the hypervisor")
     nd.start()
+    # A hypervisor still in its exit when the daemon re-adopts it (its fds, the tap's among
+    # them, close before its pidfd says it exited) is seen gone through the pidfd just after.
+    wait_for(lambda: nd.call("GetVm", pb.GetVmRequest(vm="web")).state != RUNNING,
+             "the VM to be seen stopped")
     got = nd.call("GetVm", pb.GetVmRequest(vm="web"))
     assert got.state != RUNNING and not got.nics
     # and it starts again on a fresh tap of the same name
