@@ -32,6 +32,7 @@ struct bridge_call {
 	struct lws *raw;  /* the adopted dup of the stream's fd; NULL once closed */
 	struct lws *peer; /* NULL once the peer is gone */
 	bool ws, ended, paused, closing_send;
+	bool ready_pending; /* the daemon's headers came: tell the peer unless END follows */
 	/* unary */
 	unsigned http_status;
 	char *body; /* response message, or the status JSON */
@@ -272,6 +273,22 @@ static void on_end(struct bridge_call *c)
 		lws_callback_on_writable(c->peer);
 }
 
+/* The daemon has taken the call (its response headers): for WatchVms, no event after this
+ * frame is missed. Held back until the next event, as a trailers-only answer (an error at
+ * once) has its END right after the headers. */
+static void tell_ready(struct bridge_call *c)
+{
+	static const char ready[] = "{\"ready\":true}";
+
+	if (!c->ready_pending)
+		return;
+	c->ready_pending = false;
+	if (queue(c, true, ready, strlen(ready)) < 0)
+		client_stream_cancel(c->stream);
+	else if (c->peer)
+		lws_callback_on_writable(c->peer);
+}
+
 /* Everything the stream has to report now. 0, or -1 once it is over (close the raw fd). */
 static int pump(struct bridge_call *c)
 {
@@ -279,10 +296,15 @@ static int pump(struct bridge_call *c)
 		ProtobufCMessage *msg = NULL;
 		int ev = client_stream_next(c->stream, 0, &msg);
 
+		if (ev == CLIENT_STREAM_END)
+			c->ready_pending = false;
+		else if (ev != CLIENT_STREAM_HEADERS)
+			tell_ready(c);
 		switch (ev) {
 		case CLIENT_STREAM_NONE:
 			return 0;
 		case CLIENT_STREAM_HEADERS:
+			c->ready_pending = c->ws;
 			break;
 		case CLIENT_STREAM_SENT:
 			send_pending(c);

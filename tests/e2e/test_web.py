@@ -277,6 +277,8 @@ def test_watch_over_a_websocket(web, vm_files):
     try:
         ws.send_binary(pb.WatchVmsRequest().SerializeToString())
         ws.send("end")
+        # the daemon's headers, relayed: subscribed, so the create below is seen
+        assert ws.recv_data() == (websocket.ABNF.OPCODE_TEXT, b'{"ready":true}')
         status, _, body = s.call("CreateVm",
                                  pb.CreateVmRequest(name="watched", config=vm_config(vm_files)))
         assert status == 200, body
@@ -284,6 +286,19 @@ def test_watch_over_a_websocket(web, vm_files):
         assert opcode == websocket.ABNF.OPCODE_BINARY
         ev = pb.VmEvent.FromString(data)
         assert ev.vm_name == "watched" and ev.type == pb.VM_EVENT_TYPE_CREATED, ev
+    finally:
+        ws.close()
+
+
+def test_a_stream_refused_at_once_ends_with_its_status_and_no_ready(web):
+    s = Session(web)
+    ws = s.ws("/api/stream/mvirt.VmService/Console")
+    try:
+        ws.send_binary(pb.ConsoleRequest(vm="nope").SerializeToString())
+        opcode, data = ws.recv_data()
+        assert opcode == websocket.ABNF.OPCODE_TEXT
+        st = json.loads(data)
+        assert st["status"] == "NOT_FOUND" and "nope" in st["message"], st
     finally:
         ws.close()
 
@@ -304,7 +319,10 @@ def recv_until(ws, pred, what):
         assert time.monotonic() < end, f"no {what} in {text!r}"
         opcode, data = ws.recv_data()
         if opcode == websocket.ABNF.OPCODE_TEXT:
-            return text, json.loads(data)
+            st = json.loads(data)
+            if st.get("ready"):
+                continue
+            return text, st
         text += pb.ConsoleResponse.FromString(data).output.decode(errors="replace")
     return text, None
 

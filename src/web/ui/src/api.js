@@ -79,9 +79,10 @@ export async function call(name, req = {}) {
   throw new ApiError(body.status || `HTTP_${res.status}`, body.message || res.statusText, res.status);
 }
 
-// A stream: onMessage(obj) per response, onEnd({status, message}) once. halfClose: the
+// A stream: onReady() once the daemon has taken the call (for WatchVms: no event from then
+// on is missed), onMessage(obj) per response, onEnd({status, message}) once. halfClose: the
 // request side ends after req (server streams); else send() more and end().
-export function stream(name, req, { onMessage, onEnd, halfClose = true }) {
+export function stream(name, req, { onReady, onMessage, onEnd, halfClose = true }) {
   const m = method(name);
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/api/stream/${m.service}/${name}`, "mvirt-stream");
@@ -98,7 +99,11 @@ export function stream(name, req, { onMessage, onEnd, halfClose = true }) {
     if (halfClose) ws.send("end");
   };
   ws.onmessage = (ev) => {
-    if (typeof ev.data === "string") end(JSON.parse(ev.data));
+    if (typeof ev.data === "string") {
+      const obj = JSON.parse(ev.data);
+      if (obj.ready) onReady?.();
+      else end(obj);
+    }
     else onMessage(decode(m.res, new Uint8Array(ev.data)));
   };
   ws.onclose = (ev) => end({ status: "UNAVAILABLE", message: ev.reason || "the connection closed" });

@@ -56,13 +56,28 @@ function setStatus(text) {
 }
 
 export function connect(delay = 500) {
+  // events before the list is in are re-read after it: the list may answer after them
+  let early = new Set();
+  const onEvent = (ev) => (early ? early.add(ev.vm_name) : refresh(ev.vm_name, ev));
   stream("WatchVms", {}, {
+    // the list once the daemon has subscribed the stream: no event falls between the two
+    onReady: () =>
+      call("ListVms", {}).then((list) => {
+        vms.clear();
+        for (const vm of list.vms) vms.set(vm.name, vm);
+        connected = true;
+        generation++;
+        setStatus("live");
+        notify({ reconnected: true });
+        for (const name of early) refresh(name);
+        early = null;
+      }, (e) => setStatus(`mvirt-vmm: ${e.message}`)),
     onMessage: (ev) => {
       const list = history.get(ev.vm_name) || [];
       const t = Number(ev.time?.seconds || 0) * 1000 + Math.floor((ev.time?.nanos || 0) / 1e6);
       list.push({ time: t ? new Date(t) : new Date(), state: ev.state, reason: ev.reason, type: ev.type });
       history.set(ev.vm_name, list.slice(-50));
-      refresh(ev.vm_name, ev);
+      onEvent(ev);
     },
     onEnd: () => {
       if (connected) delay = 500;
@@ -71,13 +86,4 @@ export function connect(delay = 500) {
       setTimeout(() => connect(Math.min(delay * 2, 5000)), delay);
     },
   });
-  // the list after the stream is asked for: no event falls between the two
-  call("ListVms", {}).then((list) => {
-    vms.clear();
-    for (const vm of list.vms) vms.set(vm.name, vm);
-    connected = true;
-    generation++;
-    setStatus("live");
-    notify({ reconnected: true });
-  }, (e) => setStatus(`mvirt-vmm: ${e.message}`));
 }
