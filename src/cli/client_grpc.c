@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "common/macro.h"
 
 static uint32_t prefix_len(const uint8_t *p)
 {
@@ -113,17 +114,6 @@ grpc_status_code grpc_parse_status(const char *value, size_t len)
 	return v <= GRPC_STATUS_UNAUTHENTICATED ? (grpc_status_code)v : GRPC_STATUS_UNKNOWN;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *grpc_percent_decode(const char *value, size_t len)
 {
 	char *out = malloc(len + 1), *o = out;
@@ -133,8 +123,8 @@ char *grpc_percent_decode(const char *value, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		int hi, lo;
 
-		if (value[i] == '%' && i + 2 < len && (hi = hexval(value[i + 1])) >= 0 &&
-		    (lo = hexval(value[i + 2])) >= 0) {
+		if (value[i] == '%' && i + 2 < len && (hi = hex_value(value[i + 1])) >= 0 &&
+		    (lo = hex_value(value[i + 2])) >= 0) {
 			*o++ = (char)(hi << 4 | lo);
 			i += 2;
 		} else

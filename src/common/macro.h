@@ -71,6 +71,18 @@ static inline int isempty(const char *s)
 	return !s || !*s;
 }
 
+/* The value of one hexadecimal digit, or -1. */
+static inline int hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
 #define streq(a, b) (strcmp((a), (b)) == 0)
 /* Whether s begins with prefix. */
 #define startswith(s, prefix) (strncmp((s), (prefix), strlen(prefix)) == 0)

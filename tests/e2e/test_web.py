@@ -54,8 +54,11 @@ class Web:
             self.proc.terminate()
             assert self.proc.wait(10) == 0, self.proc.stdout.read()
 
+    def _connection(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
     def request(self, method, path, body=b"", headers=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c = self._connection()
         try:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()

@@ -70,15 +70,9 @@ class TlsWeb(Web):
                     "".join(self.lines)
                 return self
 
-    def request(self, method, path, body=b"", headers=None):
+    def _connection(self):
         ctx = ssl.create_default_context(cafile=self.cert)
-        c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=ctx)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
-        finally:
-            c.close()
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=ctx)
 
     def presented_der(self, host="127.0.0.1"):
         with socket.create_connection((host, self.port), timeout=10) as s:

@@ -93,17 +93,6 @@ int validate_vm_name(const char *name, const char *field, struct mv_error *err)
 	return 0;
 }
 
-static int hex_value(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 int validate_mac(const char *mac, const char *field, struct mv_error *err)
 {
 	char quoted[32];
