@@ -451,6 +451,9 @@ int store_checkpoint(struct store *s, struct mv_error *err)
 
 	if (rc != SQLITE_OK)
 		return store_fail(s, rc, err, "checkpointing the WAL");
+	/* Idle after writes: the page cache is not needed until the next (the daemon answers
+	 * reads from memory). */
+	sqlite3_db_release_memory(s->db);
 	return 0;
 }
 
@@ -671,6 +674,8 @@ static int load_rows(struct store *s, sqlite3_stmt *st, const struct row_reader 
 	if (r == 0 && rc != SQLITE_DONE)
 		r = store_fail(s, rc, err, "loading %s", rd->what);
 	sqlite3_reset(st);
+	/* Everything is in memory now; the pages come back on demand (a write reads a few). */
+	sqlite3_db_release_memory(s->db);
 	if (r < 0) {
 		for (size_t i = 0; i < n; i++)
 			rd->done(rows + i * rd->size);
