@@ -242,6 +242,12 @@ class Daemon:
             problems.append(f"{pidfds} pidfds, {len(self.dnsmasq_pids())} dnsmasq processes")
         base_kinds = collections.Counter(_fd_kind(t) for t in self.fd_baseline.values())
         kinds = collections.Counter(_fd_kind(t) for t in now.values())
+        # libnftables is loaded at the first firewall rule (network/nft.c) and keeps its one
+        # netfilter socket from then on
+        netfilter = _netfilter_inodes(self.proc.pid)
+        if any(t in netfilter for t in now.values()) and \
+                not any(t in netfilter for t in self.fd_baseline.values()):
+            kinds["socket"] -= 1
         for kind, n in sorted(kinds.items()):
             if kind == "anon_inode:[pidfd]":
                 continue  # counted above
@@ -343,6 +349,16 @@ def _open_fds(pid: int) -> dict:
         except OSError:
             pass
     return out
+
+
+def _netfilter_inodes(pid) -> set:
+    """'socket:[INODE]' of each NETLINK_NETFILTER socket in pid's network namespace."""
+    try:
+        with open(f"/proc/{pid}/net/netlink") as f:
+            rows = [ln.split() for ln in f.readlines()[1:]]
+    except OSError:
+        return set()
+    return {f"socket:[{r[9]}]" for r in rows if len(r) >= 10 and r[1] == "12"}
 
 
 def _fd_kind(target: str) -> str:

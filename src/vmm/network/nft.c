@@ -2,6 +2,7 @@
  * nft's text syntax, one buffer per call, which libnftables runs as one transaction; the table
  * is read back as JSON (json-c) to find what each network has in it. */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -133,22 +134,89 @@ static void cloexec_new_sockets(const int *before, size_t n)
 	}
 }
 
+/* libnftables, and what it pulls in (libnftnl, libxtables, libjansson, libgmp: ~1 MB of
+ * resident pages), is loaded at the first firewall change or listing, not at start: a host
+ * whose networks need no rules never maps it. Its header still gives every type. */
+#define NFT_LIBRARY "libnftables.so.1"
+
+static struct {
+	bool loaded;
+	__typeof__(nft_ctx_new) *ctx_new;
+	__typeof__(nft_ctx_free) *ctx_free;
+	__typeof__(nft_ctx_buffer_output) *buffer_output;
+	__typeof__(nft_ctx_buffer_error) *buffer_error;
+	__typeof__(nft_ctx_get_output_buffer) *get_output_buffer;
+	__typeof__(nft_ctx_get_error_buffer) *get_error_buffer;
+	__typeof__(nft_ctx_output_get_flags) *output_get_flags;
+	__typeof__(nft_ctx_output_set_flags) *output_set_flags;
+	__typeof__(nft_run_cmd_from_buffer) *run_cmd_from_buffer;
+} lib;
+
+static int lib_load(struct mv_error *err)
+{
+	const struct {
+		void **fn;
+		const char *name;
+	} syms[] = {
+		{(void **)&lib.ctx_new, "nft_ctx_new"},
+		{(void **)&lib.ctx_free, "nft_ctx_free"},
+		{(void **)&lib.buffer_output, "nft_ctx_buffer_output"},
+		{(void **)&lib.buffer_error, "nft_ctx_buffer_error"},
+		{(void **)&lib.get_output_buffer, "nft_ctx_get_output_buffer"},
+		{(void **)&lib.get_error_buffer, "nft_ctx_get_error_buffer"},
+		{(void **)&lib.output_get_flags, "nft_ctx_output_get_flags"},
+		{(void **)&lib.output_set_flags, "nft_ctx_output_set_flags"},
+		{(void **)&lib.run_cmd_from_buffer, "nft_run_cmd_from_buffer"},
+	};
+	void *h;
+
+	if (lib.loaded)
+		return 0;
+	/* kept for the process's life: its contexts may outlive any one caller */
+	h = dlopen(NFT_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return mv_err_internal(err, -ENOENT, "nftables: cannot load %s: %s", NFT_LIBRARY,
+				       dlerror());
+	for (size_t i = 0; i < ELEMENTSOF(syms); i++) {
+		*syms[i].fn = dlsym(h, syms[i].name);
+		if (!*syms[i].fn)
+			return mv_err_internal(err, -ENOENT, "nftables: %s has no %s: %s",
+					       NFT_LIBRARY, syms[i].name, dlerror());
+	}
+	lib.loaded = true;
+	return 0;
+}
+
 int nft_open(struct nft **ret, struct mv_error *err)
 {
-	_cleanup_free_ int *before = NULL;
 	struct nft *n = calloc(1, sizeof(*n));
-	size_t n_before = 0;
 
 	if (!n)
 		return mv_err_oom(err);
+	*ret = n;
+	return 0;
+}
+
+/* The context, made (and the library loaded) at first use. */
+static int ctx_get(struct nft *n, struct mv_error *err)
+{
+	_cleanup_free_ int *before = NULL;
+	size_t n_before = 0;
+	int r;
+
+	if (n->ctx)
+		return 0;
+	if ((r = lib_load(err)) < 0)
+		return r;
 	(void)fd_list(&before, &n_before);
-	n->ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!n->ctx || nft_ctx_buffer_output(n->ctx) < 0 || nft_ctx_buffer_error(n->ctx) < 0) {
-		nft_close(n);
+	n->ctx = lib.ctx_new(NFT_CTX_DEFAULT);
+	if (!n->ctx || lib.buffer_output(n->ctx) < 0 || lib.buffer_error(n->ctx) < 0) {
+		if (n->ctx)
+			lib.ctx_free(n->ctx);
+		n->ctx = NULL;
 		return mv_err_oom(err);
 	}
 	cloexec_new_sockets(before, n_before);
-	*ret = n;
 	return 0;
 }
 
@@ -157,7 +225,7 @@ void nft_close(struct nft *n)
 	if (!n)
 		return;
 	if (n->ctx)
-		nft_ctx_free(n->ctx);
+		lib.ctx_free(n->ctx);
 	free(n);
 }
 
@@ -268,10 +336,12 @@ static int run(struct nft *n, const char *cmds, const char *what, const char **r
 	char text[MV_ERROR_MAX - 128];
 	int rc;
 
-	rc = nft_run_cmd_from_buffer(n->ctx, cmds);
+	if ((rc = ctx_get(n, err)) < 0)
+		return rc;
+	rc = lib.run_cmd_from_buffer(n->ctx, cmds);
 	/* reading a buffer rewinds it for the next run */
-	out = nft_ctx_get_output_buffer(n->ctx);
-	error = nft_ctx_get_error_buffer(n->ctx);
+	out = lib.get_output_buffer(n->ctx);
+	error = lib.get_error_buffer(n->ctx);
 	if (rc == 0) {
 		if (ret_out)
 			*ret_out = strempty(out);
@@ -286,15 +356,18 @@ static int run(struct nft *n, const char *cmds, const char *what, const char **r
 /* Runs a list command with JSON output and parses it into *ret. */
 static int list_json(struct nft *n, const char *cmd, json_object **ret, struct mv_error *err)
 {
-	unsigned int flags = nft_ctx_output_get_flags(n->ctx);
 	enum json_tokener_error jerr;
+	unsigned int flags;
 	const char *out;
 	json_object *root;
 	int r;
 
-	nft_ctx_output_set_flags(n->ctx, flags | NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE);
+	if ((r = ctx_get(n, err)) < 0)
+		return r;
+	flags = lib.output_get_flags(n->ctx);
+	lib.output_set_flags(n->ctx, flags | NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE);
 	r = run(n, cmd, cmd, &out, err);
-	nft_ctx_output_set_flags(n->ctx, flags);
+	lib.output_set_flags(n->ctx, flags);
 	if (r < 0)
 		return r;
 	root = json_tokener_parse_verbose(out, &jerr);
