@@ -881,3 +881,23 @@ def test_real_guest_dies_with_chemu(emu, tmp_path, tinyguest):
     e.proc.kill()  # no cleanup possible: PR_SET_PDEATHSIG must take QEMU down
     e.proc.wait()
     wait_for(lambda: not _alive(qemu[0]), 10, "qemu gone after SIGKILL of ch-emu")
+
+
+def test_counters_shape(emu, tmp_path):
+    """vm.counters (VmCounters: {device id: {counter: int}}): 500 until booted; then every
+    disk's virtio-block counters, unnamed disks named as upstream names them at boot (one
+    counter over unnamed devices: _disk0, _disk1 ...; named ones keep their id)."""
+    e = emu()
+    disks = []
+    for i, did in enumerate((None, "data", None)):
+        p = tmp_path / ("d%d.raw" % i)
+        p.write_bytes(b"\0" * 4096)
+        disks.append({"path": str(p), "image_type": "Raw", **({"id": did} if did else {})})
+    assert e.call("PUT", "vm.create", vm_config(tmp_path, disks=disks)) == (204, None)
+    st, body = api_error(e.call("GET", "vm.counters"))
+    assert st == 500 and body[-1] == "VM is not running"
+    assert e.call("PUT", "vm.boot") == (204, None)
+    st, counters = e.call("GET", "vm.counters")
+    assert st == 200
+    want = {"read_bytes": 0, "read_ops": 0, "write_bytes": 0, "write_ops": 0}
+    assert counters == {"_disk0": want, "data": want, "_disk1": want}

@@ -419,16 +419,25 @@ class Vmm:
         if self.guest is None:
             self.fail(reply, ep, "VM is not running")
             return
+        # Devices without an id are named at boot from one counter over all of them, disks
+        # first, then nets (upstream's next_device_name): _disk0, _disk1, _net2.
         counters = {}
-        for i, d in enumerate(self.config.get("disks") or []):
-            counters[d.get("id") or "_disk%d" % i] = {
+        unnamed = 0
+        for d in self.config.get("disks") or []:
+            did = d.get("id")
+            if did is None:
+                did, unnamed = "_disk%d" % unnamed, unnamed + 1
+            counters[did] = {
                 "read_bytes": 0,
                 "read_ops": 0,
                 "write_bytes": 0,
                 "write_ops": 0,
             }
-        for i, n in enumerate(self.config.get("net") or []):
-            counters[n.get("id") or "_net%d" % i] = {
+        for n in self.config.get("net") or []:
+            did = n.get("id")
+            if did is None:
+                did, unnamed = "_net%d" % unnamed, unnamed + 1
+            counters[did] = {
                 "rx_bytes": 0,
                 "rx_frames": 0,
                 "tx_bytes": 0,
