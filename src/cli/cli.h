@@ -93,6 +93,7 @@ extern const struct cmd_entry cmd_network_entry;
 extern const struct cmd_entry cmd_nic_entry;
 extern const struct cmd_entry cmd_version_entry;
 extern const struct cmd_entry cmd_sysinfo_entry;
+extern const struct cmd_entry cmd_metrics_entry;
 extern const struct cmd_entry cmd_help_entry;
 
 extern const struct cmd_entry cmd_root;

@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "api/api_console.h"
+#include "api/api_metrics.h"
 #include "api/api_network.h"
 #include "api/api_vm.h"
 #include "api/api_volume.h"
@@ -351,9 +352,13 @@ out:
 
 static int daemon_start(struct daemon *d)
 {
-	static const struct api_method *const tables[] = {api_vm_methods,     api_console_methods,
-							  api_volume_methods, api_network_methods,
-							  reflection_methods, NULL};
+	static const struct api_method *const tables[] = {api_vm_methods,
+							  api_console_methods,
+							  api_volume_methods,
+							  api_network_methods,
+							  api_metrics_methods,
+							  reflection_methods,
+							  NULL};
 	struct mv_error err = {0};
 	_cleanup_free_ char *db = NULL;
 	sigset_t mask;
@@ -414,7 +419,8 @@ static int daemon_start(struct daemon *d)
 					  .vms = d->vms,
 					  .storage = d->storage,
 					  .networks = d->networks,
-					  .hypervisor = d->cfg->hypervisor};
+					  .hypervisor = d->cfg->hypervisor,
+					  .store_path = d->own_files[0]};
 	if (sysinfo_host_read(&d->api_ctx.host) < 0)
 		log_warning("cannot read host CPU and memory sizes");
 	d->access_gid = resolve_group(d->cfg->group);

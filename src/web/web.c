@@ -11,7 +11,13 @@
  * cookies (Secure over TLS); every POST but the login carries the session's CSRF token
  * (X-CSRF-Token) and, when the browser sends one, an Origin equal to this server's; WebSocket
  * upgrades need a session and a matching Origin. libwebsockets adds the security headers
- * (Content-Security-Policy, X-Frame-Options ...) to every answer. */
+ * (Content-Security-Policy, X-Frame-Options ...) to every answer.
+ *
+ * Exporter mode (--metrics): GET /metrics answers mvirt-vmm's GetMetrics text, for Prometheus.
+ * Without a session or token only while plain HTTP on loopback (what exporters do; anyone on the
+ * host may read it, as anyone may read /proc); with TLS (any other address) the scraper sends the
+ * login token as "Authorization: Bearer <token>". A daemon that does not answer makes it
+ * "mvirt_up 0". Off by default: 404. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +38,7 @@
 #include "bridge.h"
 #include "client.h"
 #include "common/macro.h"
+#include "mvirt.pb-c.h"
 #include "tls.h"
 
 #define WS_PROTOCOL "mvirt-stream"
@@ -47,6 +54,8 @@ struct web {
 	struct auth *auth;
 	const char *assets;
 	bool tls, stop;
+	bool metrics;      /* --metrics: GET /metrics */
+	bool metrics_open; /* ... without a session or token (plain HTTP on loopback) */
 };
 
 static struct web web;
@@ -54,6 +63,7 @@ static struct web web;
 struct http_req {
 	char uri[URI_MAX];
 	bool post, too_big, answered, dispatched;
+	bool metrics; /* GET /metrics: the call is GetMetrics, answered as text */
 	uint8_t *body;
 	size_t body_len, body_cap;
 	struct bridge_call *call;
@@ -211,11 +221,83 @@ static bool public_file(const char *name)
 	return streq(name, "login.html") || streq(name, "login.js") || streq(name, "login.css");
 }
 
+static int write_answer(struct lws *wsi, unsigned status, const char *ctype, const uint8_t *body,
+			size_t len, const char *cookie);
+
+#define METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
+/* What /metrics says when mvirt-vmm does not answer (an exporter's way of saying its target is
+ * down: the scrape itself succeeds). */
+static const char metrics_down[] = "# HELP mvirt_up 1: mvirt-vmm answered (an exporter that "
+				   "cannot reach it says 0).\n# TYPE mvirt_up gauge\nmvirt_up 0\n";
+
+/* "Authorization: Bearer <login token>". */
+static bool bearer_ok(struct lws *wsi)
+{
+	char h[160];
+	bool ok;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+	    lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+	    strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	ok = auth_login(web.auth, h + 7, now_s());
+	explicit_bzero(h, sizeof(h));
+	return ok;
+}
+
+static int on_metrics(struct lws *wsi, struct http_req *r, const struct auth_session *s)
+{
+	static const uint8_t empty[1];
+	unsigned status;
+	char *err = NULL;
+
+	if (!web.metrics)
+		return answer_error(wsi, r, 404, "not found: mvirt-web runs without --metrics");
+	if (!web.metrics_open && !s) {
+		if (auth_throttled(web.auth, now_s()))
+			return answer_error(wsi, r, 429, "too many failed logins; wait a minute");
+		if (!bearer_ok(wsi))
+			return answer_error(wsi, r, 401,
+					    "/metrics over TLS needs the login token: "
+					    "Authorization: Bearer <token>");
+	}
+	r->metrics = true;
+	if (bridge_start(web.client, web.vh, wsi, false, "mvirt.VmService/GetMetrics", empty, 0,
+			 &r->call, &status, &err) < 0) {
+		free(err);
+		return answer(wsi, r, 200, METRICS_CTYPE, metrics_down);
+	}
+	return 0;
+}
+
+/* The text of a GetMetrics answer, or metrics_down when the daemon did not give one. */
+static int write_metrics(struct lws *wsi, unsigned status, const uint8_t *body, size_t len)
+{
+	Mvirt__GetMetricsResponse *m = NULL;
+	int r;
+
+	if (status == 200)
+		m = mvirt__get_metrics_response__unpack(NULL, len, body);
+	if (!m || !m->text)
+		r = write_answer(wsi, 200, METRICS_CTYPE, (const uint8_t *)metrics_down,
+				 strlen(metrics_down), "");
+	else
+		r = write_answer(wsi, 200,
+				 !isempty(m->content_type) ? m->content_type
+							   : "text/plain; version=0.0.4",
+				 (const uint8_t *)m->text, strlen(m->text), "");
+	if (m)
+		mvirt__get_metrics_response__free_unpacked(m, NULL);
+	return r;
+}
+
 static int on_get(struct lws *wsi, struct http_req *r)
 {
 	const struct auth_session *s = session_of(wsi);
 	const char *name = r->uri[0] == '/' ? r->uri + 1 : r->uri;
 
+	if (streq(r->uri, "/metrics"))
+		return on_metrics(wsi, r, s);
 	if (streq(r->uri, "/api/session"))
 		return s ? answer_session(wsi, r, s) : answer_error(wsi, r, 401, "not logged in");
 	if (startswith(r->uri, "/api/"))
@@ -349,7 +431,9 @@ static int on_writeable(struct lws *wsi, struct http_req *r)
 			      write_answer(wsi, r->status, r->ctype, (const uint8_t *)r->answer,
 					   r->answer_len, r->set_cookie));
 	if (r->call && bridge_unary_done(r->call, &status, &ctype, &body, &len))
-		return finish(wsi, r, write_answer(wsi, status, ctype, body, len, ""));
+		return finish(wsi, r,
+			      r->metrics ? write_metrics(wsi, status, body, len)
+					 : write_answer(wsi, status, ctype, body, len, ""));
 	return 0;
 }
 
@@ -543,7 +627,7 @@ static const struct lws_protocols protocols[] = {
 
 struct options {
 	const char *listen, *daemon, *state_dir, *assets, *tls_cert, *tls_key;
-	bool reset_token, tls;
+	bool reset_token, tls, metrics;
 };
 
 static void usage(FILE *f)
@@ -565,6 +649,9 @@ static void usage(FILE *f)
 		"                       fingerprint is printed at start\n"
 		"  --tls-cert FILE      PEM certificate (chain) for HTTPS (implies --tls)\n"
 		"  --tls-key FILE       its PEM private key, unencrypted\n"
+		"  --metrics            serve mvirt-vmm's metrics for Prometheus at GET\n"
+		"                       /metrics: open on plain-HTTP loopback, else with\n"
+		"                       Authorization: Bearer <login token>\n"
 		"  -h, --help, --version\n");
 }
 
@@ -585,6 +672,7 @@ static int parse(int argc, char **argv, struct options *o)
 		O_CERT,
 		O_KEY,
 		O_RESET,
+		O_METRICS,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -596,6 +684,7 @@ static int parse(int argc, char **argv, struct options *o)
 		{"tls-cert", required_argument, NULL, O_CERT},
 		{"tls-key", required_argument, NULL, O_KEY},
 		{"reset-token", no_argument, NULL, O_RESET},
+		{"metrics", no_argument, NULL, O_METRICS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
@@ -608,6 +697,7 @@ static int parse(int argc, char **argv, struct options *o)
 			      MVIRT_WEB_ASSETS,
 			      NULL,
 			      NULL,
+			      false,
 			      false,
 			      false};
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -637,6 +727,9 @@ static int parse(int argc, char **argv, struct options *o)
 			break;
 		case O_RESET:
 			o->reset_token = true;
+			break;
+		case O_METRICS:
+			o->metrics = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -777,6 +870,8 @@ int main(int argc, char **argv)
 	}
 	web.assets = o.assets;
 	web.tls = o.tls;
+	web.metrics = o.metrics;
+	web.metrics_open = o.metrics && !o.tls && loopback(addr);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN | LLL_USER, NULL);
 	info.port = port;
@@ -815,6 +910,9 @@ int main(int argc, char **argv)
 	else if (web.tls)
 		printf("mvirt-web: TLS certificate %s (SHA-256 fingerprint %s)\n", cert,
 		       fingerprint);
+	if (web.metrics)
+		printf("mvirt-web: metrics at %s://%s/metrics%s\n", web.tls ? "https" : "http",
+		       o.listen, web.metrics_open ? "" : " (Authorization: Bearer <login token>)");
 	printf("mvirt-web: serving %s://%s/ (mvirt-vmm at %s)\n", web.tls ? "https" : "http",
 	       o.listen, o.daemon);
 	fflush(stdout);

@@ -22,6 +22,7 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
+#include "api/api_metrics.h"
 #include "api/api_wire.h"
 #include "common/clock.h"
 #include "common/grpc_runtime.h"
@@ -82,6 +83,11 @@ struct api_call {
 	grpc_status_code status;
 	unsigned pending; /* outstanding batches, t_close included */
 
+	/* metrics (api_metrics.h): counted once, when the call ends or goes */
+	size_t stat;         /* index in srv->stats; srv->stats.n: a method not served */
+	uint64_t t_begin_us; /* CLOCK_MONOTONIC when it arrived */
+	bool recorded;
+
 	void *data;
 	struct api_call *prev, *next; /* srv->calls */
 };
@@ -115,6 +121,8 @@ struct api_server {
 	void (*shutdown_done)(void *userdata);
 	void *shutdown_userdata;
 	bool shutdown_reported;
+
+	struct api_stats stats; /* the methods of tables, and what their calls did */
 };
 
 /* ---- completion-queue thread ---- */
@@ -193,10 +201,21 @@ static void queue_clear(struct api_call *c)
 	c->q_len = 0;
 }
 
+static void call_record(struct api_call *c, grpc_status_code status)
+{
+	if (c->recorded || !c->started)
+		return;
+	c->recorded = true;
+	api_stats_record(&c->srv->stats, c->stat, !c->method || c->method->kind == API_METHOD_UNARY,
+			 status, clock_mono_us() - c->t_begin_us);
+}
+
 static void call_free(struct api_call *c)
 {
 	struct api_server *srv = c->srv;
 
+	/* a call that never ended: the client went away first */
+	call_record(c, GRPC_STATUS_CANCELLED);
 	if (c->started) {
 		srv->n_calls--;
 		if (c->prev)
@@ -289,6 +308,8 @@ static void call_pump(struct api_call *c)
 
 static void call_end(struct api_call *c, grpc_status_code status, const char *details)
 {
+	/* an answer to a client that is gone is not what it got */
+	call_record(c, c->closed && !c->status_queued ? GRPC_STATUS_CANCELLED : status);
 	if (!c->status_queued && !c->closed) {
 		c->status_queued = true;
 		c->status = status;
@@ -415,13 +436,20 @@ void *api_call_get_data(struct api_call *call)
 	return call->data;
 }
 
-static const struct api_method *method_find(struct api_server *srv, const char *name)
+/* The index of the method in srv->stats, srv->stats.n when it is not served. */
+static size_t method_index(struct api_server *srv, const char *name)
 {
-	for (const struct api_method *const *t = srv->tables; *t; t++)
-		for (const struct api_method *m = *t; m->path; m++)
-			if (streq(m->path, name))
-				return m;
-	return NULL;
+	size_t i = 0;
+
+	for (; i < srv->stats.n; i++)
+		if (streq(srv->stats.methods[i]->path, name))
+			break;
+	return i;
+}
+
+const struct api_stats *api_call_stats(struct api_call *call)
+{
+	return &call->srv->stats;
 }
 
 static void call_recv(struct api_call *c)
@@ -457,6 +485,8 @@ static void on_new_call(struct api_call *c, bool ok)
 		srv->calls->prev = c;
 	srv->calls = c;
 	c->method_name = grpc_slice_to_c_string(c->details.method);
+	c->t_begin_us = clock_mono_us();
+	c->stat = method_index(srv, c->method_name);
 
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -489,7 +519,7 @@ static void on_new_call(struct api_call *c, bool ok)
 			      API_MAX_CALLS);
 		return;
 	}
-	c->method = method_find(srv, c->method_name);
+	c->method = c->stat < srv->stats.n ? srv->stats.methods[c->stat] : NULL;
 	if (!c->method) {
 		api_call_fail(c, GRPC_STATUS_UNIMPLEMENTED, "method %s is not served by mvirt-vmm",
 			      c->method_name);
@@ -676,6 +706,8 @@ int api_server_new(sd_event *event, const struct api_method *const *tables, void
 	for (int k = 0; k < API_SRV_N; k++)
 		srv->t_shutdown[k].kind = TAG_SERVER_SHUTDOWN;
 	pthread_mutex_init(&srv->lock, NULL);
+	if ((r = api_stats_init(&srv->stats, tables)) < 0)
+		goto fail;
 	srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (srv->wake_fd < 0) {
 		r = -errno;
@@ -863,5 +895,6 @@ void api_server_free(struct api_server *srv)
 		close(srv->wake_fd);
 	sd_event_unref(srv->event);
 	pthread_mutex_destroy(&srv->lock);
+	api_stats_done(&srv->stats);
 	free(srv);
 }

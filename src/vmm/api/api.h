@@ -97,6 +97,9 @@ void api_server_shutdown(struct api_server *srv, void (*done)(void *userdata), v
 void api_server_free(struct api_server *srv);
 
 void *api_call_userdata(struct api_call *call);
+/* The server's call statistics (api_metrics.h), for GetMetrics. */
+struct api_stats;
+const struct api_stats *api_call_stats(struct api_call *call);
 const char *api_call_method(struct api_call *call);
 /* Per-call state of a streaming handler. */
 void api_call_set_data(struct api_call *call, void *data);

@@ -17,6 +17,7 @@ struct api_context {
 	struct storage *storage;          /* NULL: this daemon has no volumes */
 	struct network_manager *networks; /* NULL: this daemon manages no networks */
 	const char *hypervisor;           /* the cloud-hypervisor binary, as configured */
+	const char *store_path;           /* the database, for GetMetrics; may be NULL */
 
 	/* the host's CPUs and memory, last read successfully */
 	struct sysinfo_host host;

@@ -125,6 +125,45 @@ int ch_vm_remove_device(struct ch_client *c, const char *socket, const char *id,
 	return put(c, socket, "vm.remove-device", body, CH_CALL_TIMEOUT_MS, fn, userdata, ret);
 }
 
+int ch_vm_counters(struct ch_client *c, const char *socket, uint64_t timeout_ms, ch_reply_fn fn,
+		   void *userdata, struct ch_request **ret)
+{
+	return ch_request_start(c, socket, "GET", "vm.counters", NULL, timeout_ms, fn, userdata,
+				ret);
+}
+
+int ch_vm_counters_parse(const char *body, ch_counter_fn fn, void *userdata)
+{
+	struct json_object *root = body ? json_tokener_parse(body) : NULL;
+	size_t n = 0;
+	int r = 0;
+
+	if (!root || !json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return -EBADMSG;
+	}
+	json_object_object_foreach(root, device, counters)
+	{
+		if (!json_object_is_type(counters, json_type_object))
+			continue;
+		json_object_object_foreach(counters, name, value)
+		{
+			if (!json_object_is_type(value, json_type_int))
+				continue;
+			if (++n > CH_COUNTERS_MAX) {
+				r = -E2BIG;
+				goto out;
+			}
+			/* counters are u64 upstream; negative ones read as 0 */
+			if ((r = fn(userdata, device, name, json_object_get_uint64(value))) < 0)
+				goto out;
+		}
+	}
+out:
+	json_object_put(root);
+	return r;
+}
+
 static const char *const state_names[] = {
 	[CH_VM_STATE_UNKNOWN] = "unknown", [CH_VM_STATE_CREATED] = "Created",
 	[CH_VM_STATE_RUNNING] = "Running", [CH_VM_STATE_SHUTDOWN] = "Shutdown",

@@ -61,6 +61,22 @@ int ch_vm_add_net_fds(struct ch_client *c, const char *socket, const char *net_j
 int ch_vm_remove_device(struct ch_client *c, const char *socket, const char *id, ch_reply_fn fn,
 			void *userdata, struct ch_request **ret);
 
+/* GET vm.counters within timeout_ms (a scrape must not wait on a hung hypervisor); read the
+ * answer with ch_vm_counters_parse(). */
+int ch_vm_counters(struct ch_client *c, const char *socket, uint64_t timeout_ms, ch_reply_fn fn,
+		   void *userdata, struct ch_request **ret);
+
+/* One counter of a VmCounters reply: device id ("_disk0", "net525400..."), counter name
+ * ("read_bytes", "rx_frames"), value. The strings are valid during the call only. Returns 0 to
+ * go on, < 0 to stop the parse with that error. */
+typedef int (*ch_counter_fn)(void *userdata, const char *device, const char *name, uint64_t value);
+/* Pure: walks a VmCounters JSON body ({"device": {"counter": N, ...}, ...}), calling fn for
+ * every integer counter in document order; members of other types are skipped (the spec has
+ * only int64 counters), negative values count as 0. At most CH_COUNTERS_MAX counters:
+ * -E2BIG beyond. -EBADMSG when the body is not a JSON object, or fn's error. */
+#define CH_COUNTERS_MAX 4096
+int ch_vm_counters_parse(const char *body, ch_counter_fn fn, void *userdata);
+
 /* The state in a vm.info reply: 0 with *ret filled, -EIO when the call failed (see
  * ch_reply_ok), -EBADMSG when the body is not a VmInfo (state UNKNOWN then). */
 int ch_reply_vm_info(const struct ch_reply *reply, struct ch_vm_info *ret);

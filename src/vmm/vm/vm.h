@@ -123,6 +123,33 @@ int vm_manager_console(struct vm_manager *m, const char *ref, struct console **r
 int vm_manager_console_log(struct vm_manager *m, const char *ref, char **ret_path,
 			   const struct vm_record **ret_rec, struct mv_error *err);
 
+/* ---- device counters (vm_counters.c) ---- */
+
+/* One of cloud-hypervisor's vm.counters: device id, counter name, value. */
+struct vm_device_counter {
+	char device[64];
+	char name[32];
+	uint64_t value;
+};
+
+struct vm_counters {
+	char *vm;                    /* the VM's name when the collection began */
+	bool up;                     /* its hypervisor answered with a VmCounters document */
+	struct vm_device_counter *v; /* in the hypervisor's order */
+	size_t n;
+};
+
+/* The results, in name order; valid during the call only. */
+typedef void (*vm_counters_fn)(void *userdata, const struct vm_counters *vms, size_t n);
+
+/* Asks the hypervisor of every RUNNING or PAUSED VM for its device counters (vm.counters), all
+ * at once, each bounded by timeout_ms: a hung hypervisor only makes its VM's entry !up. fn runs
+ * once, on the loop, when every answer is in or timed out (also when there is no VM to ask);
+ * never from inside this call. Deleting or stopping VMs meanwhile is fine (names are copied).
+ * Returns 0, or -ENOMEM (fn is then not called). Silent. */
+int vm_manager_collect_counters(struct vm_manager *m, uint64_t timeout_ms, vm_counters_fn fn,
+				void *userdata);
+
 /* ---- lifecycle (vm_lifecycle.c) ---- */
 
 /* Called once when an operation ends: err->code == 0 and rec = the VM on success; on failure
