@@ -10,6 +10,14 @@
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
+/* Exchanges two lvalues of one type. */
+#define SWAP(a, b)                                                                                 \
+	do {                                                                                       \
+		__typeof__(a) _t = (a);                                                            \
+		(a) = (b);                                                                         \
+		(b) = _t;                                                                          \
+	} while (0)
+
 /* Returns the value of ptr and sets ptr to NULL: ownership leaves the variable. */
 #define TAKE_PTR(ptr)                                                                              \
 	({                                                                                         \

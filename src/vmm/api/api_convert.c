@@ -56,6 +56,8 @@ int api_convert_config_from_pb(const Mvirt__VmConfig *pb, struct vm_config *ret)
 	}
 	c.vcpus = pb->vcpus;
 	c.memory_mb = pb->memory_mb;
+	c.autostart = pb->autostart;
+	c.autostart_order = pb->autostart_order;
 	if (str_from_pb(pb->kernel, &c.kernel) < 0 ||
 	    str_from_pb(pb->initramfs, &c.initramfs) < 0 ||
 	    str_from_pb(pb->cmdline, &c.cmdline) < 0 ||
@@ -208,6 +210,8 @@ static Mvirt__VmConfig *config_to_pb(const struct vm_config *c)
 	*pb = (Mvirt__VmConfig)MVIRT__VM_CONFIG__INIT;
 	pb->vcpus = c->vcpus;
 	pb->memory_mb = c->memory_mb;
+	pb->autostart = c->autostart;
+	pb->autostart_order = c->autostart_order;
 	if (str_to_pb(c->kernel, &pb->kernel) < 0 || str_to_pb(c->initramfs, &pb->initramfs) < 0 ||
 	    str_to_pb(c->cmdline, &pb->cmdline) < 0 || str_to_pb(c->firmware, &pb->firmware) < 0 ||
 	    str_to_pb(c->disk, &pb->disk) < 0 || str_to_pb(c->user_data, &pb->user_data) < 0 ||
@@ -295,6 +299,7 @@ int api_convert_vm_to_pb(const struct vm_record *r, const struct api_leases *lea
 
 	vm.state = (Mvirt__VmState)r->state;
 	vm.pid = r->process.pid > 0 ? (uint32_t)r->process.pid : 0;
+	vm.config_version = r->config.version;
 	if (str_to_pb(r->id, &vm.id) < 0 || str_to_pb(r->name, &vm.name) < 0 ||
 	    str_to_pb(r->state_reason, &vm.state_reason) < 0)
 		goto fail;

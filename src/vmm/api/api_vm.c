@@ -72,6 +72,52 @@ static void handle_create(struct api_call *call, const ProtobufCMessage *msg)
 	reply_vm(call, rec);
 }
 
+/* UpdateVm: the whole config, or the members update_mask names (top-level VmConfig fields). */
+static void handle_update(struct api_call *call, const ProtobufCMessage *msg)
+{
+	const Mvirt__UpdateVmRequest *req = (const Mvirt__UpdateVmRequest *)msg;
+	struct api_context *ctx = api_context_of(call);
+	_cleanup_(vmdef_config_done) struct vm_config config = {0};
+	uint32_t fields = VM_FIELD_ALL;
+	struct mv_error err = {0};
+	struct host_limits host;
+	const struct vm_record *rec;
+
+	if (!req->config) {
+		api_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "config: required");
+		return;
+	}
+	if (req->update_mask && req->update_mask->n_paths > 0) {
+		fields = 0;
+		for (size_t i = 0; i < req->update_mask->n_paths; i++) {
+			const char *path = req->update_mask->paths[i];
+			uint32_t bit = vmdef_config_field_from_name(path);
+
+			if (!bit) {
+				char q[80];
+
+				api_call_fail(
+					call, GRPC_STATUS_INVALID_ARGUMENT,
+					"update_mask.paths[%zu]: '%s' is not a field of VmConfig",
+					i, mv_printable(path, q, sizeof(q)));
+				return;
+			}
+			fields |= bit;
+		}
+	}
+	if (api_convert_config_from_pb(req->config, &config) < 0) {
+		api_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory");
+		return;
+	}
+	api_context_host_limits(ctx, &host);
+	if (vm_manager_update(ctx->vms, req->vm, &config, fields, req->config_version, &host, &rec,
+			      &err) < 0) {
+		api_call_fail_err(call, &err);
+		return;
+	}
+	reply_vm(call, rec);
+}
+
 static void handle_get(struct api_call *call, const ProtobufCMessage *msg)
 {
 	const Mvirt__GetVmRequest *req = (const Mvirt__GetVmRequest *)msg;
@@ -292,6 +338,7 @@ static void handle_sysinfo(struct api_call *call, const ProtobufCMessage *msg)
 
 const struct api_method api_vm_methods[] = {
 	UNARY("CreateVm", mvirt__create_vm_request, handle_create),
+	UNARY("UpdateVm", mvirt__update_vm_request, handle_update),
 	UNARY("GetVm", mvirt__get_vm_request, handle_get),
 	UNARY("ListVms", mvirt__list_vms_request, handle_list),
 	UNARY("DeleteVm", mvirt__delete_vm_request, handle_delete),

@@ -133,6 +133,9 @@ int vmdef_config_copy(struct vm_config *dst, const struct vm_config *src)
 		.vcpus = src->vcpus,
 		.memory_mb = src->memory_mb,
 		.plain_paths = src->plain_paths,
+		.autostart = src->autostart,
+		.autostart_order = src->autostart_order,
+		.version = src->version,
 	};
 
 	if (dup_str(&c.kernel, src->kernel) < 0 || dup_str(&c.initramfs, src->initramfs) < 0 ||
@@ -200,11 +203,20 @@ static bool str_equal(const char *a, const char *b)
 
 bool vmdef_config_equal(const struct vm_config *a, const struct vm_config *b)
 {
+	return a->plain_paths == b->plain_paths && a->version == b->version &&
+	       vmdef_config_same_settings(a, b, true);
+}
+
+bool vmdef_config_same_settings(const struct vm_config *a, const struct vm_config *b,
+				bool autostart)
+{
+	if (autostart && (a->autostart != b->autostart || a->autostart_order != b->autostart_order))
+		return false;
 	if (a->vcpus != b->vcpus || a->memory_mb != b->memory_mb ||
-	    a->plain_paths != b->plain_paths || !str_equal(a->kernel, b->kernel) ||
-	    !str_equal(a->initramfs, b->initramfs) || !str_equal(a->cmdline, b->cmdline) ||
-	    !str_equal(a->firmware, b->firmware) || !str_equal(a->disk, b->disk) ||
-	    !str_equal(a->user_data, b->user_data) || !str_equal(a->meta_data, b->meta_data) ||
+	    !str_equal(a->kernel, b->kernel) || !str_equal(a->initramfs, b->initramfs) ||
+	    !str_equal(a->cmdline, b->cmdline) || !str_equal(a->firmware, b->firmware) ||
+	    !str_equal(a->disk, b->disk) || !str_equal(a->user_data, b->user_data) ||
+	    !str_equal(a->meta_data, b->meta_data) ||
 	    !str_equal(a->network_config, b->network_config) || a->n_disks != b->n_disks ||
 	    a->n_nics != b->n_nics)
 		return false;
@@ -230,4 +242,61 @@ bool vmdef_record_equal(const struct vm_record *a, const struct vm_record *b)
 	       a->process.pid == b->process.pid && a->process.starttime == b->process.starttime &&
 	       streq(a->process.boot_id, b->process.boot_id) &&
 	       vmdef_config_equal(&a->config, &b->config);
+}
+
+static const struct {
+	const char *name;
+	uint32_t bit;
+} config_fields[] = {
+	{"vcpus", VM_FIELD_VCPUS},         {"memory_mb", VM_FIELD_MEMORY_MB},
+	{"kernel", VM_FIELD_KERNEL},       {"initramfs", VM_FIELD_INITRAMFS},
+	{"cmdline", VM_FIELD_CMDLINE},     {"firmware", VM_FIELD_FIRMWARE},
+	{"disk", VM_FIELD_DISK},           {"disks", VM_FIELD_DISKS},
+	{"nics", VM_FIELD_NICS},           {"user_data", VM_FIELD_USER_DATA},
+	{"meta_data", VM_FIELD_META_DATA}, {"network_config", VM_FIELD_NETWORK_CONFIG},
+	{"autostart", VM_FIELD_AUTOSTART}, {"autostart_order", VM_FIELD_AUTOSTART_ORDER},
+};
+
+uint32_t vmdef_config_field_from_name(const char *name)
+{
+	for (size_t i = 0; name && i < ELEMENTSOF(config_fields); i++)
+		if (streq(config_fields[i].name, name))
+			return config_fields[i].bit;
+	return 0;
+}
+
+void vmdef_config_swap_fields(struct vm_config *dst, struct vm_config *src, uint32_t fields)
+{
+	if (fields & VM_FIELD_VCPUS)
+		SWAP(dst->vcpus, src->vcpus);
+	if (fields & VM_FIELD_MEMORY_MB)
+		SWAP(dst->memory_mb, src->memory_mb);
+	if (fields & VM_FIELD_KERNEL)
+		SWAP(dst->kernel, src->kernel);
+	if (fields & VM_FIELD_INITRAMFS)
+		SWAP(dst->initramfs, src->initramfs);
+	if (fields & VM_FIELD_CMDLINE)
+		SWAP(dst->cmdline, src->cmdline);
+	if (fields & VM_FIELD_FIRMWARE)
+		SWAP(dst->firmware, src->firmware);
+	if (fields & VM_FIELD_DISK)
+		SWAP(dst->disk, src->disk);
+	if (fields & VM_FIELD_DISKS) {
+		SWAP(dst->disks, src->disks);
+		SWAP(dst->n_disks, src->n_disks);
+	}
+	if (fields & VM_FIELD_NICS) {
+		SWAP(dst->nics, src->nics);
+		SWAP(dst->n_nics, src->n_nics);
+	}
+	if (fields & VM_FIELD_USER_DATA)
+		SWAP(dst->user_data, src->user_data);
+	if (fields & VM_FIELD_META_DATA)
+		SWAP(dst->meta_data, src->meta_data);
+	if (fields & VM_FIELD_NETWORK_CONFIG)
+		SWAP(dst->network_config, src->network_config);
+	if (fields & VM_FIELD_AUTOSTART)
+		SWAP(dst->autostart, src->autostart);
+	if (fields & VM_FIELD_AUTOSTART_ORDER)
+		SWAP(dst->autostart_order, src->autostart_order);
 }

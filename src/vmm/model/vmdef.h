@@ -61,7 +61,36 @@ struct vm_config {
 	 * (to /etc/shadow, say) is never handed to the hypervisor. Kept by the daemon, not sent
 	 * by clients. */
 	uint32_t plain_paths;
+	bool autostart;           /* start after a host boot (vm_autostart.c) */
+	uint32_t autostart_order; /* ascending, then by name */
+	/* +1 at every change of the config (UpdateVm, NIC hotplug), 1 at create: Vm.config_version,
+	 * for UpdateVm's optimistic concurrency. Kept by the daemon. */
+	uint64_t version;
 };
+
+/* The members of a vm_config a client sets, as bits (UpdateVm's update_mask). */
+enum vm_config_field {
+	VM_FIELD_VCPUS = 1u << 0,
+	VM_FIELD_MEMORY_MB = 1u << 1,
+	VM_FIELD_KERNEL = 1u << 2,
+	VM_FIELD_INITRAMFS = 1u << 3,
+	VM_FIELD_CMDLINE = 1u << 4,
+	VM_FIELD_FIRMWARE = 1u << 5,
+	VM_FIELD_DISK = 1u << 6,
+	VM_FIELD_DISKS = 1u << 7,
+	VM_FIELD_NICS = 1u << 8,
+	VM_FIELD_USER_DATA = 1u << 9,
+	VM_FIELD_META_DATA = 1u << 10,
+	VM_FIELD_NETWORK_CONFIG = 1u << 11,
+	VM_FIELD_AUTOSTART = 1u << 12,
+	VM_FIELD_AUTOSTART_ORDER = 1u << 13,
+	VM_FIELD_ALL = (1u << 14) - 1,
+};
+
+/* The bit of the member named as in mvirt.VmConfig ("memory_mb"), or 0 when there is none. */
+uint32_t vmdef_config_field_from_name(const char *name);
+/* Moves the members of src that fields names into dst (their old values into src). */
+void vmdef_config_swap_fields(struct vm_config *dst, struct vm_config *src, uint32_t fields);
 
 #define VM_PLAIN_KERNEL (1u << 0)
 #define VM_PLAIN_INITRAMFS (1u << 1)
@@ -110,6 +139,10 @@ void vmdef_record_free(struct vm_record *r);
 int vmdef_config_copy(struct vm_config *dst, const struct vm_config *src);
 int vmdef_record_copy(struct vm_record *dst, const struct vm_record *src);
 
-/* True when both describe the same thing, member by member (NULL and "" are equal). */
+/* True when both describe the same thing, member by member (NULL and "" are equal).
+ * vmdef_config_same_settings ignores what the daemon keeps (plain_paths, version) and, with
+ * autostart false, the autostart members too: does a change touch what the VM runs? */
 bool vmdef_config_equal(const struct vm_config *a, const struct vm_config *b);
+bool vmdef_config_same_settings(const struct vm_config *a, const struct vm_config *b,
+				bool autostart);
 bool vmdef_record_equal(const struct vm_record *a, const struct vm_record *b);

@@ -48,6 +48,8 @@ struct store {
 	sqlite3_stmt *network_delete;
 	sqlite3_stmt *network_load_all;
 	sqlite3_stmt *network_find_name;
+	sqlite3_stmt *meta_get;
+	sqlite3_stmt *meta_set;
 	json_tokener *tok;
 };
 
@@ -82,6 +84,11 @@ static const struct migration {
 	    " name TEXT NOT NULL UNIQUE,"
 	    " created_at_us INTEGER NOT NULL,"
 	    " config TEXT NOT NULL)"},
+	/* What the daemon remembers about its host between runs (store_meta_get): the boot id
+	 * of its last start, for autostart. */
+	{5, "CREATE TABLE meta ("
+	    " key TEXT PRIMARY KEY NOT NULL,"
+	    " value TEXT NOT NULL)"},
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION, "one migration per version");
 
@@ -113,6 +120,9 @@ static const char sql_network_delete[] = "DELETE FROM networks WHERE id = ?1";
 static const char sql_network_load_all[] =
 	"SELECT id, name, created_at_us, config FROM networks ORDER BY name";
 static const char sql_network_find_name[] = "SELECT id FROM networks WHERE name = ?1";
+static const char sql_meta_get[] = "SELECT value FROM meta WHERE key = ?1";
+static const char sql_meta_set[] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+				   " ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 static int sqlite_errno(int rc)
 {
@@ -337,6 +347,8 @@ static int store_prepare(struct store *s, struct mv_error *err)
 		{&s->network_delete, sql_network_delete},
 		{&s->network_load_all, sql_network_load_all},
 		{&s->network_find_name, sql_network_find_name},
+		{&s->meta_get, sql_meta_get},
+		{&s->meta_set, sql_meta_set},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(stmts); i++) {
@@ -419,6 +431,8 @@ void store_close(struct store *s)
 	sqlite3_finalize(s->network_delete);
 	sqlite3_finalize(s->network_load_all);
 	sqlite3_finalize(s->network_find_name);
+	sqlite3_finalize(s->meta_get);
+	sqlite3_finalize(s->meta_set);
 	if (s->tok)
 		json_tokener_free(s->tok);
 	sqlite3_close(s->db);
@@ -759,6 +773,22 @@ int store_vm_save(struct store *s, const struct vm_record *vm, struct mv_error *
 	return save_row(s, st, rc, s->find_name, "vm", vm->name, err);
 }
 
+int store_vm_save_runtime(struct store *s, const struct vm_record *vm, struct mv_error *err)
+{
+	int r, rc;
+
+	/* Committed without waiting for the disk. A daemon crash loses nothing (the kernel has
+	 * the write); a power loss may lose it, but then the hypervisor processes are gone too
+	 * and the next start tells so from the boot id. A later durable commit syncs it too. */
+	if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+		return store_vm_save(s, vm, err);
+	r = store_vm_save(s, vm, err);
+	rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK && r == 0)
+		return store_fail(s, rc, err, "making commits durable again");
+	return r;
+}
+
 int store_vm_delete(struct store *s, const char *id, struct mv_error *err)
 {
 	return delete_row(s, s->delete, "vm", id, err);
@@ -1025,5 +1055,47 @@ int store_network_load_all(struct store *s, struct network_record **ret, size_t 
 
 	if (r == 0)
 		*ret = rows;
+	return r;
+}
+
+/* --- meta rows ------------------------------------------------------------------------------ */
+
+int store_meta_get(struct store *s, const char *key, char **ret, struct mv_error *err)
+{
+	sqlite3_stmt *st = s->meta_get;
+	char *value = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if ((r = column_strdup(st, 0, &value)) < 0)
+			r = column_fail(s, r, "meta", key, "value", err);
+	} else if (rc != SQLITE_DONE) {
+		r = store_fail(s, rc, err, "reading meta '%s'", key);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (r < 0)
+		return r;
+	*ret = value;
+	return 0;
+}
+
+int store_meta_set(struct store *s, const char *key, const char *value, struct mv_error *err)
+{
+	sqlite3_stmt *st = s->meta_set;
+	int rc, r = 0;
+
+	rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		r = store_fail(s, rc, err, "saving meta '%s'", key);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return r;
 }

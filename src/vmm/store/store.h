@@ -16,7 +16,7 @@
 #include "model/netdef.h"
 #include "model/vmdef.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -28,6 +28,9 @@ void store_close(struct store *s);
 
 /* Inserts or replaces the VM with vm->id, atomically. -EEXIST if another VM has its name. */
 int store_vm_save(struct store *s, const struct vm_record *vm, struct mv_error *err);
+/* The same for a change of runtime state only (state, reason, process): what the process
+ * table tells again after any crash, so the commit does not wait for the disk. */
+int store_vm_save_runtime(struct store *s, const struct vm_record *vm, struct mv_error *err);
 /* Removes the VM; -ENOENT if there is none with that id. */
 int store_vm_delete(struct store *s, const char *id, struct mv_error *err);
 /* All VMs, ordered by name, as a newly allocated array the caller frees with
@@ -80,6 +83,11 @@ int store_network_delete(struct store *s, const char *id, struct mv_error *err);
  * not parse fails the whole load with -EUCLEAN, naming the network's id and the member. */
 int store_network_load_all(struct store *s, struct network_record **ret, size_t *ret_n,
 			   struct mv_error *err);
+
+/* Small values the daemon keeps about its host between runs, by key ("boot_id"): the value, or
+ * NULL when unset, in *ret (caller frees); set inserts or replaces it, atomically. */
+int store_meta_get(struct store *s, const char *key, char **ret, struct mv_error *err);
+int store_meta_set(struct store *s, const char *key, const char *value, struct mv_error *err);
 
 /* The schema version the file at hand had before store_open migrated it (for tests/logs). */
 int store_schema_version_found(const struct store *s);

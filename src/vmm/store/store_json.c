@@ -108,7 +108,11 @@ int store_config_to_json(const struct vm_config *c, struct json_object **ret)
 	    json_add_str(o, "meta_data", c->meta_data) < 0 ||
 	    json_add_str(o, "network_config", c->network_config) < 0 ||
 	    (c->plain_paths &&
-	     json_add(o, "plain_paths", json_object_new_int64(c->plain_paths)) < 0))
+	     json_add(o, "plain_paths", json_object_new_int64(c->plain_paths)) < 0) ||
+	    (c->autostart && json_add(o, "autostart", json_object_new_boolean(true)) < 0) ||
+	    (c->autostart_order &&
+	     json_add(o, "autostart_order", json_object_new_int64(c->autostart_order)) < 0) ||
+	    (c->version && json_add(o, "version", json_object_new_uint64(c->version)) < 0))
 		return -ENOMEM;
 	*ret = TAKE_PTR(o);
 	return 0;
@@ -214,7 +218,7 @@ int store_config_from_json(struct json_object *o, struct vm_config *c, const cha
 {
 	struct json_object *disks, *nics;
 	bool bad = false;
-	uint64_t vcpus, plain;
+	uint64_t vcpus, plain, order;
 	int r;
 
 	*c = (struct vm_config){};
@@ -233,6 +237,10 @@ int store_config_from_json(struct json_object *o, struct vm_config *c, const cha
 	GET("network_config", json_get_str(o, "network_config", &c->network_config));
 	GET("plain_paths", json_get_u64(o, "plain_paths", UINT32_MAX, &plain));
 	c->plain_paths = (uint32_t)plain;
+	GET("autostart", json_get_bool(o, "autostart", &c->autostart));
+	GET("autostart_order", json_get_u64(o, "autostart_order", UINT32_MAX, &order));
+	c->autostart_order = (uint32_t)order;
+	GET("version", json_get_u64(o, "version", UINT64_MAX, &c->version));
 	disks = json_get_array(o, "disks", &bad);
 	GET("disks", bad ? -EBADMSG : 0);
 	nics = json_get_array(o, "nics", &bad);

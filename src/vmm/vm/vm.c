@@ -5,6 +5,7 @@
 #include "vm/vm.h"
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,7 @@
 #include "network/network.h"
 #include "common/strv.h"
 #include "storage/storage.h"
+#include "vm/vm_autostart.h"
 #include "vm/vm_disks.h"
 #include "vm/vm_lifecycle.h"
 #include "vm/vm_registry.h"
@@ -71,8 +73,10 @@ void vm_manager_free(struct vm_manager *m)
 		return;
 	if (m->storage)
 		storage_set_users_fn(m->storage, NULL, NULL);
+	vm_autostart_cancel(m);
 	for (size_t i = 0; i < m->n_vms; i++)
 		vm_dispose(m->vms[i], "mvirt-vmm is shutting down");
+	vm_autostart_free(m);
 	free(m->vms);
 	ch_client_free(m->ch);
 	sd_event_unref(m->event);
@@ -101,6 +105,8 @@ int vm_manager_load(struct vm_manager *m, struct mv_error *err)
 		}
 		vm->rec = all[i];
 		memset(&all[i], 0, sizeof(all[i]));
+		if (vm->rec.config.version == 0) /* stored before config versions existed */
+			vm->rec.config.version = 1;
 		pos = vm_registry_find_name(m, vm->rec.name);
 		if (pos >= 0) {
 			/* The store's UNIQUE constraint makes this impossible. */
@@ -124,6 +130,12 @@ out:
 		vmdef_record_done(&all[i]);
 	free(all);
 	return r;
+}
+
+void vm_manager_adopt(struct vm_manager *m)
+{
+	vm_lifecycle_adopt_all(m);
+	vm_manager_autostart(m);
 }
 
 static bool looks_like_uuid(const char *s)
@@ -268,6 +280,7 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 	if (r < 0)
 		goto fail;
 	rec->config.plain_paths = validate_plain_paths(&rec->config);
+	rec->config.version = 1;
 	r = assign_macs(m, &rec->config, err);
 	if (r < 0)
 		goto fail;
@@ -304,6 +317,119 @@ int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_co
 fail:
 	vm_free(vm);
 	return r;
+}
+
+static bool path_equal(const char *a, const char *b)
+{
+	return streq(strempty(a), strempty(b));
+}
+
+/* The plain_paths bits (see vmdef.h) the new config c inherits from old: a path it names as old
+ * did keeps old's bit, so that one swapped for a symlink since stays refused. The bits of the
+ * paths that are new in c go into *ret_new: they are judged now, as at a create. */
+static uint32_t kept_plain_paths(const struct vm_config *old, const struct vm_config *c,
+				 uint32_t *ret_new)
+{
+	uint32_t keep = 0, fresh = 0;
+	const struct {
+		const char *a, *b;
+		uint32_t bit;
+	} single[] = {
+		{old->kernel, c->kernel, VM_PLAIN_KERNEL},
+		{old->initramfs, c->initramfs, VM_PLAIN_INITRAMFS},
+		{old->firmware, c->firmware, VM_PLAIN_FIRMWARE},
+		{old->disk, c->disk, VM_PLAIN_DISK},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(single); i++) {
+		if (path_equal(single[i].a, single[i].b))
+			keep |= old->plain_paths & single[i].bit;
+		else
+			fresh |= single[i].bit;
+	}
+	for (size_t i = 0; i < c->n_disks && i < VM_MAX_DISKS; i++) {
+		size_t j;
+
+		if (isempty(c->disks[i].path))
+			continue;
+		for (j = 0; j < old->n_disks && j < VM_MAX_DISKS; j++)
+			if (path_equal(old->disks[j].path, c->disks[i].path))
+				break;
+		if (j < old->n_disks && j < VM_MAX_DISKS)
+			keep |= (old->plain_paths & VM_PLAIN_DISKS(j)) ? VM_PLAIN_DISKS(i) : 0;
+		else
+			fresh |= VM_PLAIN_DISKS(i);
+	}
+	*ret_new = fresh;
+	return keep;
+}
+
+/* The checks and completions of vm_manager_create, for the config c that is to replace vm's. */
+static int update_check(struct vm_manager *m, struct vm *vm, struct vm_config *c,
+			const struct host_limits *host, struct mv_error *err)
+{
+	struct host_limits limits = host ? *host : (struct host_limits){0};
+	uint32_t fresh;
+	int r;
+
+	limits.paths = m->paths;
+	c->plain_paths = kept_plain_paths(&vm->rec.config, c, &fresh);
+	if ((r = validate_vm_config(c, &limits, MV_ERR_INVALID, err)) < 0 ||
+	    (r = check_macs_unique(m, c, vm, err)) < 0 || (r = check_networks(m, c, err)) < 0 ||
+	    (r = complete_disks(m, c, err)) < 0)
+		return r;
+	c->plain_paths |= validate_plain_paths(c) & fresh;
+	return assign_macs(m, c, err);
+}
+
+int vm_manager_update(struct vm_manager *m, const char *ref, const struct vm_config *config,
+		      uint32_t fields, uint64_t version, const struct host_limits *host,
+		      const struct vm_record **ret, struct mv_error *err)
+{
+	_cleanup_(vmdef_config_done) struct vm_config c = {0}, given = {0};
+	struct vm *vm;
+	bool settings;
+	int r;
+
+	if ((r = vm_registry_lookup(m, ref, "vm", &vm, err)) < 0)
+		return r;
+	if (version != 0 && version != vm->rec.config.version)
+		return mv_err_aborted(err,
+				      "config_version: vm '%s' has config version %" PRIu64
+				      ", not %" PRIu64 ": its config was changed since it was "
+				      "read; read it again",
+				      vm->rec.name, vm->rec.config.version, version);
+	if (vm->op)
+		return mv_err_precondition(err, -EBUSY, "vm '%s': %s is in progress", vm->rec.name,
+					   vm_op_kind_name(vm->op->kind));
+	if (vmdef_config_copy(&c, &vm->rec.config) < 0 || vmdef_config_copy(&given, config) < 0)
+		return mv_err_oom(err);
+	vmdef_config_swap_fields(&c, &given, fields & VM_FIELD_ALL);
+	if (vmdef_config_same_settings(&c, &vm->rec.config, true)) {
+		*ret = &vm->rec; /* nothing to change */
+		return 0;
+	}
+	settings = !vmdef_config_same_settings(&c, &vm->rec.config, false);
+	if (settings &&
+	    (vm->proc || (vm->rec.state != VM_STATE_STOPPED && vm->rec.state != VM_STATE_CRASHED)))
+		return mv_err_precondition(err, -EBUSY,
+					   "vm '%s' is %s; stop it before changing its config "
+					   "(only autostart can change while it runs)",
+					   vm->rec.name, vm_state_name(vm->rec.state));
+	if (settings && (r = update_check(m, vm, &c, host, err)) < 0)
+		return r;
+	c.version = vm->rec.config.version + 1;
+	SWAP(vm->rec.config, c);
+	r = store_vm_save(m->store, &vm->rec, err);
+	if (r < 0) {
+		SWAP(vm->rec.config, c);
+		return mv_err_prefix(err, "vm '%s': cannot save: ", vm->rec.name), r;
+	}
+	log_info("vm %s: config changed (version %" PRIu64 ")", vm->rec.name,
+		 vm->rec.config.version);
+	vm_emit(vm, VM_EVENT_CONFIG_CHANGED);
+	*ret = &vm->rec;
+	return 0;
 }
 
 int vm_manager_delete(struct vm_manager *m, const char *ref, struct vm_record *ret_old,
@@ -455,6 +581,7 @@ static int nic_change_begin(struct vm_manager *m, const char *ref, struct vm **r
 		return r;
 	if (vmdef_config_copy(c, &(*ret_vm)->rec.config) < 0)
 		return mv_err_oom(err);
+	c->version++;
 	return 0;
 }
 

@@ -44,7 +44,13 @@ int vm_manager_load(struct vm_manager *m, struct mv_error *err);
 /* Re-adopts the hypervisor processes of the VMs that were running (vm_lifecycle.c): a process
  * that is gone (or whose pid now names another process) makes its VM STOPPED with reason
  * "exited while mvirt-vmm was down"; a process that is there is watched again and asked for
- * its state. Never kills a VM it fails to re-adopt. */
+ * its state. Never kills a VM it fails to re-adopt.
+ * Then, after a host boot (the kernel's boot id differs from the one the store kept at the last
+ * start), schedules the starts of the VMs whose config has autostart: one after the other, in
+ * ascending autostart_order, then by name, once the event loop runs (after the daemon is
+ * ready). A failed start is logged and reported as an event of its VM (reason "autostart
+ * failed: ...") and the next one goes on. After a mere daemon restart nothing is started.
+ * See vm_autostart.c. */
 void vm_manager_adopt(struct vm_manager *m);
 
 /* The VM whose id or name is ref, or NULL. */
@@ -61,6 +67,17 @@ int vm_manager_lookup(struct vm_manager *m, const char *ref, const char *field,
 int vm_manager_create(struct vm_manager *m, const char *name, const struct vm_config *config,
 		      const struct host_limits *host, const struct vm_record **ret,
 		      struct mv_error *err);
+
+/* Changes the config of the VM ref names: the members of config that fields (VM_FIELD_* bits)
+ * names replace the VM's (config is borrowed). version: 0, or the config version the caller
+ * read (-ECANCELED, MV_ERR_ABORTED, when the VM's is another). The result is checked and
+ * completed as vm_manager_create does (errors name "config.<field>"), stored, and announced
+ * (VM_EVENT_CONFIG_CHANGED) all or nothing. Only a VM that is stopped or crashed, without an
+ * operation in progress, can change (-EBUSY otherwise), except autostart and autostart_order,
+ * which change in any state. A request that changes nothing returns the VM as it is. */
+int vm_manager_update(struct vm_manager *m, const char *ref, const struct vm_config *config,
+		      uint32_t fields, uint64_t version, const struct host_limits *host,
+		      const struct vm_record **ret, struct mv_error *err);
 
 /* Removes a VM that is not running (-EBUSY otherwise) with its logs. The removed record is
  * moved into *ret_old when non-NULL (caller frees with vmdef_record_done). */

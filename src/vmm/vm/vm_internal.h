@@ -5,8 +5,9 @@
  *   vm_lifecycle.c  operations, the hypervisor process and what it reports
  *   vm_runtime.c    a running VM's files and streams: runtime dir, sockets, logs, console
  *   vm_disks.c      (no state) the disks a config names, resolved
- * The files call each other in one direction: vm.c → vm_lifecycle.c → vm_runtime.c,
- * vm_disks.c → vm_registry.c. Nothing outside src/vmm/vm/ includes this. */
+ *   vm_autostart.c  the starts after a host boot
+ * The files call each other in one direction: vm.c → vm_autostart.c → vm_lifecycle.c →
+ * vm_runtime.c, vm_disks.c → vm_registry.c. Nothing outside src/vmm/vm/ includes this. */
 #pragma once
 
 #include <stdbool.h>
@@ -105,4 +106,6 @@ struct vm_manager {
 	struct vm_watch *watches;
 	struct vm_watch *dispatch_next; /* next watch of an event delivery in progress */
 	uint64_t event_sequence;
+	/* vm_autostart.c */
+	struct vm_autostart *autostart; /* the starts after a host boot; NULL: none */
 };

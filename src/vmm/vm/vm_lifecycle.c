@@ -919,7 +919,7 @@ static void adopt(struct vm *vm)
 		vm->info_req = NULL;
 }
 
-void vm_manager_adopt(struct vm_manager *m)
+void vm_lifecycle_adopt_all(struct vm_manager *m)
 {
 	_cleanup_free_ int *keep = calloc(m->n_vms + 1, sizeof(*keep));
 	_cleanup_free_ char *prefix = NULL;

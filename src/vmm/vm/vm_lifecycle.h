@@ -20,6 +20,9 @@ void vm_op_calling(struct vm *vm);
 /* vm_nics.c: begins add-nic or remove-nic (vm->op holds the config after the change). */
 int vm_nics_begin(struct vm *vm, struct mv_error *err);
 
+/* vm_manager_adopt's re-adoption of the hypervisor processes (see vm.h). */
+void vm_lifecycle_adopt_all(struct vm_manager *m);
+
 /* True when the VM's hypervisor process exists (or is about to, or may still). */
 bool vm_lifecycle_runs(const struct vm *vm);
 /* Lets go of everything the VM has at run time but the process itself, which keeps running:
