@@ -229,3 +229,31 @@ def test_web_metrics_tls_needs_token(web_binary, ch_daemon):  # noqa: F811
         assert value(s, "mvirt_up") == 1
     finally:
         w.stop()
+
+
+def test_real_guest_disk_counters_move(make_daemon, build_dir, tmp_path):
+    """A real guest (QEMU under ch-emu) that writes its disk: the disk's counters come from
+    QEMU's block statistics and show the reads of the kernel's probe and the guest's writes."""
+    import test_real_guest as rg
+    from guest import READY_MARKER, make_ext4, require_tools, wait_console
+
+    require_tools("mkfs.ext4", "debugfs")
+    disk = make_ext4(tmp_path / "disk.raw", 64, {"seed.txt": "seed\n"})
+    d = rg.hypervisor_daemon(make_daemon)
+    cfg = rg.linux_config(build_dir, "dd if=/dev/zero of=/mnt/zero bs=64k count=16; sync",
+                          [pb.Disk(path=str(disk), format=pb.DISK_FORMAT_RAW)])
+    vm = rg.create(d, "real", cfg)
+    started = d.call("StartVm", pb.StartVmRequest(vm=vm.id), timeout=60)
+    assert started.state == pb.VM_STATE_RUNNING, started.state_reason
+    try:
+        text = wait_console(d, vm.id, READY_MARKER, timeout=rg.BOOT_TIMEOUT)
+        assert "mvirt.run exited with status 0" in text, text[-2000:]
+        _, s = parse(metrics(d))
+        assert value(s, "mvirt_vm_counters_up", vm="real") == 1
+        dev = dict(vm="real", device="_disk0")
+        assert value(s, "mvirt_vm_disk_reads_total", **dev) > 0
+        assert value(s, "mvirt_vm_disk_read_bytes_total", **dev) > 0
+        assert value(s, "mvirt_vm_disk_writes_total", **dev) > 0
+        assert value(s, "mvirt_vm_disk_written_bytes_total", **dev) >= 16 * 65536
+    finally:
+        d.call("KillVm", pb.KillVmRequest(vm=vm.id), timeout=CALL_TIMEOUT)

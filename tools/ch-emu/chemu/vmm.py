@@ -422,11 +422,13 @@ class Vmm:
         # Devices without an id are named at boot from one counter over all of them, disks
         # first, then nets (upstream's next_device_name): _disk0, _disk1, _net2.
         counters = {}
+        disk_ids = []  # per config.disks entry, in order
         unnamed = 0
         for d in self.config.get("disks") or []:
             did = d.get("id")
             if did is None:
                 did, unnamed = "_disk%d" % unnamed, unnamed + 1
+            disk_ids.append(did)
             counters[did] = {
                 "read_bytes": 0,
                 "read_ops": 0,
@@ -443,8 +445,8 @@ class Vmm:
                 "tx_bytes": 0,
                 "tx_frames": 0,
             }
-        counters.update(self.guest.counters())
-        reply(200, _json(counters))
+        # the guest fills in what it knows (a real guest: QEMU's block statistics)
+        self.guest.counters(counters, disk_ids, lambda c: reply(200, _json(c)))
 
     def api_vm_add_net(self, ep, body, reply, fds=()):
         fds = list(fds)
