@@ -1,4 +1,4 @@
-/* mvirt list: all VMs, ordered by name (ListVms). */
+/* mvirt list: all VMs, ordered by name (ListVms); -q prints only their names. */
 #include "cli.h"
 #include "output.h"
 
@@ -31,27 +31,41 @@ static void print_table(const ProtobufCMessage *msg)
 	table_free(t);
 }
 
+/* -q: the names alone, one per line (for scripts and shell completion). */
+static void print_names(const ProtobufCMessage *msg)
+{
+	const Mvirt__ListVmsResponse *resp = (const Mvirt__ListVmsResponse *)msg;
+
+	for (size_t i = 0; i < resp->n_vms; i++)
+		printf("%s\n", resp->vms[i]->name);
+}
+
 static int cmd_list_exec(struct cli *cli, const struct args *args)
 {
 	Mvirt__ListVmsRequest req = MVIRT__LIST_VMS_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
 	int r;
 
-	(void)args;
 	if ((r = cli_call(cli, "ListVms", &req.base, &resp)) != CLI_EXIT_OK)
 		return r;
-	r = cli_print_result(cli, resp, print_table);
+	r = cli_print_result(cli, resp, args_has(args, "quiet") ? print_names : print_table);
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return r;
 }
 
+static const struct cmd_option list_options[] = {
+	{"quiet", 'q', NULL, "only the names, one per line (-o json still prints the whole list)"},
+	{NULL},
+};
+
 const struct cmd_entry cmd_list_entry = {
 	.name = "list",
 	.alias = "ls",
-	.usage = "",
+	.usage = "[-q]",
 	.summary = "list the VMs",
 	.help = "List all VMs, ordered by name: name, state, vCPUs, memory and id.\n"
 		"With -o json: {\"vms\": [...]}.",
+	.options = list_options,
 	.min_args = 0,
 	.max_args = 0,
 	.exec = cmd_list_exec,

@@ -3,7 +3,7 @@
  *   create NAME [--mode nat|isolated|bridge] [--subnet CIDR] [--bridge IFNAME]
  *               [--dhcp-range START-END | --dhcp-start ADDR --dhcp-end ADDR] [--ipv6 PREFIX]
  *               [--domain DOMAIN]
- *   ls | show NAME | rm NAME... | leases NAME
+ *   ls [-q] | show NAME | rm NAME... | leases NAME
  *
  * A group entry of the command table whose children are the verbs, one entry each, as in
  * cmd_volume.c; the verbs share one option namespace. The CLI only splits --dhcp-range and
@@ -227,12 +227,21 @@ static int verb_create(struct cli *cli, const struct args *args)
 	return call_print(cli, "CreateNetwork", &req.base, print_network_msg);
 }
 
+/* ls -q: the network names alone, one per line (for scripts and shell completion). */
+static void print_names(const ProtobufCMessage *msg)
+{
+	const Mvirt__ListNetworksResponse *resp = (const Mvirt__ListNetworksResponse *)msg;
+
+	for (size_t i = 0; i < resp->n_networks; i++)
+		printf("%s\n", resp->networks[i]->name);
+}
+
 static int verb_ls(struct cli *cli, const struct args *args)
 {
 	Mvirt__ListNetworksRequest req = MVIRT__LIST_NETWORKS_REQUEST__INIT;
 
-	(void)args;
-	return call_print(cli, "ListNetworks", &req.base, print_list_table);
+	return call_print(cli, "ListNetworks", &req.base,
+			  args_has(args, "quiet") ? print_names : print_list_table);
 }
 
 static int verb_show(struct cli *cli, const struct args *args)
@@ -304,13 +313,19 @@ static const struct cmd_entry network_create_entry = {
 	.exec = verb_create,
 };
 
+static const struct cmd_option ls_options[] = {
+	{"quiet", 'q', NULL, "only the names, one per line (-o json still prints the whole list)"},
+	{NULL},
+};
+
 static const struct cmd_entry network_ls_entry = {
 	.name = "ls",
 	.alias = "list",
-	.usage = "",
+	.usage = "[-q]",
 	.summary = "list the networks, ordered by name",
 	.help = "List the networks, ordered by name: mode, bridge, subnet, gateway, DHCP range, the\n"
 		"number of VMs with a NIC on it, and status.",
+	.options = ls_options,
 	.min_args = 0,
 	.max_args = 0,
 	.exec = verb_ls,

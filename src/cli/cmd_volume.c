@@ -2,7 +2,7 @@
  *
  *   create NAME --size SIZE [--format raw|qcow2] [--pool POOL]
  *   import NAME FILE [--format raw|qcow2] [--pool POOL]
- *   clone SRC NAME | resize NAME SIZE | rm NAME | ls [--pool POOL] | show NAME
+ *   clone SRC NAME | resize NAME SIZE | rm NAME | ls [--pool POOL] [-q] | show NAME
  *
  * A group entry of the command table whose children are the verbs, one entry each; main.c
  * dispatches to them and usage.c prints their help. The verbs share one option namespace
@@ -217,6 +217,7 @@ static const struct cmd_option import_options[] = {
 
 static const struct cmd_option ls_options[] = {
 	{"pool", 'p', "POOL", "only the volumes of this pool"},
+	{"quiet", 'q', NULL, "only the names, one per line (-o json still prints the whole list)"},
 	{NULL},
 };
 
@@ -282,12 +283,22 @@ static int verb_rm(struct cli *cli, const struct args *args)
 	return r;
 }
 
+/* ls -q: the volume names alone, one per line (for scripts and shell completion). */
+static void print_names(const ProtobufCMessage *msg)
+{
+	const Mvirt__ListVolumesResponse *resp = (const Mvirt__ListVolumesResponse *)msg;
+
+	for (size_t i = 0; i < resp->n_volumes; i++)
+		printf("%s\n", resp->volumes[i]->name);
+}
+
 static int verb_ls(struct cli *cli, const struct args *args)
 {
 	Mvirt__ListVolumesRequest req = MVIRT__LIST_VOLUMES_REQUEST__INIT;
 
 	req.pool = (char *)pool_arg(args);
-	return call_print(cli, "ListVolumes", &req.base, print_list_table);
+	return call_print(cli, "ListVolumes", &req.base,
+			  args_has(args, "quiet") ? print_names : print_list_table);
 }
 
 static int verb_show(struct cli *cli, const struct args *args)
@@ -471,7 +482,7 @@ static const struct cmd_entry volume_rm_entry = {
 static const struct cmd_entry volume_ls_entry = {
 	.name = "ls",
 	.alias = "list",
-	.usage = "[--pool POOL]",
+	.usage = "[--pool POOL] [-q]",
 	.summary = "list the volumes, and files in pools that are not volumes",
 	.options = ls_options,
 	.min_args = 0,
