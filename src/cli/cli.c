@@ -239,20 +239,39 @@ int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
 	return cli_call_service(cli, &mvirt__vm_service__descriptor, method, req, ret_resp);
 }
 
-int cli_call_service(struct cli *cli, const ProtobufCServiceDescriptor *service, const char *method,
-		     const ProtobufCMessage *req, ProtobufCMessage **ret_resp)
+static int call_service(struct cli *cli, const ProtobufCServiceDescriptor *service,
+			const char *method, const ProtobufCMessage *req,
+			ProtobufCMessage **ret_resp, int *ret_code)
 {
 	struct client_status st;
 	int r;
 
+	*ret_code = GRPC_STATUS_UNAVAILABLE;
 	if ((r = cli_connect(cli)) != CLI_EXIT_OK)
 		return r;
 	r = client_call(cli->client, service, method, req, ret_resp, &st);
-	if (r >= 0)
+	if (r >= 0) {
+		*ret_code = GRPC_STATUS_OK;
 		return CLI_EXIT_OK;
+	}
 	if (st.code == GRPC_STATUS_OK)
 		st.code = GRPC_STATUS_INTERNAL;
+	*ret_code = st.code;
 	return cli_report_status(cli, method, &st);
+}
+
+int cli_call_service(struct cli *cli, const ProtobufCServiceDescriptor *service, const char *method,
+		     const ProtobufCMessage *req, ProtobufCMessage **ret_resp)
+{
+	int code;
+
+	return call_service(cli, service, method, req, ret_resp, &code);
+}
+
+int cli_call_code(struct cli *cli, const char *method, const ProtobufCMessage *req,
+		  ProtobufCMessage **ret_resp, int *ret_code)
+{
+	return call_service(cli, &mvirt__vm_service__descriptor, method, req, ret_resp, ret_code);
 }
 
 int cli_stream_open(struct cli *cli, const char *method, struct client_stream **ret)

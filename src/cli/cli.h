@@ -77,6 +77,8 @@ void cli_done(struct cli *cli);
 
 extern const struct cmd_entry cmd_list_entry;
 extern const struct cmd_entry cmd_create_entry;
+extern const struct cmd_entry cmd_set_entry;
+extern const struct cmd_entry cmd_edit_entry;
 extern const struct cmd_entry cmd_show_entry;
 extern const struct cmd_entry cmd_delete_entry;
 extern const struct cmd_entry cmd_start_entry;
@@ -161,6 +163,16 @@ int cli_for_each_arg(struct cli *cli, const struct args *args, size_t first,
 		     int (*one)(struct cli *cli, const char *arg, void *userdata), void *userdata);
 /* cmd_show_print_vm for cli_print_result (msg: a Vm). */
 void cli_print_vm(const ProtobufCMessage *msg);
+/* Fills c (initialized by the caller) from the VM config options of create and set (--vcpus,
+ * --memory, --kernel, ..., --disk..., --nic..., --autostart), in command-line order, which is
+ * the order of the disks and NICs. Its strings and arrays are owned: free them with
+ * cli_config_done. Returns an exit status (cmd_create.c). */
+int cli_build_config(struct cli *cli, const struct args *args, Mvirt__VmConfig *c);
+void cli_config_done(Mvirt__VmConfig *c);
+/* Like cli_call, also telling the call's gRPC status code (GRPC_STATUS_OK on success; an
+ * unreachable daemon: UNAVAILABLE) in *ret_code, for commands that act on the kind of refusal. */
+int cli_call_code(struct cli *cli, const char *method, const ProtobufCMessage *req,
+		  ProtobufCMessage **ret_resp, int *ret_code);
 /* Fills nic (initialized, its strings owned: free with the message) from a NIC spec as
  * --nic takes it ("tap=NAME" or "network=NAME", then optionally ",mac=MAC") or, short_form,
  * as --network does ("NAME[,mac=MAC]"). opt: the option or argument as messages name it

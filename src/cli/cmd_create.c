@@ -25,7 +25,7 @@ static void free_str(char *s)
 		free(s);
 }
 
-static void config_done(Mvirt__VmConfig *c)
+void cli_config_done(Mvirt__VmConfig *c)
 {
 	free_str(c->kernel);
 	free_str(c->initramfs);
@@ -296,8 +296,7 @@ static int read_text_file(const char *opt, const char *path, char **ret)
 	return CLI_EXIT_OK;
 }
 
-/* Fills c from the options, in command-line order (which is the order of the disks and NICs). */
-static int build_config(struct cli *cli, const struct args *args, Mvirt__VmConfig *c)
+int cli_build_config(struct cli *cli, const struct args *args, Mvirt__VmConfig *c)
 {
 	Mvirt__Disk *d;
 	int r;
@@ -350,6 +349,17 @@ static int build_config(struct cli *cli, const struct args *args, Mvirt__VmConfi
 			*field = NULL;
 			if ((r = read_text_file(name, v, field)) != CLI_EXIT_OK)
 				return r;
+		} else if (streq(name, "autostart")) {
+			/* create: a flag; set: on or off */
+			if (*v && parse_bool(v, &c->autostart) < 0)
+				return cli_usage_error(cli, "--autostart: '%s' is not on or off",
+						       v);
+			if (!*v)
+				c->autostart = 1;
+		} else if (streq(name, "autostart-order")) {
+			if (cli_parse_u32(v, &c->autostart_order) < 0)
+				return cli_usage_error(
+					cli, "--autostart-order: '%s' is not a number", v);
 		}
 		if (r < 0)
 			return cli_error("--%s %s: %s", name, v, strerror(-r));
@@ -371,12 +381,12 @@ static int cmd_create_exec(struct cli *cli, const struct args *args)
 
 	req.name = args->positional[0];
 	req.config = &config;
-	if ((r = build_config(cli, args, &config)) == CLI_EXIT_OK &&
+	if ((r = cli_build_config(cli, args, &config)) == CLI_EXIT_OK &&
 	    (r = cli_call(cli, "CreateVm", &req.base, &resp)) == CLI_EXIT_OK) {
 		r = cli_print_result(cli, resp, cli_print_vm);
 		protobuf_c_message_free_unpacked(resp, NULL);
 	}
-	config_done(&config);
+	cli_config_done(&config);
 	return r;
 }
 
@@ -401,6 +411,8 @@ static const struct cmd_option create_options[] = {
 	{"user-data", 0, "FILE", "cloud-init user-data, attached as a NoCloud seed"},
 	{"meta-data", 0, "FILE", "cloud-init meta-data (default: instance-id and hostname)"},
 	{"network-config", 0, "FILE", "cloud-init network-config"},
+	{"autostart", 0, NULL, "start the VM when mvirt-vmm starts after a host boot"},
+	{"autostart-order", 0, "N", "autostart position: lower first, then by name (default 0)"},
 	{NULL},
 };
 

@@ -114,6 +114,10 @@ void cmd_show_print_vm(const Mvirt__Vm *vm)
 			output_kv("meta-data", "%zu bytes", strlen(c->meta_data));
 		if (!isempty(c->network_config))
 			output_kv("network-cfg", "%zu bytes", strlen(c->network_config));
+		if (c->autostart)
+			output_kv("autostart", "on (order %u)", c->autostart_order);
+		else
+			output_kv("autostart", "off");
 	}
 	output_format_time(vm->created_at, buf, sizeof(buf));
 	output_kv("created", "%s", buf);

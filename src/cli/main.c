@@ -13,13 +13,29 @@
 #include "usage.h"
 
 const struct cmd_entry *const cmd_table[] = {
-	&cmd_list_entry,    &cmd_create_entry,  &cmd_show_entry,
-	&cmd_delete_entry,  &cmd_start_entry,   &cmd_stop_entry,
-	&cmd_kill_entry,    &cmd_reboot_entry,  &cmd_pause_entry,
-	&cmd_resume_entry,  &cmd_console_entry, &cmd_logs_entry,
-	&cmd_events_entry,  &cmd_volume_entry,  &cmd_network_entry,
-	&cmd_nic_entry,     &cmd_version_entry, &cmd_sysinfo_entry,
-	&cmd_metrics_entry, &cmd_help_entry,    NULL,
+	&cmd_list_entry,
+	&cmd_create_entry,
+	&cmd_set_entry,
+	&cmd_edit_entry,
+	&cmd_show_entry,
+	&cmd_delete_entry,
+	&cmd_start_entry,
+	&cmd_stop_entry,
+	&cmd_kill_entry,
+	&cmd_reboot_entry,
+	&cmd_pause_entry,
+	&cmd_resume_entry,
+	&cmd_console_entry,
+	&cmd_logs_entry,
+	&cmd_events_entry,
+	&cmd_volume_entry,
+	&cmd_network_entry,
+	&cmd_nic_entry,
+	&cmd_version_entry,
+	&cmd_sysinfo_entry,
+	&cmd_metrics_entry,
+	&cmd_help_entry,
+	NULL,
 };
 
 const struct cmd_entry cmd_root = {

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,4 +389,251 @@ int pbjson_from_message(const ProtobufCMessage *msg, struct json_object **ret)
 	if (!msg || !ret)
 		return -EINVAL;
 	return message_to_json(msg, ret);
+}
+
+/* ---- JSON → message ---------------------------------------------------------------------- */
+
+/* The path of the member being parsed ("disks[1].format"), for messages. */
+struct parse_ctx {
+	char path[256];
+	char *err;
+	size_t err_size;
+};
+
+_printf_(3, 4) static int parse_fail(struct parse_ctx *ctx, int r, const char *fmt, ...)
+{
+	char cause[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cause, sizeof(cause), fmt, ap);
+	va_end(ap);
+	if (ctx->err && ctx->err_size > 0)
+		snprintf(ctx->err, ctx->err_size, "%s%s%s", ctx->path, ctx->path[0] ? ": " : "",
+			 cause);
+	return r;
+}
+
+/* Appends "name" (or "[i]" when name is NULL) to the path; returns the old length to restore. */
+static size_t path_push(struct parse_ctx *ctx, const char *name, size_t index)
+{
+	size_t len = strlen(ctx->path);
+
+	if (name)
+		snprintf(ctx->path + len, sizeof(ctx->path) - len, "%s%s", len ? "." : "", name);
+	else
+		snprintf(ctx->path + len, sizeof(ctx->path) - len, "[%zu]", index);
+	return len;
+}
+
+static int parse_message(struct parse_ctx *ctx, const ProtobufCMessageDescriptor *desc,
+			 struct json_object *o, ProtobufCMessage **ret);
+
+/* An integer: a JSON integer, or a decimal string (how 64-bit values are written). */
+static int parse_integer(struct parse_ctx *ctx, struct json_object *v, bool is_signed, int64_t min,
+			 uint64_t max, uint64_t *ret)
+{
+	const char *s;
+	char *end;
+
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t i = json_object_get_int64(v);
+
+		if (!is_signed && i < 0)
+			return parse_fail(ctx, -ERANGE, "must not be negative");
+		if (is_signed ? (i < min || (i > 0 && (uint64_t)i > max))
+			      : json_object_get_uint64(v) > max)
+			return parse_fail(ctx, -ERANGE, "out of range");
+		*ret = is_signed ? (uint64_t)i : json_object_get_uint64(v);
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return parse_fail(ctx, -EINVAL, "expected a number");
+	s = json_object_get_string(v);
+	errno = 0;
+	if (is_signed) {
+		long long i = strtoll(s, &end, 10);
+
+		if (!*s || *end || errno == ERANGE || i < min || (i > 0 && (uint64_t)i > max))
+			return parse_fail(ctx, -EINVAL, "'%.32s' is not a number in range", s);
+		*ret = (uint64_t)i;
+	} else {
+		unsigned long long u = strtoull(s, &end, 10);
+
+		if (*s < '0' || *s > '9' || *end || errno == ERANGE || u > max)
+			return parse_fail(ctx, -EINVAL, "'%.32s' is not a number in range", s);
+		*ret = u;
+	}
+	return 0;
+}
+
+/* One value of field into the storage at p (an element, for a repeated field). */
+static int parse_value(struct parse_ctx *ctx, const ProtobufCFieldDescriptor *field,
+		       struct json_object *v, void *p)
+{
+	uint64_t u;
+	int r;
+
+	switch (field->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		if ((r = parse_integer(ctx, v, true, INT32_MIN, INT32_MAX, &u)) < 0)
+			return r;
+		*(int32_t *)p = (int32_t)(int64_t)u;
+		return 0;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		if ((r = parse_integer(ctx, v, false, 0, UINT32_MAX, &u)) < 0)
+			return r;
+		*(uint32_t *)p = (uint32_t)u;
+		return 0;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		if ((r = parse_integer(ctx, v, true, INT64_MIN, INT64_MAX, &u)) < 0)
+			return r;
+		*(int64_t *)p = (int64_t)u;
+		return 0;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		if ((r = parse_integer(ctx, v, false, 0, UINT64_MAX, &u)) < 0)
+			return r;
+		*(uint64_t *)p = u;
+		return 0;
+	case PROTOBUF_C_TYPE_BOOL:
+		if (!json_object_is_type(v, json_type_boolean))
+			return parse_fail(ctx, -EINVAL, "expected true or false");
+		*(protobuf_c_boolean *)p = json_object_get_boolean(v);
+		return 0;
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumDescriptor *ed = field->descriptor;
+		const ProtobufCEnumValue *ev = NULL;
+
+		if (json_object_is_type(v, json_type_string))
+			ev = protobuf_c_enum_descriptor_get_value_by_name(
+				ed, json_object_get_string(v));
+		else if (json_object_is_type(v, json_type_int))
+			ev = protobuf_c_enum_descriptor_get_value(ed, json_object_get_int(v));
+		if (!ev) {
+			char names[192] = "";
+			size_t len = 0;
+
+			for (unsigned i = 0; i < ed->n_values && len < sizeof(names); i++)
+				len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+							i ? ", " : "", ed->values[i].name);
+			return parse_fail(ctx, -EINVAL, "expected one of %s", names);
+		}
+		*(int *)p = ev->value;
+		return 0;
+	}
+	case PROTOBUF_C_TYPE_STRING: {
+		char *s;
+
+		if (!json_object_is_type(v, json_type_string))
+			return parse_fail(ctx, -EINVAL, "expected a string");
+		if (!(s = strdup(json_object_get_string(v))))
+			return -ENOMEM;
+		*(char **)p = s;
+		return 0;
+	}
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessageDescriptor *md = field->descriptor;
+
+		if (streq(md->name, "google.protobuf.Timestamp") ||
+		    streq(md->name, "google.protobuf.Duration") || is_wrapper(md->name))
+			return parse_fail(ctx, -EOPNOTSUPP, "%s is not supported here", md->name);
+		return parse_message(ctx, md, v, (ProtobufCMessage **)p);
+	}
+	default:
+		return parse_fail(ctx, -EOPNOTSUPP, "this field type is not supported here");
+	}
+}
+
+static int parse_repeated(struct parse_ctx *ctx, const ProtobufCFieldDescriptor *field,
+			  struct json_object *v, ProtobufCMessage *msg)
+{
+	size_t n, size = element_size(field->type);
+	size_t *count = (size_t *)((char *)msg + field->quantifier_offset);
+	void **elems = (void **)((char *)msg + field->offset);
+	int r;
+
+	if (!json_object_is_type(v, json_type_array))
+		return parse_fail(ctx, -EINVAL, "expected an array");
+	n = json_object_array_length(v);
+	if (n == 0)
+		return 0;
+	if (!(*elems = calloc(n, size)))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = path_push(ctx, NULL, i);
+
+		r = parse_value(ctx, field, json_object_array_get_idx(v, i),
+				(char *)*elems + i * size);
+		if (r < 0)
+			return r; /* *count elements are set: the message frees them */
+		ctx->path[len] = '\0';
+		(*count)++;
+	}
+	return 0;
+}
+
+static int parse_message(struct parse_ctx *ctx, const ProtobufCMessageDescriptor *desc,
+			 struct json_object *o, ProtobufCMessage **ret)
+{
+	ProtobufCMessage *msg;
+	int r = 0;
+
+	if (!json_object_is_type(o, json_type_object))
+		return parse_fail(ctx, -EINVAL, "expected an object");
+	if (!(msg = malloc(desc->sizeof_message)))
+		return -ENOMEM;
+	desc->message_init(msg);
+	json_object_object_foreach(o, key, v)
+	{
+		const ProtobufCFieldDescriptor *field =
+			protobuf_c_message_descriptor_get_field_by_name(desc, key);
+		size_t len = path_push(ctx, key, 0);
+
+		if (!field) {
+			r = parse_fail(ctx, -EINVAL, "unknown field (not in %s)", desc->name);
+			break;
+		}
+		if (json_object_is_type(v, json_type_null)) {
+			ctx->path[len] = '\0';
+			continue; /* the default */
+		}
+		if (field->label == PROTOBUF_C_LABEL_REPEATED) {
+			r = parse_repeated(ctx, field, v, msg);
+		} else {
+			r = parse_value(ctx, field, v, (char *)msg + field->offset);
+			if (r >= 0 && (field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+				*(uint32_t *)((char *)msg + field->quantifier_offset) = field->id;
+			else if (r >= 0 && field->label == PROTOBUF_C_LABEL_OPTIONAL &&
+				 field->type != PROTOBUF_C_TYPE_STRING &&
+				 field->type != PROTOBUF_C_TYPE_MESSAGE)
+				*(protobuf_c_boolean *)((char *)msg + field->quantifier_offset) = 1;
+		}
+		if (r < 0)
+			break;
+		ctx->path[len] = '\0';
+	}
+	if (r < 0) {
+		protobuf_c_message_free_unpacked(msg, NULL);
+		return r;
+	}
+	*ret = msg;
+	return 0;
+}
+
+int pbjson_to_message(const ProtobufCMessageDescriptor *desc, struct json_object *o,
+		      ProtobufCMessage **ret, char *err, size_t err_size)
+{
+	struct parse_ctx ctx = {.err = err, .err_size = err_size};
+
+	if (err && err_size > 0)
+		err[0] = '\0';
+	if (!desc || !o || !ret)
+		return -EINVAL;
+	return parse_message(&ctx, desc, o, ret);
 }

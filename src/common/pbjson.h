@@ -8,7 +8,7 @@
  * google.protobuf.Timestamp is an RFC 3339 UTC string, the wrappers (UInt32Value ...) are their
  * plain value. Map fields come out as arrays of {"key", "value"} objects.
  *
- * Silent library code: used by the CLI for `-o json`. */
+ * Silent library code: used by the CLI for `-o json` (and, the other way, for `mvirt edit`). */
 #pragma once
 
 #include <json-c/json.h>
@@ -23,3 +23,13 @@ int pbjson_from_message(const ProtobufCMessage *msg, struct json_object **ret);
  * 3, 6 or 9 fractional digits as needed) into buf. Returns 0, or -EINVAL when seconds/nanos are
  * outside the range the mapping allows (years 1..9999, nanos 0..999999999) or buf is too small. */
 int pbjson_format_timestamp(int64_t seconds, int32_t nanos, char *buf, size_t size);
+
+/* The other way: a new message of desc (free it with protobuf_c_message_free_unpacked(msg, NULL))
+ * from o, a JSON object as pbjson_from_message writes one: members by their .proto names,
+ * integers as numbers or (64-bit ones) decimal strings, enums by name or number, nested
+ * messages, arrays for repeated fields, null for the default. Unknown members are refused.
+ * Bytes, floats, maps and the well-known types are not supported (-EOPNOTSUPP). Returns 0, or
+ * -EINVAL/-ERANGE/-EOPNOTSUPP with "path.of.member: cause" in err (size err_size, may be NULL),
+ * or -ENOMEM. */
+int pbjson_to_message(const ProtobufCMessageDescriptor *desc, struct json_object *o,
+		      ProtobufCMessage **ret, char *err, size_t err_size);
