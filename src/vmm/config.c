@@ -3,10 +3,12 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/listener.h"
 #include "model/netdef.h"
 
 #define DEFAULT_SYSTEM_CONFIG "/etc/mvirt/mvirt-vmm.conf"
@@ -19,6 +21,11 @@ enum setting_type {
 	SETTING_LIST,
 };
 
+struct setting;
+
+/* Checks one value of a setting; the message starts with the setting's name. */
+typedef int (*setting_check_fn)(const struct setting *s, const char *value, struct mv_error *err);
+
 struct setting {
 	const char *name; /* long option and config-file key */
 	int short_opt;
@@ -26,35 +33,47 @@ struct setting {
 	size_t offset;
 	const char *arg;
 	const char *help;
+	setting_check_fn check; /* NULL: any value */
+	unsigned min, max;      /* for check_count */
 };
+
+static int check_absolute(const struct setting *s, const char *value, struct mv_error *err);
+static int check_listen(const struct setting *s, const char *value, struct mv_error *err);
+static int check_pool(const struct setting *s, const char *value, struct mv_error *err);
+static int check_count(const struct setting *s, const char *value, struct mv_error *err);
+static int check_default_network(const struct setting *s, const char *value, struct mv_error *err);
 
 static const struct setting settings[] = {
 	{"listen", 'l', SETTING_LIST, offsetof(struct daemon_config, listen), "ADDR",
-	 "serve on ADDR: unix:/path or 127.0.0.1:PORT (repeatable; loopback only)"},
+	 "serve on ADDR: unix:/path or 127.0.0.1:PORT (repeatable; loopback only)", check_listen},
 	{"state-dir", 0, SETTING_STRING, offsetof(struct daemon_config, state_dir), "DIR",
-	 "where the state database lives"},
+	 "where the state database lives", check_absolute},
 	{"runtime-dir", 0, SETTING_STRING, offsetof(struct daemon_config, runtime_dir), "DIR",
-	 "sockets and per-VM runtime files"},
+	 "sockets and per-VM runtime files", check_absolute},
 	{"hypervisor", 0, SETTING_STRING, offsetof(struct daemon_config, hypervisor), "PATH",
-	 "cloud-hypervisor binary"},
+	 "cloud-hypervisor binary", check_absolute},
 	{"dnsmasq", 0, SETTING_STRING, offsetof(struct daemon_config, dnsmasq), "PATH",
-	 "dnsmasq binary for DHCP and DNS of managed networks (Debian's dnsmasq-base)"},
+	 "dnsmasq binary for DHCP and DNS of managed networks (Debian's dnsmasq-base)",
+	 check_absolute},
 	{"group", 0, SETTING_STRING, offsetof(struct daemon_config, group), "NAME",
 	 "group whose members may use the API besides root (\"\": root only)"},
 	{"pool", 0, SETTING_LIST, offsetof(struct daemon_config, pools), "NAME:PATH",
-	 "a storage pool for volumes (repeatable; \"default\" is STATE-DIR/volumes)"},
+	 "a storage pool for volumes (repeatable; \"default\" is STATE-DIR/volumes)", check_pool},
 	{"max-connections", 0, SETTING_STRING, offsetof(struct daemon_config, max_connections), "N",
 	 "API connections open at once, all clients together (more wait in the backlog's place: "
-	 "refused with RESOURCE_EXHAUSTED)"},
+	 "refused with RESOURCE_EXHAUSTED)",
+	 check_count, 1, 65536},
 	{"max-connections-per-user", 0, SETTING_STRING,
 	 offsetof(struct daemon_config, max_connections_per_user), "N",
-	 "API connections open at once by one user (uid)"},
+	 "API connections open at once by one user (uid)", check_count, 1, 65536},
 	{"idle-timeout", 0, SETTING_STRING, offsetof(struct daemon_config, idle_timeout), "SECONDS",
-	 "close a connection that has had no call for this long (clients reconnect by themselves)"},
+	 "close a connection that has had no call for this long (clients reconnect by themselves)",
+	 check_count, 1, 86400 * 7},
 	{"default-network", 0, SETTING_STRING, offsetof(struct daemon_config, default_network),
 	 "auto|off|CIDR",
 	 "the NAT network \"default\" made on the first start: on a free 10.77.N.0/24 (auto), on "
-	 "CIDR, or none (off)"},
+	 "CIDR, or none (off)",
+	 check_default_network},
 };
 
 static void usage(void)
@@ -75,6 +94,8 @@ static void usage(void)
 	}
 	printf("  %-28s %s\n", "-c, --config FILE",
 	       "read settings (KEY = VALUE lines, keys as the long options) from FILE");
+	printf("  %-28s %s\n", "-n, --check-config",
+	       "check the configuration, report every problem with FILE:LINE, and exit (0: ok)");
 	printf("  %-28s %s\n", "-v, --verbose", "log debug messages");
 	printf("  %-28s %s\n", "-h, --help", "show this help");
 	printf("  %-28s %s\n", "    --version", "show the version");
@@ -152,6 +173,7 @@ static char *strip(char *s)
 }
 
 #define CONFIG_LINE_MAX 4096
+#define CONFIG_PROBLEMS_MAX 100 /* a file of garbage is not reported line by line forever */
 
 /* Whether s holds a control character (a value spans one line, and names no terminal codes). */
 static bool has_control(const char *s)
@@ -162,37 +184,77 @@ static bool has_control(const char *s)
 	return false;
 }
 
-/* Reads KEY = VALUE lines into cfg, except settings already given on the command line. */
+/* Adds one problem ("WHERE: what") to cfg->problems; the first one also goes to err, so a
+ * caller that reads only err learns the first. Returns -EINVAL, or -ENOMEM. */
+static int problem(struct daemon_config *cfg, struct mv_error *err, const char *fmt, ...)
+	_printf_(3, 4);
+static int problem(struct daemon_config *cfg, struct mv_error *err, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		msg = NULL;
+		return -ENOMEM;
+	}
+	if (cfg->n_problems == 0)
+		mv_err_invalid(err, "%s", msg);
+	if (cfg->n_problems < CONFIG_PROBLEMS_MAX && strv_push(&cfg->problems, msg) < 0)
+		return -ENOMEM;
+	cfg->n_problems++;
+	return -EINVAL;
+}
+
+/* Reads KEY = VALUE lines into cfg, except settings already given on the command line. Every
+ * bad line is a problem of its own ("PATH:LINE: what"); reading goes on past it. Returns 0
+ * (problems or not), or -ENOMEM. */
 static int config_read_file(struct daemon_config *cfg, const char *path, const bool *given,
 			    struct mv_error *err)
 {
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	_cleanup_free_ char *line = NULL;
+	unsigned seen_at[ELEMENTSOF(settings)] = {0};
 	size_t cap = 0;
 	unsigned lineno = 0;
 	ssize_t n;
 
-	if (!f)
-		return mv_err_internal(err, -errno, "config file %s: %m", path);
+	if (!f) {
+		char cause[128];
+
+		snprintf(cause, sizeof(cause), "%s", strerror(errno));
+		return problem(cfg, err, "%s: cannot read the config file: %s", path, cause) ==
+				       -ENOMEM
+			       ? -ENOMEM
+			       : 0;
+	}
 	while ((n = getline(&line, &cap, f)) >= 0) {
+		struct mv_error check = {0};
 		char *p, *eq, *key, *value;
 		const struct setting *s;
-		int r;
+		int r = 0;
 
 		lineno++;
-		if (n > CONFIG_LINE_MAX)
-			return mv_err_invalid(err, "config file %s:%u: line longer than %d bytes",
-					      path, lineno, CONFIG_LINE_MAX);
-		if (memchr(line, '\0', (size_t)n))
-			return mv_err_invalid(err, "config file %s:%u: holds a NUL byte", path,
-					      lineno);
+		if (n > CONFIG_LINE_MAX) {
+			r = problem(cfg, err, "%s:%u: line longer than %d bytes", path, lineno,
+				    CONFIG_LINE_MAX);
+			goto next;
+		}
+		if (memchr(line, '\0', (size_t)n)) {
+			r = problem(cfg, err, "%s:%u: holds a NUL byte", path, lineno);
+			goto next;
+		}
 		p = strip(line);
 		if (!*p || *p == '#' || *p == ';')
 			continue;
 		eq = strchr(p, '=');
-		if (!eq)
-			return mv_err_invalid(err, "config file %s:%u: expected KEY = VALUE", path,
-					      lineno);
+		if (!eq) {
+			r = problem(cfg, err, "%s:%u: expected KEY = VALUE", path, lineno);
+			goto next;
+		}
 		*eq = '\0';
 		key = strip(p);
 		value = strip(eq + 1);
@@ -204,18 +266,32 @@ static int config_read_file(struct daemon_config *cfg, const char *path, const b
 		if (!s) {
 			char shown[64];
 
-			return mv_err_invalid(err, "config file %s:%u: unknown key '%s'", path,
-					      lineno, mv_printable(key, shown, sizeof(shown)));
+			r = problem(cfg, err, "%s:%u: unknown key '%s'", path, lineno,
+				    mv_printable(key, shown, sizeof(shown)));
+			goto next;
 		}
-		if (has_control(value))
-			return mv_err_invalid(err,
-					      "config file %s:%u: the value of %s holds a control "
-					      "character",
-					      path, lineno, s->name);
+		if (has_control(value)) {
+			r = problem(cfg, err, "%s:%u: the value of %s holds a control character",
+				    path, lineno, s->name);
+			goto next;
+		}
+		if (s->type == SETTING_STRING && seen_at[s - settings]) {
+			r = problem(cfg, err,
+				    "%s:%u: %s is set again (first at line %u); it may be "
+				    "set once",
+				    path, lineno, s->name, seen_at[s - settings]);
+			goto next;
+		}
+		seen_at[s - settings] = lineno;
+		if (s->check && s->check(s, value, &check) < 0) {
+			r = problem(cfg, err, "%s:%u: %s", path, lineno, check.msg);
+			goto next;
+		}
 		if (given[s - settings])
 			continue;
 		r = setting_apply(cfg, s, value);
-		if (r < 0)
+	next:
+		if (r == -ENOMEM)
 			return r;
 	}
 	return 0;
@@ -286,33 +362,85 @@ static int config_defaults(struct daemon_config *cfg)
 	return r;
 }
 
-static int check_absolute(const char *what, const char *path, struct mv_error *err)
+static int check_absolute(const struct setting *s, const char *value, struct mv_error *err)
 {
-	if (path[0] != '/')
-		return mv_err_invalid(err, "--%s: '%s' must be an absolute path", what, path);
+	if (value[0] != '/')
+		return mv_err_invalid(err, "%s: '%s' must be an absolute path", s->name, value);
+	return 0;
+}
+
+static int check_listen(const struct setting *s, const char *value, struct mv_error *err)
+{
+	(void)s;
+	return listener_check_address(value, err);
+}
+
+static int check_pool(const struct setting *s, const char *value, struct mv_error *err)
+{
+	const char *colon = strchr(value, ':');
+
+	if (!colon || colon == value || colon[1] != '/')
+		return mv_err_invalid(err, "%s: '%s' is not NAME:PATH with an absolute PATH",
+				      s->name, value);
 	return 0;
 }
 
 /* A whole number min..max. */
-static int parse_count(const char *name, const char *s, unsigned min, unsigned max, unsigned *ret,
+static int parse_count(const struct setting *s, const char *value, unsigned *ret,
 		       struct mv_error *err)
 {
 	char *end;
 	unsigned long v;
 
 	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-		return mv_err_invalid(err, "--%s: '%s' is not a whole number %u..%u", name, s, min,
-				      max);
+	v = strtoul(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' || v < s->min || v > s->max)
+		return mv_err_invalid(err, "%s: '%s' is not a whole number %u..%u", s->name, value,
+				      s->min, s->max);
 	*ret = (unsigned)v;
 	return 0;
+}
+
+static int check_count(const struct setting *s, const char *value, struct mv_error *err)
+{
+	unsigned v;
+
+	return parse_count(s, value, &v, err);
+}
+
+static int check_default_network(const struct setting *s, const char *value, struct mv_error *err)
+{
+	struct net_ipv4 net;
+
+	if (streq(value, "auto") || streq(value, "off") || net_ipv4_cidr_parse(value, &net) >= 0)
+		return 0;
+	return mv_err_invalid(err, "%s: '%s' is not auto, off or an IPv4 CIDR like 10.77.0.0/24",
+			      s->name, value);
+}
+
+static const struct setting *setting_named(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(settings); i++)
+		if (streq(settings[i].name, name))
+			return &settings[i];
+	return NULL;
+}
+
+/* The counts as numbers; each value was checked where it was given (defaults are valid). */
+static void config_counts(struct daemon_config *cfg)
+{
+	(void)parse_count(setting_named("max-connections"), cfg->max_connections,
+			  &cfg->n_max_connections, NULL);
+	(void)parse_count(setting_named("max-connections-per-user"), cfg->max_connections_per_user,
+			  &cfg->n_max_connections_per_user, NULL);
+	(void)parse_count(setting_named("idle-timeout"), cfg->idle_timeout, &cfg->idle_timeout_s,
+			  NULL);
 }
 
 int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_error *err)
 {
 	enum { OPT_VERSION = 0x100, OPT_FIRST_SETTING = 0x200 };
-	struct option opts[ELEMENTSOF(settings) + 5];
+	struct option opts[ELEMENTSOF(settings) + 6];
 	bool given[ELEMENTSOF(settings)] = {false};
 	const char *config_file = NULL;
 	size_t n = 0;
@@ -323,6 +451,7 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 		opts[n++] = (struct option){settings[i].name, required_argument, NULL,
 					    OPT_FIRST_SETTING + (int)i};
 	opts[n++] = (struct option){"config", required_argument, NULL, 'c'};
+	opts[n++] = (struct option){"check-config", no_argument, NULL, 'n'};
 	opts[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
 	opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	opts[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
@@ -330,7 +459,8 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:c:vh", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, ":l:c:nvh", opts, NULL)) >= 0) {
+		struct mv_error check = {0};
 		const struct setting *s = NULL;
 
 		switch (c) {
@@ -342,6 +472,9 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 			return CONFIG_EXIT;
 		case 'v':
 			cfg->verbose++;
+			continue;
+		case 'n':
+			cfg->check_only = true;
 			continue;
 		case 'c':
 			config_file = optarg;
@@ -359,6 +492,11 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 			s = &settings[c - OPT_FIRST_SETTING];
 		}
 		given[s - settings] = true;
+		if (s->check && s->check(s, optarg, &check) < 0) {
+			if (problem(cfg, err, "--%s", check.msg) == -ENOMEM)
+				return -ENOMEM;
+			continue;
+		}
 		r = setting_apply(cfg, s, optarg);
 		if (r < 0)
 			return r;
@@ -379,35 +517,9 @@ int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_err
 	r = config_defaults(cfg);
 	if (r < 0)
 		return r;
-	if ((r = check_absolute("state-dir", cfg->state_dir, err)) < 0 ||
-	    (r = check_absolute("runtime-dir", cfg->runtime_dir, err)) < 0 ||
-	    (r = check_absolute("hypervisor", cfg->hypervisor, err)) < 0 ||
-	    (r = check_absolute("dnsmasq", cfg->dnsmasq, err)) < 0)
-		return r;
-	if (!streq(cfg->default_network, "auto") && !streq(cfg->default_network, "off")) {
-		struct net_ipv4 net;
-
-		if (net_ipv4_cidr_parse(cfg->default_network, &net) < 0)
-			return mv_err_invalid(err,
-					      "--default-network: '%s' is not auto, off or an IPv4 "
-					      "CIDR like 10.77.0.0/24",
-					      cfg->default_network);
-	}
-	if ((r = parse_count("max-connections", cfg->max_connections, 1, 65536,
-			     &cfg->n_max_connections, err)) < 0 ||
-	    (r = parse_count("max-connections-per-user", cfg->max_connections_per_user, 1, 65536,
-			     &cfg->n_max_connections_per_user, err)) < 0 ||
-	    (r = parse_count("idle-timeout", cfg->idle_timeout, 1, 86400 * 7, &cfg->idle_timeout_s,
-			     err)) < 0)
-		return r;
-	for (size_t i = 0; cfg->pools && cfg->pools[i]; i++) {
-		const char *colon = strchr(cfg->pools[i], ':');
-
-		if (!colon || colon == cfg->pools[i] || colon[1] != '/')
-			return mv_err_invalid(err,
-					      "--pool: '%s' is not NAME:PATH with an absolute PATH",
-					      cfg->pools[i]);
-	}
+	if (cfg->n_problems > 0)
+		return -EINVAL;
+	config_counts(cfg);
 	return CONFIG_RUN;
 }
 
@@ -427,5 +539,6 @@ void config_done(struct daemon_config *cfg)
 	free(cfg->default_network);
 	strv_free(cfg->pools);
 	free(cfg->config_file);
+	strv_free(cfg->problems);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -23,7 +23,10 @@ struct daemon_config {
 	unsigned n_max_connections_per_user;                             /* one uid */
 	unsigned idle_timeout_s; /* a connection without calls is closed after it */
 	char *config_file;
-	int verbose; /* 0 info, 1+ debug */
+	int verbose;       /* 0 info, 1+ debug */
+	bool check_only;   /* --check-config: report problems, start nothing */
+	char **problems;   /* what is wrong, one "WHERE: what" each (the first 100), or NULL */
+	size_t n_problems; /* all of them, also beyond those kept */
 };
 
 enum config_parse_result {
@@ -32,6 +35,10 @@ enum config_parse_result {
 };
 
 /* Parses argv (and the config file it names, or the default one if present) into a fresh
- * cfg. Returns CONFIG_RUN/CONFIG_EXIT, or -EINVAL/-ENOENT with a message in err. */
+ * cfg. Every bad value or config-file line is a problem of its own in cfg->problems
+ * ("PATH:LINE: what" or "--option: what"); parsing goes on past each, so all are reported at
+ * once. Touches nothing but the config file, which it reads. Returns CONFIG_RUN/CONFIG_EXIT,
+ * or -EINVAL with the first problem (or a usage error, which stops parsing) in err, or
+ * -ENOMEM. cfg is to be freed with config_done() in every case. */
 int config_parse(int argc, char **argv, struct daemon_config *cfg, struct mv_error *err);
 void config_done(struct daemon_config *cfg);

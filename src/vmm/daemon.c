@@ -350,6 +350,62 @@ out:
 	return r;
 }
 
+/* The listening sockets: those systemd passes (socket activation, mvirt-vmm.socket), then
+ * each --listen address none of them serves, bound here. Without activation that is every
+ * --listen address. */
+static int open_listeners(struct daemon *d)
+{
+	int n_fds = sd_listen_fds(1), r;
+	size_t n_listen = strv_len(d->cfg->listen);
+	struct mv_error err = {0};
+
+	if (n_fds < 0) {
+		log_warning_errno(n_fds, "ignoring the sockets passed by systemd: %m");
+		n_fds = 0;
+	}
+	d->listeners = calloc(n_listen + (size_t)n_fds, sizeof(*d->listeners));
+	if (!d->listeners)
+		return log_oom();
+	for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n_fds; fd++) {
+		mv_error_clear(&err);
+		r = listener_adopt(d->event, fd, d->api, d->access_gid,
+				   &d->listeners[d->n_listeners], &err);
+		if (r < 0) {
+			close(fd);
+			return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
+		}
+		log_info("listening on %s (socket from systemd)",
+			 listener_address(d->listeners[d->n_listeners]));
+		d->n_listeners++;
+	}
+	for (size_t i = 0; i < n_listen; i++) {
+		const char *addr = d->cfg->listen[i];
+		bool passed = false;
+
+		for (size_t j = 0; j < (size_t)n_fds && !passed; j++)
+			passed = listener_serves(listener_address(d->listeners[j]), addr);
+		if (passed)
+			continue;
+		mv_error_clear(&err);
+		r = listener_open(d->event, addr, d->api, d->access_gid,
+				  &d->listeners[d->n_listeners], &err);
+		if (r < 0)
+			return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
+		d->n_listeners++;
+		log_info("listening on %s", addr);
+	}
+	return 0;
+}
+
+/* For log.c: the id of a VM a log line names, for its MVIRT_VM_ID journal field. */
+static const char *vm_id_of(const char *name, void *userdata)
+{
+	struct daemon *d = userdata;
+	const struct vm_record *rec = d->vms ? vm_manager_find(d->vms, name) : NULL;
+
+	return rec ? rec->id : NULL;
+}
+
 static int daemon_start(struct daemon *d)
 {
 	static const struct api_method *const tables[] = {api_vm_methods,
@@ -362,7 +418,6 @@ static int daemon_start(struct daemon *d)
 	struct mv_error err = {0};
 	_cleanup_free_ char *db = NULL;
 	sigset_t mask;
-	size_t n_listen = 0;
 	int r;
 
 	for (size_t i = 0; d->cfg->listen[i]; i++)
@@ -411,6 +466,7 @@ static int daemon_start(struct daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "cannot load VMs: %s",
 				       err.msg[0] ? err.msg : strerror(-r));
+	log_set_vm_id_lookup(vm_id_of, d);
 	vm_manager_adopt(d->vms);
 	r = reflection_init();
 	if (r < 0)
@@ -442,20 +498,8 @@ static int daemon_start(struct daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "cannot start the gRPC server");
 
-	while (d->cfg->listen[n_listen])
-		n_listen++;
-	d->listeners = calloc(n_listen, sizeof(*d->listeners));
-	if (!d->listeners)
-		return log_oom();
-	for (size_t i = 0; i < n_listen; i++) {
-		mv_error_clear(&err);
-		r = listener_open(d->event, d->cfg->listen[i], d->api, d->access_gid,
-				  &d->listeners[d->n_listeners], &err);
-		if (r < 0)
-			return log_error_errno(r, "%s", err.msg[0] ? err.msg : strerror(-r));
-		d->n_listeners++;
-		log_info("listening on %s", d->cfg->listen[i]);
-	}
+	if ((r = open_listeners(d)) < 0)
+		return r;
 	log_info("mvirt-vmm " MVIRT_VERSION " ready: %zu VMs, state %s", vm_manager_count(d->vms),
 		 d->cfg->state_dir);
 	(void)sd_notifyf(0, "READY=1\nSTATUS=serving %zu VMs\nMAINPID=%d", vm_manager_count(d->vms),
@@ -465,6 +509,7 @@ static int daemon_start(struct daemon *d)
 
 static void daemon_done(struct daemon *d)
 {
+	log_set_vm_id_lookup(NULL, NULL);
 	for (size_t i = 0; i < d->n_listeners; i++)
 		listener_free(d->listeners[i]);
 	free(d->listeners);

@@ -2,19 +2,22 @@
 #include "api/listener.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 
 #include "api/peer.h"
 #include "common/log.h"
 
 struct listener {
 	char *address;
-	char *unix_path; /* NULL for TCP */
+	char *unix_path; /* NULL for TCP, and for a socket of systemd's (it is not ours to unlink) */
+	int family;      /* AF_UNIX, AF_INET, AF_INET6 */
 	int fd;
 	sd_event_source *source;
 	sd_event_source *resume; /* while accepting is paused: out of file descriptors */
@@ -179,7 +182,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 						  l->address);
 			return 0;
 		}
-		if (l->unix_path) {
+		if (l->family == AF_UNIX) {
 			r = peer_cred_unix(cfd, &cred);
 		} else {
 			int one = 1;
@@ -228,6 +231,17 @@ static int unix_path_free(const char *path, const union sockaddr_any *sa, struct
 	return 0;
 }
 
+/* Starts accepting on l->fd, a listening socket. */
+static int listener_watch(struct listener *l, sd_event *event, struct mv_error *err)
+{
+	int r = sd_event_add_io(event, &l->source, l->fd, EPOLLIN, on_accept, l);
+
+	if (r < 0)
+		return mv_err_internal(err, r, "listen %s: cannot watch the socket: %m",
+				       l->address);
+	return 0;
+}
+
 int listener_open(sd_event *event, const char *addr, struct api_server *api, gid_t access_gid,
 		  struct listener **ret, struct mv_error *err)
 {
@@ -244,6 +258,7 @@ int listener_open(sd_event *event, const char *addr, struct api_server *api, gid
 	l->fd = -1;
 	l->api = api;
 	l->access_gid = access_gid;
+	l->family = sa.sa.sa_family;
 	l->address = strdup(addr);
 	if (!l->address) {
 		r = -ENOMEM;
@@ -290,16 +305,107 @@ int listener_open(sd_event *event, const char *addr, struct api_server *api, gid
 		r = mv_err_internal(err, -errno, "listen %s: listen: %m", addr);
 		goto fail;
 	}
-	r = sd_event_add_io(event, &l->source, l->fd, EPOLLIN, on_accept, l);
-	if (r < 0) {
-		mv_err_internal(err, r, "listen %s: cannot watch the socket: %m", addr);
+	r = listener_watch(l, event, err);
+	if (r < 0)
 		goto fail;
-	}
 	*ret = l;
 	return 0;
 fail:
 	listener_free(l);
 	return r;
+}
+
+/* The name of a bound socket, as --listen spells it: "unix:/path", "127.0.0.1:PORT",
+ * "[::1]:PORT". */
+static int socket_address(int fd, char **ret, struct mv_error *err)
+{
+	union sockaddr_any sa;
+	socklen_t len = sizeof(sa);
+	char host[INET6_ADDRSTRLEN];
+	int r;
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, &sa.sa, &len) < 0)
+		return mv_err_internal(err, -errno, "socket fd %d: getsockname: %m", fd);
+	switch (sa.sa.sa_family) {
+	case AF_UNIX:
+		if (len <= offsetof(struct sockaddr_un, sun_path) || sa.un.sun_path[0] == '\0')
+			return mv_err_invalid(err,
+					      "socket fd %d: an unnamed or abstract Unix "
+					      "socket; only a socket file can be served",
+					      fd);
+		sa.un.sun_path[sizeof(sa.un.sun_path) - 1] = '\0';
+		r = asprintf(ret, "unix:%s", sa.un.sun_path);
+		break;
+	case AF_INET:
+		inet_ntop(AF_INET, &sa.in.sin_addr, host, sizeof(host));
+		r = asprintf(ret, "%s:%u", host, (unsigned)ntohs(sa.in.sin_port));
+		break;
+	case AF_INET6:
+		inet_ntop(AF_INET6, &sa.in6.sin6_addr, host, sizeof(host));
+		r = asprintf(ret, "[%s]:%u", host, (unsigned)ntohs(sa.in6.sin6_port));
+		break;
+	default:
+		return mv_err_invalid(err, "socket fd %d: address family %d is not served", fd,
+				      sa.sa.sa_family);
+	}
+	if (r < 0) {
+		*ret = NULL;
+		return mv_err_oom(err);
+	}
+	return 0;
+}
+
+int listener_adopt(sd_event *event, int fd, struct api_server *api, gid_t access_gid,
+		   struct listener **ret, struct mv_error *err)
+{
+	_cleanup_free_ char *addr = NULL;
+	union sockaddr_any sa;
+	struct listener *l;
+	int r, flags;
+
+	r = socket_address(fd, &addr, err);
+	if (r < 0)
+		return r;
+	/* the same rules as for an address of --listen: loopback only */
+	r = parse_address(addr, &sa, err);
+	if (r < 0)
+		return mv_err_prefix(err, "socket from systemd: "), r;
+	if (sd_is_socket(fd, sa.sa.sa_family, SOCK_STREAM, 1) <= 0)
+		return mv_err_invalid(err, "socket from systemd %s: not a listening stream socket",
+				      addr);
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return mv_err_internal(err, -errno, "socket from systemd %s: fcntl: %m", addr);
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return mv_err_oom(err);
+	l->api = api;
+	l->access_gid = access_gid;
+	l->family = sa.sa.sa_family;
+	l->address = TAKE_PTR(addr);
+	l->fd = fd;
+	r = listener_watch(l, event, err);
+	if (r < 0) {
+		l->fd = -1; /* the caller's still */
+		listener_free(l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
+bool listener_serves(const char *addr, const char *other)
+{
+	union sockaddr_any a, b;
+	int la, lb;
+
+	if ((la = parse_address(addr, &a, NULL)) < 0 || (lb = parse_address(other, &b, NULL)) < 0)
+		return false;
+	if (a.sa.sa_family == AF_UNIX && b.sa.sa_family == AF_UNIX)
+		return streq(a.un.sun_path, b.un.sun_path);
+	return la == lb && memcmp(&a, &b, (size_t)la) == 0;
 }
 
 void listener_free(struct listener *l)

@@ -24,6 +24,17 @@ int listener_check_address(const char *addr, struct mv_error *err);
 int listener_open(sd_event *event, const char *addr, struct api_server *api, gid_t access_gid,
 		  struct listener **ret, struct mv_error *err);
 
+/* Serves fd, a listening stream socket made by someone else (systemd's socket activation:
+ * sd_listen_fds), under the same rules as an address of listener_open: a Unix socket file or
+ * a loopback TCP address. Its mode and owner are left as they are, and its file is never
+ * unlinked. On success the listener owns fd (made non-blocking and close-on-exec); on failure
+ * fd stays the caller's. */
+int listener_adopt(sd_event *event, int fd, struct api_server *api, gid_t access_gid,
+		   struct listener **ret, struct mv_error *err);
+
+/* Whether the listen addresses addr and other name the same socket (both valid). */
+bool listener_serves(const char *addr, const char *other);
+
 /* Stops accepting and closes the socket; a Unix socket's file is unlinked. NULL-safe. */
 void listener_free(struct listener *l);
 
