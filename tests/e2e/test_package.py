@@ -166,6 +166,13 @@ def test_package_installs_and_serves(deb, vm_files, tmp_path):
             assert "/usr/local" not in text, unit
         assert "ExecStart=/usr/sbin/mvirt-vmm" in \
             (root / "lib/systemd/system/mvirt-vmm.service").read_text()
+        if shutil.which("systemd-analyze"):  # systemd's own reading of the installed units
+            r = subprocess.run(
+                ["nsenter", f"--mount=/proc/{proc.pid}/ns/mnt", "systemd-analyze", "verify",
+                 "--man=no", "/lib/systemd/system/mvirt-vmm.socket",
+                 "/lib/systemd/system/mvirt-vmm.service", "/lib/systemd/system/mvirt-web.service"],
+                capture_output=True, text=True, timeout=60)
+            assert (r.returncode, r.stdout + r.stderr) == (0, ""), r
 
         # the default state directory, in the overlay of /var
         assert (root / "var/lib/mvirt/mvirt.db").exists()

@@ -156,11 +156,57 @@ static void test_config_file(void **state)
 	config_done(&cfg);
 }
 
+/* Every bad line is a problem of its own, in file order, and reading goes on past each; the
+ * first also lands in err. Past 100, problems are counted but not kept. */
+static void test_config_every_problem(void **state)
+{
+	char path[] = "/tmp/mvirt-test-config-XXXXXX";
+	struct daemon_config cfg;
+	struct mv_error err = {0};
+	char many[200 * 8 + 1] = "";
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(
+		parse_file(&cfg, &err, path,
+			   "state_dir = rel\nhypervisor = /ok\nwhat = 1\nidle_timeout = 0\n"),
+		-EINVAL);
+	assert_int_equal(cfg.n_problems, 3);
+	assert_non_null(strstr(cfg.problems[0], ":1: state-dir: 'rel' must be an absolute path"));
+	assert_non_null(strstr(cfg.problems[1], ":3: unknown key 'what'"));
+	assert_non_null(strstr(cfg.problems[2], ":4: idle-timeout: '0' is not a whole number"));
+	assert_null(cfg.problems[3]);
+	assert_non_null(strstr(err.msg, ":1: state-dir"));
+	config_done(&cfg);
+
+	for (int i = 0; i < 200; i++)
+		memcpy(many + strlen(many), "x = 1\n", sizeof("x = 1\n"));
+	assert_int_equal(parse_file(&cfg, &err, path, many), -EINVAL);
+	assert_int_equal(cfg.n_problems, 200);
+	assert_non_null(cfg.problems[99]);
+	assert_null(cfg.problems[100]);
+	config_done(&cfg);
+
+	/* --check-config alone changes nothing of the parse */
+	assert_int_equal(parse_file(&cfg, &err, path, "hypervisor = /bin/ch\n"), CONFIG_RUN);
+	assert_false(cfg.check_only);
+	config_done(&cfg);
+	mv_error_clear(&err);
+	assert_int_equal(parse(&cfg, &err, "-n", "--config", path, NULL), CONFIG_RUN);
+	assert_true(cfg.check_only);
+	assert_int_equal(cfg.n_problems, 0);
+	config_done(&cfg);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_cli),
 		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_config_every_problem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
