@@ -168,6 +168,7 @@ _mvirt_option_value()
         *)
             case $2 in
                 PATH | FILE | DIR) _mvirt_files ;;
+                *[a-z]\|[a-z]*) [[ $2 =~ ^[a-z0-9|]+$ ]] && _mvirt_add "${2//|/ }" ;; # on|off
             esac
             ;;
     esac

@@ -133,6 +133,8 @@ def test_option_values(mvirt, tmp_path):
     assert complete(mvirt, "mvirt --output=j") == ["json"]
     assert complete(mvirt, "mvirt volume create x --format q") == ["qcow2"]
     assert complete(mvirt, "mvirt network create x --mode ") == ["nat", "isolated", "bridge"]
+    # a metavar of alternatives ("on|off") offers them
+    assert complete(mvirt, "mvirt set x --autostart ") == ["on", "off"]
     (tmp_path / "vmlinuz").write_bytes(b"k")
     (tmp_path / "other").write_bytes(b"o")
     assert complete(mvirt, f"mvirt create x --kernel {tmp_path}/vm") == [f"{tmp_path}/vmlinuz"]
