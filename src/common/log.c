@@ -1,8 +1,8 @@
 /* See log.h. Under systemd with stderr connected to the journal ($JOURNAL_STREAM names
  * stderr's device and inode, as systemd.exec(5) documents), each line goes to journald as a
  * structured entry (sd_journal_sendv) with MVIRT_VM_NAME / MVIRT_VM_ID for lines about a VM;
- * should journald refuse it, the line goes to stderr with a "<N>" priority prefix, which
- * journald parses. Elsewhere: plain "mvirt-vmm: message" lines on stderr. */
+ * when journald's socket is not there at the first line (or refuses an entry), lines go to
+ * stderr with a "<N>" priority prefix, which journald parses. Elsewhere: plain "mvirt-vmm: message" lines on stderr. */
 #include "common/log.h"
 
 #include <pthread.h>
@@ -11,7 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+/* no CODE_FILE/CODE_LINE/CODE_FUNC: they would all name journal_send() */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
+
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 static enum log_level max_level = LOG_LEVEL_INFO;
 static log_vm_id_fn vm_id_lookup;
@@ -102,7 +107,7 @@ static bool journal_send(const char *msg, enum log_level level)
 
 int log_full_errno(enum log_level level, int error, const char *fmt, ...)
 {
-	static int journal = -1; /* unknown yet */
+	static int journal = -1; /* unknown yet; 0: not; 1: entries; 2: "<N>" lines on stderr */
 	char buf[LOG_LINE_MAX];
 	va_list ap;
 	int saved = errno;
@@ -117,14 +122,12 @@ int log_full_errno(enum log_level level, int error, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (journal < 0)
-		journal = log_stderr_is_journal();
-	if (journal && journal_send(buf, level))
-		;
-	else if (journal || getenv("JOURNAL_STREAM"))
-		fprintf(stderr, "<%d>%s\n", (int)level, buf);
-	else
+	if (journal < 0) /* sd_journal_sendv drops entries silently when journald is absent */
+		journal = !log_stderr_is_journal() ? 0 : access(JOURNAL_SOCKET, W_OK) == 0 ? 1 : 2;
+	if (!journal)
 		fprintf(stderr, "mvirt-vmm: %s\n", buf);
+	else if (journal == 2 || !journal_send(buf, level)) /* the stream takes "<N>" lines */
+		fprintf(stderr, "<%d>%s\n", (int)level, buf);
 	errno = saved;
 	return -error;
 }

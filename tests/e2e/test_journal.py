@@ -119,5 +119,35 @@ def test_vm_lines_carry_the_vm_fields(journal_daemon, vm_files):
     assert e["MESSAGE"].startswith("vm jvm: created"), e
     assert e["MVIRT_VM_ID"] == vm.id, e
     assert e["PRIORITY"] == "6", e
+    assert "CODE_FILE" not in e, e  # it would name log.c, for every line
     # and nothing of it on stderr: one copy, in the journal
     assert "vm jvm" not in stderr.read_text()
+
+
+def test_without_journald_lines_go_to_the_stream(vmm_binary):
+    """stderr is the journal stream but journald's socket is gone: the lines go to the stream
+    with the "<N>" priority prefix journald parses, none is lost."""
+    if os.geteuid() != 0:
+        pytest.skip("hiding /run needs a mount namespace (root)")
+    base = make_tmpdir("mvjr")
+    try:
+        with open(base / "stderr.log", "wb") as log:
+            st = os.fstat(log.fileno())
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("LISTEN_", "JOURNAL_", "NOTIFY_"))}
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            r = subprocess.run(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 'mount -t tmpfs tmpfs /run && exec "$@"', "nojournal", str(vmm_binary),
+                 "--listen", "127.0.0.1:1", "--listen", "127.0.0.1:1", "--state-dir",
+                 str(base / "state"), "--runtime-dir", str(base / "run"),
+                 "--default-network", "off"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, timeout=60)
+        text = (base / "stderr.log").read_text()
+        # the second listen on the same port fails: an error line, priority 3
+        assert r.returncode == 1, text
+        assert "<6>state database" in text, text
+        assert any(ln.startswith("<3>listen 127.0.0.1:1: bind:") for ln in text.splitlines()), text
+        assert "mvirt-vmm: " not in text, text
+    finally:
+        subprocess.run(["rm", "-rf", str(base)])
