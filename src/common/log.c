@@ -2,7 +2,8 @@
  * stderr's device and inode, as systemd.exec(5) documents), each line goes to journald as a
  * structured entry (sd_journal_sendv) with MVIRT_VM_NAME / MVIRT_VM_ID for lines about a VM;
  * when journald's socket is not there at the first line (or refuses an entry), lines go to
- * stderr with a "<N>" priority prefix, which journald parses. Elsewhere: plain "mvirt-vmm: message" lines on stderr. */
+ * stderr with a "<N>" priority prefix, which journald parses. Elsewhere: plain
+ * "mvirt-vmm: message" lines on stderr. */
 #include "common/log.h"
 
 #include <pthread.h>
