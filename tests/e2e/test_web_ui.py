@@ -82,7 +82,14 @@ def test_login_page_only_without_a_session(ui, build_dir):
 def test_create_start_console_stop_in_the_browser(ui, build_dir, vm_files, emulated):
     if not emulated:
         pytest.skip("the scenario's guest answers typed lines (ch-emu's simulated guest)")
-    run(ui, build_dir, "lifecycle", kernel=vm_files["kernel"])
+    def asked(question):
+        assert question == "set autostart of VM 'web-ui' on, order 2", question
+        req = pb.UpdateVmRequest(vm="web-ui", config=pb.VmConfig(autostart=True,
+                                                                 autostart_order=2))
+        req.update_mask.paths.extend(["autostart", "autostart_order"])
+        ui.daemon.call("UpdateVm", req)
+
+    run(ui, build_dir, "lifecycle", asked=asked, kernel=vm_files["kernel"])
 
 
 def test_volumes_page_create_import_clone_resize_delete(ui, build_dir, vm_files, tmp_path):

@@ -88,6 +88,13 @@ const scenarios = {
     await page.click("button[type=submit]");
     await page.waitForURL(/#\/vm\/web-ui$/);
     await page.waitForSelector(".badge[data-state=stopped]");
+    // autostart is shown, and follows a change made elsewhere (CONFIG_CHANGED) without a reload
+    const autostart = () => page.evaluate(() => [...document.querySelectorAll("dl.kv dt")]
+      .find((dt) => dt.textContent === "autostart")?.nextElementSibling.textContent);
+    assert.equal(await autostart(), "off");
+    await ask("set autostart of VM 'web-ui' on, order 2");
+    await page.waitForFunction(() => [...document.querySelectorAll("dl.kv dt")]
+      .find((dt) => dt.textContent === "autostart")?.nextElementSibling.textContent === "on (order 2)");
     await page.click("button[data-action=start]");
     await page.waitForSelector(".title .badge[data-state=running]");
     await page.waitForFunction(() => document.querySelector(".xterm-rows")?.innerText.includes("hello-from-guest"));

@@ -133,6 +133,7 @@ function vmPage(name) {
       actions(vm),
       kv([["id", vm.id], ["vCPUs", String(c.vcpus)], ["memory", `${c.memory_mb} MiB`], ["kernel", c.kernel],
         ["initramfs", c.initramfs], ["firmware", c.firmware], ["cmdline", c.cmdline], ["disk", c.disk],
+        ["autostart", c.autostart ? `on (order ${c.autostart_order || 0})` : "off"],
         ["pid", vm.pid ? String(vm.pid) : ""], ["uptime", uptime(vm)]]),
       h("h3", {}, "Disks"),
       h("ul", { id: "vm-disks" }, (c.disks || []).map((d) => h("li", {},
