@@ -580,6 +580,44 @@ static void test_commits_are_synced(void **state)
 	shim_remove();
 }
 
+/* A runtime-state save commits without a sync, the next durable one syncs again, and both
+ * are there after a reopen. */
+static void test_runtime_saves_are_not_synced(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_record r, *out = NULL;
+	struct store *s;
+	size_t n;
+
+	shim_install();
+	s = open_ok(f->path);
+	basic_record(&r, 1, "runtime");
+	save_ok(s, &r);
+	r.state = VM_STATE_RUNNING;
+	r.process = (struct vm_process){4242, 99, "6f1c2a4e-9b3d-4e8f-a1b2-c3d4e5f60718"};
+	wal_syncs = 0;
+	assert_int_equal(store_vm_save_runtime(s, &r, NULL), 0);
+	assert_int_equal(wal_syncs, 0);
+	r.config.vcpus = 3;
+	save_ok(s, &r);
+	assert_true(wal_syncs >= 1);
+	r.state = VM_STATE_STOPPED;
+	memset(&r.process, 0, sizeof(r.process));
+	wal_syncs = 0;
+	assert_int_equal(store_vm_save_runtime(s, &r, NULL), 0);
+	assert_int_equal(wal_syncs, 0);
+	store_close(s);
+	shim_remove();
+
+	s = open_ok(f->path);
+	n = load_ok(s, &out);
+	assert_int_equal(n, 1);
+	assert_true(vmdef_record_equal(&r, &out[0]));
+	free_records(out, n);
+	store_close(s);
+	vmdef_record_done(&r);
+}
+
 static void test_round_trip(void **state)
 {
 	struct fixture *f = *state;
@@ -2225,6 +2263,7 @@ int main(void)
 		T(test_new_database),
 		T(test_open_errors),
 		T(test_commits_are_synced),
+		T(test_runtime_saves_are_not_synced),
 		T(test_round_trip),
 		T(test_process_round_trip),
 		T(test_process_cleared),

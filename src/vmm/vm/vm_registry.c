@@ -183,14 +183,25 @@ void vm_manager_totals(const struct vm_manager *m, uint32_t *ret_vcpus, uint64_t
 
 /* ---- persistence ---- */
 
-int vm_save(struct vm *vm)
+static int save(struct vm *vm, bool runtime_only)
 {
 	struct mv_error err = {0};
-	int r = store_vm_save(vm->m->store, &vm->rec, &err);
+	int r = runtime_only ? store_vm_save_runtime(vm->m->store, &vm->rec, &err)
+			     : store_vm_save(vm->m->store, &vm->rec, &err);
 
 	if (r < 0)
 		log_error_errno(r, "vm %s: cannot save its state: %s", vm->rec.name, err.msg);
 	return r;
+}
+
+int vm_save(struct vm *vm)
+{
+	return save(vm, false);
+}
+
+int vm_save_state(struct vm *vm)
+{
+	return save(vm, true);
 }
 
 void vm_set_state(struct vm *vm, enum vm_state state, enum vm_event_type type,
@@ -212,7 +223,7 @@ void vm_set_state(struct vm *vm, enum vm_state state, enum vm_event_type type,
 		log_info("vm %s: %s (%s)", vm->rec.name, vm_state_name(state),
 			 strempty(vm->rec.state_reason));
 	vm->rec.state = state;
-	(void)vm_save(vm);
+	(void)vm_save_state(vm);
 	vm_emit(vm, type);
 }
 

@@ -35,6 +35,9 @@ void vm_registry_remove(struct vm_manager *m, struct vm *vm);
 /* Writes vm->rec to the store; on failure logs (the in-memory state stays authoritative for
  * this run) and returns < 0. */
 int vm_save(struct vm *vm);
+/* The same when only the runtime state changed (state, reason, process): not waited for
+ * on disk (store_vm_save_runtime). */
+int vm_save_state(struct vm *vm);
 /* Sets state and reason (formatted, copied), saves, and tells the watchers (event type). */
 void vm_set_state(struct vm *vm, enum vm_state state, enum vm_event_type type,
 		  const char *reason_fmt, ...) _printf_(4, 5);
