@@ -6,7 +6,8 @@ places, the mvirt group made by postinst, the registered conffile, nothing enabl
 and the installed /usr/sbin/mvirt-vmm, started by hand with its default state directory
 (/var/lib/mvirt, in the overlay) and the cloud-hypervisor emulator, answers a grpcurl-style
 CreateVm (a request built from JSON) over TCP and the installed /usr/bin/mvirt over the Unix
-socket.
+socket; a purge then removes the package's files and conffile but neither the state
+(/var/lib/mvirt) nor the group.
 
 PID 1 here is not systemd, so the service is not started through systemctl; the unit files are
 checked as installed files. The package is built once per session from a copy of the tracked
@@ -197,6 +198,15 @@ def test_package_installs_and_serves(deb, vm_files, tmp_path):
                             "-o", "json", "list"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r
         assert [v["name"] for v in json.loads(r.stdout)["vms"]] == ["pkg-vm"]
+
+        # purge: the package's files and conffile go; the state and the group stay
+        r = subprocess.run(["nsenter", f"--mount=/proc/{proc.pid}/ns/mnt", "dpkg", "--purge",
+                            "mvirt"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r
+        assert not (root / "usr/sbin/mvirt-vmm").exists()
+        assert not (root / "etc/mvirt/mvirt-vmm.conf").exists()
+        assert (root / "var/lib/mvirt/mvirt.db").exists()
+        assert f"\nmvirt:x:{gid}:" in "\n" + (root / "etc/group").read_text()
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
