@@ -44,6 +44,9 @@ static void full_record(struct vm_record *r)
 	r->config.firmware = xstrdup("/usr/share/ovmf/OVMF.fd");
 	r->config.disk = xstrdup("/var/lib/mvirt/disks/web-1.raw");
 	r->config.user_data = xstrdup("#cloud-config\nhostname: web-1\n");
+	r->config.autostart = true;
+	r->config.autostart_order = 3;
+	r->config.version = ((uint64_t)1 << 33) + 5;
 	r->config.n_disks = 2;
 	r->config.disks = calloc(2, sizeof(*r->config.disks));
 	assert_non_null(r->config.disks);
@@ -230,6 +233,18 @@ static void mut_boot_id_empty(struct vm_record *r)
 {
 	r->process.boot_id[0] = '\0';
 }
+static void mut_autostart(struct vm_record *r)
+{
+	r->config.autostart = false;
+}
+static void mut_autostart_order(struct vm_record *r)
+{
+	r->config.autostart_order = 4;
+}
+static void mut_version(struct vm_record *r)
+{
+	r->config.version -= (uint64_t)1 << 33;
+}
 static void mut_vcpus(struct vm_record *r)
 {
 	r->config.vcpus = 5;
@@ -332,10 +347,11 @@ static void test_equal_notices_every_member(void **state)
 		mut_boot_id, mut_boot_id_empty,
 	};
 	static const mutation_fn config_muts[] = {
-		mut_vcpus,   mut_memory,    mut_kernel,        mut_initramfs,
-		mut_cmdline, mut_firmware,  mut_disk,          mut_user_data,
-		mut_n_disks, mut_disk_path, mut_disk_readonly, mut_disk_format,
-		mut_n_nics,  mut_nic_tap,   mut_nic_network,   mut_nic_mac,
+		mut_vcpus,     mut_memory,          mut_kernel,        mut_initramfs,
+		mut_cmdline,   mut_firmware,        mut_disk,          mut_user_data,
+		mut_n_disks,   mut_disk_path,       mut_disk_readonly, mut_disk_format,
+		mut_n_nics,    mut_nic_tap,         mut_nic_network,   mut_nic_mac,
+		mut_autostart, mut_autostart_order, mut_version,
 	};
 	struct vm_record base;
 
@@ -363,6 +379,83 @@ static void test_config_equal(void **state)
 	assert_false(vmdef_config_equal(&a.config, &b.config));
 	vmdef_record_done(&a);
 	vmdef_record_done(&b);
+}
+
+/* The members the daemon keeps (plain_paths, version) and autostart's: equal notices them all,
+ * same_settings none of the daemon's, and autostart's only when asked to. */
+static void test_same_settings(void **state)
+{
+	struct vm_record a, b;
+
+	(void)state;
+	full_record(&a);
+	assert_int_equal(vmdef_record_copy(&b, &a), 0);
+	b.config.version = a.config.version + 1;
+	b.config.plain_paths = a.config.plain_paths ^ 1;
+	assert_false(vmdef_config_equal(&a.config, &b.config));
+	assert_true(vmdef_config_same_settings(&a.config, &b.config, true));
+	b.config.autostart = !a.config.autostart;
+	assert_false(vmdef_config_equal(&a.config, &b.config));
+	assert_false(vmdef_config_same_settings(&a.config, &b.config, true));
+	assert_true(vmdef_config_same_settings(&a.config, &b.config, false));
+	b.config.autostart = a.config.autostart;
+	b.config.autostart_order = 7;
+	assert_false(vmdef_config_same_settings(&a.config, &b.config, true));
+	assert_true(vmdef_config_same_settings(&a.config, &b.config, false));
+	b.config.vcpus++;
+	assert_false(vmdef_config_same_settings(&a.config, &b.config, false));
+	/* copies keep them */
+	vmdef_record_done(&a);
+	assert_int_equal(vmdef_record_copy(&a, &b), 0);
+	assert_true(vmdef_config_equal(&a.config, &b.config));
+	assert_int_equal(a.config.autostart_order, 7);
+	vmdef_record_done(&a);
+	vmdef_record_done(&b);
+}
+
+static void test_config_fields(void **state)
+{
+	static const char *const names[] = {
+		"vcpus",     "memory_mb",       "kernel",    "initramfs",
+		"cmdline",   "firmware",        "disk",      "disks",
+		"nics",      "user_data",       "meta_data", "network_config",
+		"autostart", "autostart_order",
+	};
+	uint32_t all = 0;
+	struct vm_record a, b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		uint32_t bit = vmdef_config_field_from_name(names[i]);
+
+		assert_int_not_equal(bit, 0);
+		assert_int_equal(all & bit, 0); /* one bit each */
+		all |= bit;
+	}
+	assert_int_equal(all, VM_FIELD_ALL);
+	assert_int_equal(vmdef_config_field_from_name("plain_paths"), 0);
+	assert_int_equal(vmdef_config_field_from_name("version"), 0);
+	assert_int_equal(vmdef_config_field_from_name("Vcpus"), 0);
+	assert_int_equal(vmdef_config_field_from_name(""), 0);
+	assert_int_equal(vmdef_config_field_from_name(NULL), 0);
+
+	/* swap moves exactly the named members, both ways */
+	full_record(&a);
+	memset(&b, 0, sizeof(b));
+	b.config.vcpus = 9;
+	b.config.cmdline = xstrdup("new");
+	vmdef_config_swap_fields(&a.config, &b.config,
+				 VM_FIELD_VCPUS | VM_FIELD_CMDLINE | VM_FIELD_DISKS);
+	assert_int_equal(a.config.vcpus, 9);
+	assert_string_equal(a.config.cmdline, "new");
+	assert_int_equal(a.config.n_disks, 0);
+	assert_non_null(a.config.kernel);
+	assert_int_not_equal(b.config.vcpus, 9);
+	assert_string_not_equal(b.config.cmdline, "new");
+	assert_int_not_equal(b.config.n_disks, 0);
+	assert_null(b.config.kernel);
+	vmdef_record_done(&a);
+	vmdef_config_done(&b.config);
 }
 
 static void test_vm_state_name(void **state)
@@ -415,6 +508,8 @@ int main(void)
 		cmocka_unit_test(test_equal_null_and_empty),
 		cmocka_unit_test(test_equal_notices_every_member),
 		cmocka_unit_test(test_config_equal),
+		cmocka_unit_test(test_same_settings),
+		cmocka_unit_test(test_config_fields),
 		cmocka_unit_test(test_vm_state_name),
 		cmocka_unit_test(test_disk_format_names),
 	};
