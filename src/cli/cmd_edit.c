@@ -183,6 +183,12 @@ static int cmd_edit_exec(struct cli *cli, const struct args *args)
 		return r;
 	if (!vm->config || (r = write_config(vm, &path)) != CLI_EXIT_OK)
 		goto out;
+	if (vm->state != MVIRT__VM_STATE__VM_STATE_STOPPED &&
+	    vm->state != MVIRT__VM_STATE__VM_STATE_CRASHED)
+		fprintf(stderr,
+			"mvirt: vm %s is not stopped: only autostart and autostart_order can "
+			"change until it is\n",
+			vm->name);
 	for (;;) {
 		Mvirt__VmConfig *config = NULL;
 		ProtobufCMessage *resp = NULL;

@@ -228,3 +228,20 @@ def test_edit_editor_choice_and_failure(ch_daemon, vm_files, editor):
     rc, out, err = run_cli(d, "-o", "json", "edit", "a", env=editor({"set": {"vcpus": 1}}))
     assert rc == 0, err
     assert json.loads(out)["config"]["vcpus"] == 1 and json.loads(out)["id"] == vm.id
+
+
+def test_edit_running_vm(ch_daemon, vm_files, editor):
+    """A running VM: the editor still opens (autostart can change), with a note; another
+    change is refused with the daemon's message and changes nothing."""
+    d = ch_daemon
+    create_ok(d, "a", vm_files)
+    d.call("StartVm", pb.StartVmRequest(vm="a"), timeout=60)
+    try:
+        rc, out, err = run_cli(d, "edit", "a", env=editor({"set": {"memory_mb": 256}}))
+        assert rc == 1 and "is not stopped" in err and "is running" in err, err
+        assert get(d, "a").config.memory_mb == 128
+        rc, out, err = run_cli(d, "edit", "a", env=editor({"set": {"autostart": True}}))
+        assert rc == 0, err
+        assert get(d, "a").config.autostart
+    finally:
+        d.call("KillVm", pb.KillVmRequest(vm="a"), timeout=60)
