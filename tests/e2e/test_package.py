@@ -108,6 +108,7 @@ if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
 fi
 getent group mvirt >"$out/group" || true
 dpkg-query -W -f='${Conffiles}' mvirt >"$out/conffiles"
+dpkg-query -W -f='${Depends}' mvirt >"$out/depends"
 ls /etc/systemd/system/*.wants 2>/dev/null | grep mvirt >"$out/enabled" || true
 shift 3
 exec "$@"
@@ -161,6 +162,9 @@ def test_package_installs_and_serves(deb, vm_files, tmp_path):
         assert gid < 1000, group  # a system group (addgroup --system)
         conffiles = (out / "conffiles").read_text().split()
         assert "/etc/mvirt/mvirt-vmm.conf" in conffiles, conffiles
+        # loaded with dlopen, so named by hand (debian/control)
+        depends = (out / "depends").read_text()
+        assert "libnftables1" in depends, depends
         assert (out / "enabled").read_text() == "", "units enabled on install"
         for unit in ("mvirt-vmm.service", "mvirt-vmm.socket", "mvirt-web.service"):
             text = (root / "lib/systemd/system" / unit).read_text()
