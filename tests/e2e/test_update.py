@@ -189,6 +189,11 @@ def test_event_and_persistence(ch_daemon, vm_files):
         # no change: no event, no new version
         same = update(d, "a", pb.VmConfig(vcpus=2), ["vcpus"])
         assert same.config_version == got.config_version
+        # a disk sent without the format the daemon detected: the same config once completed
+        b = create(d, "b", vm_files, disk="", disks=[pb.Disk(path=vm_files["disk2"])])
+        assert b.config.disks[0].format == pb.DISK_FORMAT_RAW
+        same = update(d, "b", pb.VmConfig(disks=[pb.Disk(path=vm_files["disk2"])]), ["disks"])
+        assert same == b
         ev2 = update(d, "a", pb.VmConfig(vcpus=1), ["vcpus"])
         w.wait_count(n + 1)
         assert [e.type for e in w.snapshot()[n:]] == [T.VM_EVENT_TYPE_CONFIG_CHANGED]

@@ -418,6 +418,11 @@ int vm_manager_update(struct vm_manager *m, const char *ref, const struct vm_con
 					   vm->rec.name, vm_state_name(vm->rec.state));
 	if (settings && (r = update_check(m, vm, &c, host, err)) < 0)
 		return r;
+	/* completed (formats detected, say), it may be what the VM has already */
+	if (vmdef_config_same_settings(&c, &vm->rec.config, true)) {
+		*ret = &vm->rec;
+		return 0;
+	}
 	c.version = vm->rec.config.version + 1;
 	SWAP(vm->rec.config, c);
 	r = store_vm_save(m->store, &vm->rec, err);
