@@ -431,12 +431,22 @@ def build_dir() -> Path:
     return d
 
 
+def built_binary(build_dir, rel: str) -> Path:
+    """build_dir/rel, failing the test when it is not built."""
+    b = build_dir / rel
+    if not os.access(b, os.X_OK):
+        pytest.fail(f"{b} not built (set MVIRT_BUILD_DIR)")
+    return b
+
+
 @pytest.fixture(scope="session")
 def vmm_binary(build_dir) -> Path:
-    b = build_dir / "src" / "vmm" / "mvirt-vmm"
-    if not os.access(b, os.X_OK):
-        pytest.fail(f"daemon binary {b} not built (set MVIRT_BUILD_DIR)")
-    return b
+    return built_binary(build_dir, "src/vmm/mvirt-vmm")
+
+
+@pytest.fixture(scope="session")
+def cli_binary(build_dir) -> Path:
+    return built_binary(build_dir, "src/cli/mvirt")
 
 
 @pytest.fixture

@@ -45,11 +45,8 @@ HINT = b"escape character is ^]"
 # ---- helpers ----------------------------------------------------------------------------------
 
 @pytest.fixture(autouse=True)
-def cli(build_dir) -> str:
-    b = build_dir / "src" / "cli" / "mvirt"
-    if not os.access(b, os.X_OK):
-        pytest.fail(f"CLI binary {b} not built (set MVIRT_BUILD_DIR)")
-    return str(b)
+def cli(cli_binary) -> str:
+    return str(cli_binary)
 
 
 @pytest.fixture

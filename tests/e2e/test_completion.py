@@ -43,11 +43,8 @@ printf '%s\n' "${COMPREPLY[@]}"
 
 
 @pytest.fixture
-def mvirt(build_dir):
-    b = build_dir / "src" / "cli" / "mvirt"
-    if not os.access(b, os.X_OK):
-        pytest.fail(f"CLI binary {b} not built (set MVIRT_BUILD_DIR)")
-    return str(b)
+def mvirt(cli_binary):
+    return str(cli_binary)
 
 
 def comp_words(line: str) -> list:

@@ -6,7 +6,6 @@ on as they are. The server runs against a real daemon with ch-emu."""
 
 import http.client
 import json
-import os
 import re
 import subprocess
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import mvirt_proto
-from conftest import free_tcp_port, make_tmpdir
+from conftest import built_binary, free_tcp_port, make_tmpdir
 
 pb = mvirt_proto.mvirt_pb2
 websocket = pytest.importorskip("websocket")
@@ -102,9 +101,7 @@ class Session:
 
 @pytest.fixture
 def web_binary(build_dir):
-    b = build_dir / "src" / "web" / "mvirt-web"
-    if not os.access(b, os.X_OK):
-        pytest.fail(f"{b} not built")
+    b = built_binary(build_dir, "src/web/mvirt-web")
     if not (b.parent / "ui" / "login.html").exists():
         pytest.fail(f"the web UI is not built in {b.parent / 'ui'} (needs npm: -Dweb_ui)")
     return b
