@@ -131,12 +131,12 @@ static void test_service_with_dependencies(void **state)
 {
 	Response *resp;
 	Google__Protobuf__FileDescriptorProto *f;
-	bool ts = false, wrappers = false;
+	bool ts = false, wrappers = false, mask = false;
 
 	(void)state;
 	resp = ask_symbol("mvirt.VmService");
 	assert_int_equal(resp->message_response_case, RCASE(FILE_DESCRIPTOR_RESPONSE));
-	assert_int_equal(resp->file_descriptor_response->n_file_descriptor_proto, 3);
+	assert_int_equal(resp->file_descriptor_response->n_file_descriptor_proto, 4);
 
 	f = blob_file(resp, 0);
 	assert_string_equal(f->name, "mvirt.proto");
@@ -148,16 +148,19 @@ static void test_service_with_dependencies(void **state)
 	assert_true(f->service[0]->n_method >= 12);
 	google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);
 
-	for (size_t i = 1; i < 3; i++) {
+	for (size_t i = 1; i < 4; i++) {
 		f = blob_file(resp, i);
 		if (streq(f->name, "google/protobuf/timestamp.proto"))
 			ts = true;
 		else if (streq(f->name, "google/protobuf/wrappers.proto"))
 			wrappers = true;
+		else if (streq(f->name, "google/protobuf/field_mask.proto"))
+			mask = true;
 		google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);
 	}
 	assert_true(ts);
 	assert_true(wrappers);
+	assert_true(mask);
 	grpc__reflection__v1__server_reflection_response__free_unpacked(resp, NULL);
 }
 
@@ -200,10 +203,10 @@ static void test_by_filename(void **state)
 
 	(void)state;
 	resp = ask_file("mvirt.proto");
-	assert_int_equal(resp->file_descriptor_response->n_file_descriptor_proto, 3);
+	assert_int_equal(resp->file_descriptor_response->n_file_descriptor_proto, 4);
 	f = blob_file(resp, 0);
 	assert_string_equal(f->name, "mvirt.proto");
-	assert_int_equal(f->n_dependency, 2);
+	assert_int_equal(f->n_dependency, 3);
 	google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);
 	grpc__reflection__v1__server_reflection_response__free_unpacked(resp, NULL);
 
