@@ -6,6 +6,11 @@
   metavar) and its aliases; the global options are the page's OPTIONS; every command line of
   the EXAMPLES names existing commands and options.
 - mvirt-vmm(8): its OPTIONS are exactly those of `mvirt-vmm --help`, metavars included.
+- mvirt-web(1): its OPTIONS are exactly those of `mvirt-web --help`, metavars included, each
+  with the default the help gives; the start-up output it shows is what mvirt-web prints
+  (token, paths, port and fingerprint aside); its command lines use existing options; the
+  unit's ExecStart is the one it quotes; the exit statuses it gives are those mvirt-web ends
+  with in those cases.
 - mvirt-vmm.conf(5): its KEYS are exactly the settings of src/vmm/config.c's table, with the
   same metavars; every default that table's defaults give as a literal is stated; the page's
   example file passes `mvirt-vmm --check-config`.
@@ -14,21 +19,24 @@
 
 Markup conventions of the pages that this relies on: a command entry is a line starting with
 "*mvirt COMMAND*" at column 0, its option entries are lines "\t*-x*, *--name* _METAVAR_"
-(one tab), and option entries of mvirt-vmm(8) and keys of mvirt-vmm.conf(5) are lines at
-column 0 in their sections.
+(one tab), and option entries of mvirt-vmm(8) and mvirt-web(1) and keys of
+mvirt-vmm.conf(5) are lines at column 0 in their sections.
 """
 
 import os
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import free_tcp_port
+
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "doc"
-PAGES = ("mvirt.1", "mvirt-vmm.8", "mvirt-vmm.conf.5")
+PAGES = ("mvirt.1", "mvirt-web.1", "mvirt-vmm.8", "mvirt-vmm.conf.5")
 
 
 @pytest.fixture
@@ -44,6 +52,14 @@ def vmm(build_dir):
     b = build_dir / "src" / "vmm" / "mvirt-vmm"
     if not os.access(b, os.X_OK):
         pytest.fail(f"daemon binary {b} not built (set MVIRT_BUILD_DIR)")
+    return str(b)
+
+
+@pytest.fixture
+def web(build_dir):
+    b = build_dir / "src" / "web" / "mvirt-web"
+    if not os.access(b, os.X_OK):
+        pytest.fail(f"web server binary {b} not built (set MVIRT_BUILD_DIR)")
     return str(b)
 
 
@@ -430,6 +446,217 @@ def test_config_check_output_in_the_page_is_what_the_daemon_says(vmm, tmp_path):
     r = run(vmm, "--check-config", "--config", str(conf))
     assert r.returncode == 1, r.stderr
     assert r.stderr.replace(str(conf), path).splitlines() == lines[1:]
+
+
+# ---- mvirt-web(1) ----------------------------------------------------------------------------
+
+def web_help(web) -> dict:
+    """{long: {"short", "metavar", "help"}} of `mvirt-web --help`: lines "  --name META   help"
+    (continued on lines indented further), and "  -h, --help, --version", where a short name
+    belongs to the long name after it."""
+    r = run(web, "--help")
+    assert r.returncode == 0, r.stderr
+    opts, cur = {}, None
+    for line in r.stdout.splitlines():
+        m = re.match(r"^  (-[^ ].*?)(?:  +(\S.*))?$", line)
+        if m:
+            cur, short = [m.group(2) or ""], None
+            for item in m.group(1).split(", "):
+                words = item.split(" ")
+                if re.fullmatch(r"-[A-Za-z0-9]", words[0]):
+                    short = words[0][1]
+                    continue
+                assert words[0].startswith("--") and len(words) <= 2, f"--help: {line!r}"
+                opts[words[0][2:]] = {"short": short, "metavar": words[1] if len(words) > 1
+                                      else None, "help": cur}
+                short = None
+        elif re.match(r"^ {3,}\S", line) and cur is not None:
+            cur.append(line.strip())
+        else:
+            cur = None
+    return {k: dict(v, help=" ".join(v["help"])) for k, v in opts.items()}
+
+
+def option_blocks(section) -> dict:
+    """{long: entry text} of the column-0 option entries of a page's section."""
+    out, cur = {}, None
+    for line in section.splitlines():
+        m = MAN_OPTION.match(line)
+        if m:
+            cur = out.setdefault(m.group(2), [line])
+        elif line and not line.startswith("\t"):
+            cur = None
+        elif cur is not None:
+            cur.append(line)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+def web_page_commands(text) -> list:
+    """The argument lists of the "mvirt-web ..." command lines of the page's literal blocks
+    (continuation lines joined; a "$ " prompt dropped)."""
+    out = []
+    for block in re.findall(r"```\n(.*?)```", text, re.S):
+        for line in re.sub(r"\\\\?\n\s*", " ", block).splitlines():
+            words = line.split()
+            if words[:1] == ["$"]:
+                words = words[1:]
+            if words[:1] == ["mvirt-web"]:
+                out.append(words[1:])
+    return out
+
+
+def test_web_options_are_documented_and_only_those(web):
+    opts = {k: (v["short"], v["metavar"]) for k, v in web_help(web).items()}
+    assert "listen" in opts and "help" in opts and "version" in opts, \
+        f"cannot read `mvirt-web --help`: {opts}"
+    in_page = man_options(page_sections(page("mvirt-web.1"))["OPTIONS"], 0)
+    missing = sorted(set(opts) - set(in_page))
+    unknown = sorted(set(in_page) - set(opts))
+    assert not missing, f"options of `mvirt-web --help` missing from doc/mvirt-web.1.scd: {missing}"
+    assert not unknown, f"doc/mvirt-web.1.scd documents options mvirt-web lacks: {unknown}"
+    wrong = {o: (opts[o], in_page[o]) for o in opts if opts[o] != in_page[o]}
+    assert not wrong, f"short name or metavar differ (--help, page): {wrong}"
+
+
+def test_web_defaults_are_stated(web):
+    """Each "(default X)" of `mvirt-web --help` is the "Default:" of the option's entry; the
+    assets' default depends on the build's prefix: the page states it for /usr."""
+    blocks = option_blocks(page_sections(page("mvirt-web.1"))["OPTIONS"])
+    problems, n = [], 0
+    for name, o in web_help(web).items():
+        m = re.search(r"\(default ([^)\s]+)\)", o["help"])
+        if not m or name not in blocks:
+            continue  # a missing entry is the test above's
+        n += 1
+        value = m.group(1)
+        if name == "assets":
+            value = re.sub(r"^.*/share/", "/usr/share/", value)
+        stated = plain(blocks[name].split("Default:", 1)[1]) if "Default:" in blocks[name] else ""
+        if not re.search(r"(?<![\w/.-])" + re.escape(value) + r"(?![\w/-])", stated):
+            problems.append(f"--{name}: default {value!r} not stated (page: {stated.strip()!r})")
+    assert n >= 4, "cannot read the defaults of `mvirt-web --help`"
+    assert not problems, "\n".join(problems)
+
+
+def test_web_page_commands_use_existing_options(web):
+    opts = web_help(web)
+    cmds = web_page_commands(page("mvirt-web.1"))
+    assert len(cmds) >= 8, "cannot find the command lines of doc/mvirt-web.1.scd"
+    problems = []
+    for args in cmds:
+        i = 0
+        while i < len(args):
+            a = args[i]
+            name = a[2:].split("=")[0] if a.startswith("--") else None
+            if name not in opts:
+                problems.append(f"mvirt-web {' '.join(args)}: {a!r} is not an option")
+                break
+            i += 2 if opts[name]["metavar"] and "=" not in a else 1
+        else:
+            if i > len(args):
+                problems.append(f"mvirt-web {' '.join(args)}: {args[-1]} needs a value")
+    assert not problems, "\n".join(problems)
+
+
+def test_web_unit_command_is_the_pages():
+    unit = (REPO / "systemd" / "mvirt-web.service").read_text()
+    m = re.search(r"^ExecStart=@BINDIR@/(.*)$", unit, re.M)
+    assert m, "no ExecStart in systemd/mvirt-web.service"
+    shown = " ".join(plain(page_sections(page("mvirt-web.1"))["SYSTEMD"]).split())
+    assert m.group(1) in shown, f"the SYSTEMD section does not quote {m.group(1)!r}"
+
+
+FINGERPRINT = re.compile(r"[0-9A-F]{2}(?::(?:[0-9A-F]{2}|\.\.\.))+")
+
+
+def web_first_start(web, tmp_path, args) -> list:
+    """What mvirt-web prints on standard output at a first start with args, up to its "serving"
+    line, written as the page writes it: its port 8080, its state directory
+    /var/lib/mvirt-web, the token TOKEN, a fingerprint FP."""
+    port = free_tcp_port()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    state = tmp_path / "state"
+    p = subprocess.Popen([web, *args, "--listen", f"127.0.0.1:{port}", "--state-dir", str(state),
+                          "--assets", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("mvirt-web: serving"):
+                break
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=30)
+    assert lines and lines[-1].startswith("mvirt-web: serving"), \
+        f"mvirt-web {' '.join(args)} did not start: {lines} {err}"
+    out = []
+    for line in lines:
+        line = line.replace(f"127.0.0.1:{port}", "127.0.0.1:8080")
+        line = line.replace(str(state), "/var/lib/mvirt-web")
+        line = re.sub(r"^(mvirt-web: login token: )\S+$", r"\1TOKEN", line)
+        out.append(FINGERPRINT.sub("FP", line))
+    return out
+
+
+def test_web_start_output_is_the_pages(web, tmp_path):
+    """The page shows what a first start prints (plain, and with --tls): mvirt-web, started
+    with the same options (and its own port and state directory), prints exactly that."""
+    text = page("mvirt-web.1")
+    shown = re.findall(r"```\n\$ mvirt-web ([^\n]*)\n(.*?)```", text, re.S)
+    assert len(shown) >= 2, "no start-up output in doc/mvirt-web.1.scd"
+    for i, (args, output) in enumerate(shown):
+        want = [FINGERPRINT.sub("FP", line) for line in output.splitlines()]
+        got = web_first_start(web, tmp_path / str(i), args.split())
+        assert got == want, f"mvirt-web {args}"
+
+
+def test_web_exit_statuses_are_the_pages(web, tmp_path):
+    """Each case of the page's EXIT STATUS, run: mvirt-web ends with the status whose entry
+    names the case."""
+    entries, cur = {}, None
+    for line in page_sections(page("mvirt-web.1"))["EXIT STATUS"].splitlines():
+        m = re.match(r"^\*(\d+)\*$", line)
+        if m:
+            cur = entries.setdefault(int(m.group(1)), [])
+        elif line.startswith("\t") and cur is not None:
+            cur.append(line.strip())
+    entries = {k: plain(" ".join(v)) for k, v in entries.items()}
+    assert sorted(entries) == [0, 1, 2], entries
+    bad = str(tmp_path / "bad.pem")
+    Path(bad).write_text("not PEM\n")
+    half = tmp_path / "half"
+    (half / "tls").mkdir(parents=True)
+    (half / "tls" / "cert.pem").write_text("")
+    state = ["--state-dir", str(tmp_path / "state")]
+    cases = [  # (arguments, what the page's entry says of them)
+        (["--help"], "--help"),
+        (["--version"], "--version"),
+        (["--no-such-option"], "an unknown option"),
+        (["extra"], "an extra argument"),
+        (["--listen", "nonsense"], "a --listen value that is not ADDR:PORT"),
+        (["--tls-cert", bad], "--tls-cert without --tls-key or the reverse"),
+        (["--tls-key", bad], "--tls-cert without --tls-key or the reverse"),
+        ([*state, "--tls-cert", bad, "--tls-key", bad], "pair that does not parse"),
+        (["--state-dir", str(half), "--tls", "--listen", f"127.0.0.1:{free_tcp_port()}"],
+         "only one of tls/cert.pem and tls/key.pem exists"),
+    ]
+    with socket.socket() as taken:  # a port some program listens on
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cases.append(([*state, "--listen", f"127.0.0.1:{taken.getsockname()[1]}"],
+                      "the port cannot be bound"))
+        wrong = []
+        for args, says in cases:
+            want = [code for code, text in entries.items() if says in text]
+            if len(want) != 1:
+                wrong.append(f"EXIT STATUS: {says!r} is in the entries {want}, not in one")
+                continue
+            r = run(web, *args)
+            if r.returncode != want[0]:
+                wrong.append(f"mvirt-web {' '.join(args)}: exit status {r.returncode}, the "
+                             f"page says {want[0]} ({says}; {r.stderr.strip()})")
+    assert not wrong, "\n".join(wrong)
 
 
 # ---- rendering -------------------------------------------------------------------------------
