@@ -18,6 +18,7 @@
  * host may read it, as anyone may read /proc); with TLS (any other address) the scraper sends the
  * login token as "Authorization: Bearer <token>". A daemon that does not answer makes it
  * "mvirt_up 0". Off by default: 404. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -773,6 +775,55 @@ static int split_listen(const char *s, char *addr, size_t size, int *port)
 	return 0;
 }
 
+/* ADDR must be an IP address ("localhost" becomes 127.0.0.1): libwebsockets takes a name
+ * for a network interface and waits for it to appear. Binding it once here turns a port in
+ * use or an address of another host into a message, where libwebsockets would print
+ * "serving" and retry quietly. 0, or the exit status. */
+static int check_listen(char *addr, size_t size, int port, const char *listen)
+{
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} u;
+	socklen_t len;
+	int fd, e, one = 1;
+
+	memset(&u, 0, sizeof(u));
+	if (streq(addr, "localhost"))
+		snprintf(addr, size, "127.0.0.1");
+	if (inet_pton(AF_INET, addr, &u.in.sin_addr) == 1) {
+		u.in.sin_family = AF_INET;
+		u.in.sin_port = htons((uint16_t)port);
+		len = sizeof(u.in);
+	} else if (inet_pton(AF_INET6, addr, &u.in6.sin6_addr) == 1) {
+		u.in6.sin6_family = AF_INET6;
+		u.in6.sin6_port = htons((uint16_t)port);
+		len = sizeof(u.in6);
+	} else {
+		fprintf(stderr,
+			"mvirt-web: --listen %s: '%s' is not an IP address (e.g. 127.0.0.1:8080, "
+			"[::1]:8080, 0.0.0.0:8443)\n",
+			listen, addr);
+		return 2;
+	}
+	fd = socket(u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "mvirt-web: --listen %s: cannot make a socket: %m\n", listen);
+		return 1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* as lws does */
+	e = bind(fd, &u.sa, len) < 0 ? errno : 0;
+	close(fd);
+	if (!e)
+		return 0;
+	fprintf(stderr, "mvirt-web: --listen %s: cannot listen there: %s%s\n", listen, strerror(e),
+		e == EADDRINUSE      ? " (another program listens on it)"
+		: e == EADDRNOTAVAIL ? " (not an address of this host)"
+				     : "");
+	return 1;
+}
+
 /* SIGTERM and SIGINT blocked in every thread (before any is made) and read from a signalfd
  * in the loop. */
 static void block_signals(sigset_t *mask)
@@ -851,6 +902,8 @@ int main(int argc, char **argv)
 			o.listen);
 		return 2;
 	}
+	if ((r = check_listen(addr, sizeof(addr), port, o.listen)) != 0)
+		return r;
 	if (!loopback(addr))
 		o.tls = true; /* remote access: never in the clear */
 	if (mkdir(o.state_dir, 0700) < 0 && errno != EEXIST) {

@@ -635,6 +635,10 @@ def test_web_exit_statuses_are_the_pages(web, tmp_path):
         (["--no-such-option"], "an unknown option"),
         (["extra"], "an extra argument"),
         (["--listen", "nonsense"], "a --listen value that is not ADDR:PORT"),
+        ([*state, "--listen", "web.example:8080"], "ADDR is not an IP address"),
+        # TEST-NET-1 (RFC 5737): never an address of this host; nothing is sent
+        ([*state, "--listen", f"192.0.2.10:{free_tcp_port()}"],
+         "the address is not one of this host's"),
         (["--tls-cert", bad], "--tls-cert without --tls-key or the reverse"),
         (["--tls-key", bad], "--tls-cert without --tls-key or the reverse"),
         ([*state, "--tls-cert", bad, "--tls-key", bad], "pair that does not parse"),

@@ -303,6 +303,17 @@ def test_a_stream_refused_at_once_ends_with_its_status_and_no_ready(web):
         ws.close()
 
 
+def test_listen_localhost_is_127_0_0_1(web_binary, ch_daemon):
+    w = Web(web_binary, ch_daemon)
+    w.argv[w.argv.index("--listen") + 1] = f"localhost:{w.port}"
+    w.start()
+    try:
+        status, _, _ = w.request("GET", "/")  # over 127.0.0.1
+        assert status in (200, 302, 303), status
+    finally:
+        w.stop()
+
+
 def test_websocket_upgrades_need_our_origin(web):
     s = Session(web)
     with pytest.raises(websocket.WebSocketBadStatusException):
