@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_tcp_port
+from conftest import built_binary, free_tcp_port
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "doc"
@@ -40,27 +40,18 @@ PAGES = ("mvirt.1", "mvirt-web.1", "mvirt-vmm.8", "mvirt-vmm.conf.5")
 
 
 @pytest.fixture
-def mvirt(build_dir):
-    b = build_dir / "src" / "cli" / "mvirt"
-    if not os.access(b, os.X_OK):
-        pytest.fail(f"CLI binary {b} not built (set MVIRT_BUILD_DIR)")
-    return str(b)
+def mvirt(cli_binary):
+    return str(cli_binary)
 
 
 @pytest.fixture
-def vmm(build_dir):
-    b = build_dir / "src" / "vmm" / "mvirt-vmm"
-    if not os.access(b, os.X_OK):
-        pytest.fail(f"daemon binary {b} not built (set MVIRT_BUILD_DIR)")
-    return str(b)
+def vmm(vmm_binary):
+    return str(vmm_binary)
 
 
 @pytest.fixture
 def web(build_dir):
-    b = build_dir / "src" / "web" / "mvirt-web"
-    if not os.access(b, os.X_OK):
-        pytest.fail(f"web server binary {b} not built (set MVIRT_BUILD_DIR)")
-    return str(b)
+    return str(built_binary(build_dir, "src/web/mvirt-web"))
 
 
 def run(*argv, **kw):
