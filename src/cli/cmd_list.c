@@ -5,7 +5,7 @@
 static void print_table(const ProtobufCMessage *msg)
 {
 	const Mvirt__ListVmsResponse *resp = (const Mvirt__ListVmsResponse *)msg;
-	static const char *const headers[] = {"NAME", "STATE", "VCPUS", "MEMORY", "ID"};
+	static const char *const headers[] = {"NAME", "STATE", "VCPUS", "MEMORY", "AUTOSTART", "ID"};
 	struct table *t = table_new(ELEMENTSOF(headers), headers);
 
 	if (!t) {
@@ -14,15 +14,23 @@ static void print_table(const ProtobufCMessage *msg)
 	}
 	for (size_t i = 0; i < resp->n_vms; i++) {
 		const Mvirt__Vm *vm = resp->vms[i];
-		char state[32], vcpus[16] = "-", memory[32] = "-";
+		char state[32], vcpus[16] = "-", memory[32] = "-", autostart[16] = "-";
 
 		output_format_state(vm->state, state, sizeof(state));
 		if (vm->config) {
 			snprintf(vcpus, sizeof(vcpus), "%u", vm->config->vcpus);
 			output_format_mib(vm->config->memory_mb, memory, sizeof(memory));
+			/* the order only where it decides something: "on" alone is order 0 */
+			if (!vm->config->autostart)
+				snprintf(autostart, sizeof(autostart), "off");
+			else if (vm->config->autostart_order == 0)
+				snprintf(autostart, sizeof(autostart), "on");
+			else
+				snprintf(autostart, sizeof(autostart), "on/%u",
+					 vm->config->autostart_order);
 		}
 		if (table_add_row(
-			    t, (const char *const[]){vm->name, state, vcpus, memory, vm->id}) < 0) {
+			    t, (const char *const[]){vm->name, state, vcpus, memory, autostart, vm->id}) < 0) {
 			cli_error("out of memory");
 			break;
 		}
@@ -63,7 +71,8 @@ const struct cmd_entry cmd_list_entry = {
 	.alias = "ls",
 	.usage = "[-q]",
 	.summary = "list the VMs",
-	.help = "List all VMs, ordered by name: name, state, vCPUs, memory and id.\n"
+	.help = "List all VMs, ordered by name: name, state, vCPUs, memory, autostart (off, on,\n"
+		"or on/N for autostart order N) and id.\n"
 		"With -o json: {\"vms\": [...]}.",
 	.options = list_options,
 	.min_args = 0,

@@ -187,7 +187,7 @@ def test_usage_errors_exit_2(daemon, argv, needle):
 def test_list_empty_prints_the_header(daemon):
     rc, out, err = run_cli(daemon, "list")
     assert rc == 0, err
-    assert out.split() == ["NAME", "STATE", "VCPUS", "MEMORY", "ID"]
+    assert out.split() == ["NAME", "STATE", "VCPUS", "MEMORY", "AUTOSTART", "ID"]
     rc, out, err = run_cli(daemon, "-o", "json", "list")
     assert rc == 0, err
     assert json.loads(out) == {"vms": []}
@@ -205,12 +205,12 @@ def test_create_then_list(daemon, vm_files):
     rc, out, err = run_cli(daemon, "list")
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "STATE", "VCPUS", "MEMORY", "ID"]
+    assert lines[0].split() == ["NAME", "STATE", "VCPUS", "MEMORY", "AUTOSTART", "ID"]
     rows = [line.split() for line in lines[1:]]
     db = daemon.call("GetVm", pb.GetVmRequest(vm="db"))
     assert rows == [
-        ["db", "stopped", "1", "128", "MiB", db.id],
-        ["web-1", "stopped", "2", "1.0", "GiB", vm.id],
+        ["db", "stopped", "1", "128", "MiB", "off", db.id],
+        ["web-1", "stopped", "2", "1.0", "GiB", "off", vm.id],
     ]
     rc, out2, _ = run_cli(daemon, "ls")
     assert rc == 0 and out2 == out

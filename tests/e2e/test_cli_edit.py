@@ -120,6 +120,13 @@ def test_create_autostart(ch_daemon, vm_files):
     vm = create_ok(d, "a", vm_files, "--autostart", "--autostart-order", "9")
     assert (vm.config.autostart, vm.config.autostart_order) == (True, 9)
     assert not create_ok(d, "b", vm_files).config.autostart
+    create_ok(d, "c", vm_files, "--autostart")
+    rc, out, err = run_cli(d, "list")
+    assert rc == 0, err
+    # NAME STATE VCPUS MEMORY AUTOSTART ID: the order shows where it is not the default
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0][4] == "AUTOSTART" and [(r[0], r[5]) for r in rows[1:]] == [
+        ("a", "on/9"), ("b", "off"), ("c", "on")], out
 
 
 # ---- edit ---------------------------------------------------------------------------------
