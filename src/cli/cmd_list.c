@@ -5,7 +5,8 @@
 static void print_table(const ProtobufCMessage *msg)
 {
 	const Mvirt__ListVmsResponse *resp = (const Mvirt__ListVmsResponse *)msg;
-	static const char *const headers[] = {"NAME", "STATE", "VCPUS", "MEMORY", "AUTOSTART", "ID"};
+	static const char *const headers[] = {"NAME",   "STATE",     "VCPUS",
+					      "MEMORY", "AUTOSTART", "ID"};
 	struct table *t = table_new(ELEMENTSOF(headers), headers);
 
 	if (!t) {
@@ -29,8 +30,8 @@ static void print_table(const ProtobufCMessage *msg)
 				snprintf(autostart, sizeof(autostart), "on/%u",
 					 vm->config->autostart_order);
 		}
-		if (table_add_row(
-			    t, (const char *const[]){vm->name, state, vcpus, memory, autostart, vm->id}) < 0) {
+		if (table_add_row(t, (const char *const[]){vm->name, state, vcpus, memory,
+							   autostart, vm->id}) < 0) {
 			cli_error("out of memory");
 			break;
 		}
