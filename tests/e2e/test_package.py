@@ -77,7 +77,8 @@ def test_package_contents(deb):
     for p in ("/usr/bin/mvirt", "/usr/bin/mvirt-web", "/usr/sbin/mvirt-vmm",
               "/etc/mvirt/mvirt-vmm.conf", "/lib/systemd/system/mvirt-vmm.service",
               "/lib/systemd/system/mvirt-vmm.socket", "/lib/systemd/system/mvirt-web.service",
-              "/usr/share/doc/mvirt/copyright"):
+              "/usr/share/doc/mvirt/copyright", "/usr/share/bash-completion/completions/mvirt",
+              "/usr/share/zsh/vendor-completions/_mvirt", "/usr/share/man/man1/mvirt.1.gz"):
         assert p in paths, p
     # the state belongs to the admin, not to dpkg: purge never deletes it
     assert not any(p.startswith("/var/lib/mvirt") for p in paths), sorted(paths)
