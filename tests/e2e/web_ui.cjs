@@ -95,6 +95,11 @@ const scenarios = {
     await ask("set autostart of VM 'web-ui' on, order 2");
     await page.waitForFunction(() => [...document.querySelectorAll("dl.kv dt")]
       .find((dt) => dt.textContent === "autostart")?.nextElementSibling.textContent === "on (order 2)");
+    // the history names the change (its reason is still the state's), and empty lists say so
+    const hist = await page.$$eval("ol.history li .event", (li) => li.map((x) => x.textContent));
+    assert.deepEqual(hist.slice(-2), ["stopped: created", "config changed (stopped)"], hist.join(" | "));
+    assert.equal(await page.textContent("#vm-disks"), "No disks.");
+    assert.equal(await page.textContent("#vm-nics"), "No NICs.");
     await page.click("button[data-action=start]");
     await page.waitForSelector(".title .badge[data-state=running]");
     await page.waitForFunction(() => document.querySelector(".xterm-rows")?.innerText.includes("hello-from-guest"));
@@ -125,6 +130,16 @@ const scenarios = {
     await row.locator(".badge[data-state=running]").waitFor();
     await shot(page, "vms");
     await page.setViewportSize({ width: 390, height: 800 });
+    // a phone: the row is a card of labelled lines, nothing wider than the screen
+    const card = await page.evaluate(() => {
+      const tr = document.querySelector("tr[data-vm='web-ui']");
+      const right = Math.max(...[...tr.querySelectorAll("td, button")].map((e) => e.getBoundingClientRect().right));
+      return { labels: [...tr.cells].map((td) => td.dataset.label), right, width: document.documentElement.clientWidth,
+        head: getComputedStyle(document.querySelector("#vms thead")).display };
+    });
+    assert.deepEqual(card.labels, ["Name", "State", "vCPUs", "Memory", "IPs", "Uptime", ""]);
+    assert.equal(card.head, "none");
+    assert.ok(card.right <= card.width, `a card reaches ${card.right}px of ${card.width}px`);
     await shot(page, "vms-phone");
     await page.setViewportSize({ width: 1280, height: 860 });
     // stop and delete from the list (the delete asks first)

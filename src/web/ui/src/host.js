@@ -4,7 +4,7 @@
 // sums are re-read on every VM event.
 import { call } from "./api.js";
 import { onChange, onChangeSettled, vms } from "./live.js";
-import { badge, h, kv, STATE, vmLink } from "./ui.js";
+import { badge, h, kv, listTable, STATE, vmLink } from "./ui.js";
 
 function meter(id, label, used, total, unit) {
   const pct = total ? Math.round((used * 100) / total) : 0;
@@ -64,9 +64,7 @@ export function hostPage() {
     el: h("section", {},
       h("h2", {}, "Host"), error, info,
       h("h3", {}, "What the VMs use"), usage,
-      h("div", { class: "scroll" }, h("table", { id: "host-vms" },
-        h("thead", {}, h("tr", {}, ["VM", "State", "vCPUs", "Memory", "of host memory"].map((t) => h("th", {}, t)))),
-        table))),
+      listTable("host-vms", ["VM", "State", "vCPUs", "Memory", "of host memory"], table)),
     done: () => {
       offRender();
       offLoad();

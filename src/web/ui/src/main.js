@@ -9,7 +9,7 @@ import "@xterm/xterm/css/xterm.css";
 import "./style.css";
 import { call, logout, stream } from "./api.js";
 import { connect, history, onChange, refresh, vms } from "./live.js";
-import { $, badge, field, h, input, kv, STATE, submit } from "./ui.js";
+import { $, badge, field, h, input, kv, listTable, STATE, submit } from "./ui.js";
 import { volumesPage } from "./volumes.js";
 import { networksPage } from "./networks.js";
 import { hostPage } from "./host.js";
@@ -86,10 +86,7 @@ function vmList() {
   return {
     el: h("section", {},
       h("div", { class: "title" }, h("h2", {}, "Virtual machines"), h("a", { class: "button", href: "#/create" }, "Create VM")),
-      h("div", { class: "scroll" },
-        h("table", { id: "vms" },
-          h("thead", {}, h("tr", {}, ["Name", "State", "vCPUs", "Memory", "IPs", "Uptime", ""].map((t) => h("th", {}, t)))),
-          body))),
+      listTable("vms", ["Name", "State", "vCPUs", "Memory", "IPs", "Uptime", ""], body)),
     done: () => {
       off();
       clearInterval(timer);
@@ -114,6 +111,16 @@ function adoptStyles(root) {
   };
 }
 
+// An empty list says so rather than leaving a bare heading.
+const orNone = (items, text) => (items.length ? items : [h("li", { class: "empty" }, text)]);
+
+// A state history entry: the state and its reason; an event that changes no state (a config
+// or NIC change, whose reason is still the state's) by its kind.
+function historyLine(e) {
+  const type = String(e.type || "").replace("VM_EVENT_TYPE_", "").toLowerCase().replace(/_/g, " ");
+  return type === "config changed" ? `${type} (${STATE(e.state)})` : `${STATE(e.state)}: ${e.reason}`;
+}
+
 function vmPage(name) {
   const info = h("div");
   const hist = h("ol", { class: "history" });
@@ -136,13 +143,14 @@ function vmPage(name) {
         ["autostart", c.autostart ? `on (order ${c.autostart_order || 0})` : "off"],
         ["pid", vm.pid ? String(vm.pid) : ""], ["uptime", uptime(vm)]]),
       h("h3", {}, "Disks"),
-      h("ul", { id: "vm-disks" }, (c.disks || []).map((d) => h("li", {},
-        d.volume ? ["volume ", h("a", { href: "#/volumes" }, d.volume)] : d.path, d.readonly ? " (read-only)" : ""))),
+      h("ul", { id: "vm-disks" }, orNone((c.disks || []).map((d) => h("li", {},
+        d.volume ? ["volume ", h("a", { href: "#/volumes" }, d.volume)] : d.path, d.readonly ? " (read-only)" : "")), "No disks.")),
       h("h3", {}, "NICs"),
-      h("ul", { id: "vm-nics" }, (vm.nics || []).map((n) => h("li", {}, `${n.mac} `,
-        n.network ? ["on ", h("a", { href: "#/networks" }, n.network)] : n.tap, ` ${(n.addresses || []).join(" ")}`))),
+      h("ul", { id: "vm-nics" }, orNone((vm.nics || []).map((n) => h("li", {}, `${n.mac} `,
+        n.network ? ["on ", h("a", { href: "#/networks" }, n.network)] : n.tap, ` ${(n.addresses || []).join(" ")}`)), "No NICs.")),
     );
-    hist.replaceChildren(...(history.get(name) || []).map((e) => h("li", {}, `${e.time.toLocaleTimeString()} ${STATE(e.state)}: ${e.reason}`)));
+    hist.replaceChildren(...(history.get(name) || []).map((e) => h("li", {},
+      h("time", { datetime: e.time.toISOString() }, e.time.toLocaleTimeString()), " ", h("span", { class: "event" }, historyLine(e)))));
   };
   const off = onChange(render);
   render();

@@ -3,7 +3,7 @@
 // delete. Re-read on every VM event (NICs come and go with VMs) and after each action.
 import { call } from "./api.js";
 import { onChangeSettled } from "./live.js";
-import { $, field, h, input, links, select, submit, when } from "./ui.js";
+import { $, field, h, input, links, listTable, select, submit, when } from "./ui.js";
 
 const MODES = [["NETWORK_MODE_NAT", "NAT (masquerade to the host's uplink)"], ["NETWORK_MODE_ISOLATED", "isolated (VMs and the host only)"], ["NETWORK_MODE_BRIDGE", "bridge (join an existing host bridge)"]];
 const MODE = (m) => (m || "").replace("NETWORK_MODE_", "").toLowerCase().replace("unspecified", "nat");
@@ -122,10 +122,7 @@ export function networksPage() {
     el: h("section", {},
       h("h2", {}, "Networks"),
       listError,
-      h("div", { class: "scroll" },
-        h("table", { id: "networks" },
-          h("thead", {}, h("tr", {}, ["Name", "Mode", "Bridge", "IPv4", "DHCP range", "IPv6", "Domain", "VMs", "Status", ""].map((t) => h("th", {}, t)))),
-          body)),
+      listTable("networks", ["Name", "Mode", "Bridge", "IPv4", "DHCP range", "IPv6", "Domain", "VMs", "Status", ""], body),
       h("h3", {}, "Create a network"), form),
     done: () => {
       off();

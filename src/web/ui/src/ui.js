@@ -14,6 +14,23 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// A list table: HEADERS over BODY (a tbody the page fills), sideways-scrolling when wide. On a
+// phone each row becomes a card of "label value" lines, the labels being the headers, kept on
+// every cell as the page re-renders its rows (a cell spanning columns, such as an inline form
+// or "No VMs yet.", stays whole).
+export function listTable(id, headers, body) {
+  const label = () => {
+    for (const tr of body.rows)
+      [...tr.cells].forEach((td, i) => {
+        if (td.colSpan === 1) td.dataset.label = headers[i] ?? "";
+      });
+  };
+  new MutationObserver(label).observe(body, { childList: true });
+  label();
+  return h("div", { class: "scroll" },
+    h("table", { id, class: "cards" }, h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))), body));
+}
+
 export const STATE = (s) => (s || "").replace("VM_STATE_", "").toLowerCase();
 
 export function badge(state) {

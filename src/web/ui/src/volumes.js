@@ -4,7 +4,7 @@
 // every VM event (what uses a volume changes only through VMs) and after each action.
 import { ApiError, call, stream } from "./api.js";
 import { onChangeSettled } from "./live.js";
-import { $, bytes, field, h, input, links, parseBytes, select, showError, submit } from "./ui.js";
+import { $, bytes, field, h, input, links, listTable, parseBytes, select, showError, submit } from "./ui.js";
 
 const FORMATS = [["DISK_FORMAT_UNSPECIFIED", "raw (default)"], ["DISK_FORMAT_RAW", "raw"], ["DISK_FORMAT_QCOW2", "qcow2"]];
 const FMT = (f) => (f || "").replace("DISK_FORMAT_", "").toLowerCase() || "—";
@@ -198,10 +198,7 @@ export function volumesPage() {
     el: h("section", {},
       h("div", { class: "title" }, h("h2", {}, "Volumes"), summary),
       listError,
-      h("div", { class: "scroll" },
-        h("table", { id: "volumes" },
-          h("thead", {}, h("tr", {}, ["Name", "Pool", "Format", "Size", "On host", "Backing chain", "Used by", "Status", ""].map((t) => h("th", {}, t)))),
-          body)),
+      listTable("volumes", ["Name", "Pool", "Format", "Size", "On host", "Backing chain", "Used by", "Status", ""], body),
       unknown,
       h("div", { class: "forms" },
         h("div", {}, h("h3", {}, "Create a volume"), create),
