@@ -11,8 +11,7 @@ prefixed with the JSON path of the offending value, e.g.
 """
 
 import os
-
-import yaml
+import pickle
 
 # Rust type behind each OpenAPI integer format (serde's "expected ..." wording) and its range.
 # Every integer in the v54 request bodies is unsigned in cloud-hypervisor, whatever the spec's
@@ -42,6 +41,38 @@ SPEC_ADDITIONS = {
         ("id", "fds", {"type": "array", "items": {"type": "integer", "format": "chemu-i32"}}),
     ],
 }
+
+
+def _load_spec(path):
+    """The spec file parsed. Every ch-emu process needs it, one per VM, and parsing the YAML
+    (and importing yaml) was a third of ch-emu's start-up: the result is kept pickled in
+    __pycache__ beside this module (as trusted as the .pyc files there), named after the
+    YAML's size and mtime. A directory that cannot be written just means no cache."""
+    st = os.stat(path)
+    cache = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "__pycache__",
+        "%s.%d-%d.pickle" % (os.path.basename(path), st.st_size, st.st_mtime_ns),
+    )
+    try:
+        with open(cache, "rb") as f:
+            return pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError):
+        pass
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, "rb") as f:
+        doc = yaml.load(f, Loader=loader)
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        tmp = "%s.%d.tmp" % (cache, os.getpid())
+        with open(tmp, "wb") as f:
+            pickle.dump(doc, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.rename(tmp, cache)
+    except OSError:
+        pass
+    return doc
 
 
 class SchemaError(Exception):
@@ -95,9 +126,7 @@ class Schema:
                 os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                 "cloud-hypervisor-openapi-v54.yaml",
             )
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with open(path, "rb") as f:
-            return cls(yaml.load(f, Loader=loader))
+        return cls(_load_spec(path))
 
     def resolve(self, s):
         """Follow $ref chains; returns (schema, name-of-last-ref or None)."""
