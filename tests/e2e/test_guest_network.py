@@ -146,6 +146,22 @@ def in_subnet(addr, net) -> bool:
             and addr.rsplit(".", 1)[1] not in ("0", "255"))
 
 
+def net_counters(d, name):
+    """The VM's NICs' counters from GetMetrics: [{receive_bytes: N, ...}] by device, parsed
+    with Prometheus' own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    text = d.call("GetMetrics", timeout=60).text
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        if not fam.name.startswith("mvirt_vm_network_"):
+            continue
+        what = fam.name[len("mvirt_vm_network_"):].removesuffix("_total")
+        for smp in fam.samples:
+            if smp.labels.get("vm") == name:
+                out.setdefault(smp.labels["device"], {})[what] = smp.value
+    return list(out.values())
+
+
 def stop_all(d, vms, procs):
     for vm in vms:
         got = d.call("StopVm", pb.StopVmRequest(vm=vm.id, force=True), timeout=60)
@@ -183,6 +199,13 @@ def test_guests_lease_resolve_each_other_and_get_out_by_nat(gd, netns, make_ns, 
     # and got out: the outside host answered an address it has no route to (masquerade)
     assert "10.90.0.0/24" not in ns_run(out, "ip", "route").stdout
     assert s_web.pings.get(OUTSIDE) == "ok", s_web
+    # the traffic shows in GetMetrics: cloud-hypervisor's virtio-net counters (ch-emu: the tap's)
+    for vm in (db, web):
+        nic = net_counters(gd, vm.name)
+        assert len(nic) == 1 and all(
+            nic[0][k] > 0 for k in ("receive_bytes", "transmit_bytes", "receive_packets",
+                                    "transmit_packets")), nic
+        assert nic[0]["transmit_bytes"] >= 3 * 98, nic  # at least its three pings' frames
 
     stop_all(gd, (db, web), procs)
 

@@ -27,6 +27,7 @@ import socket
 import struct
 import subprocess
 
+from . import net as net_mod
 from . import script as script_mod
 
 PR_SET_PDEATHSIG = 1
@@ -492,10 +493,16 @@ class QemuGuest:
     def nmi(self):
         self.qmp.command("inject-nmi")
 
-    def counters(self, counters, disk_ids, done):
+    def counters(self, counters, disk_ids, nets, done):
         """vm.counters: each disk's bytes and requests from QEMU's block statistics (QMP
-        query-blockstats; drive diskN is config.disks[N]); nets stay at 0 (QEMU keeps no
-        counters of its own for them). A QMP failure leaves the zeros."""
+        query-blockstats; drive diskN is config.disks[N]), each tap-backed net's frames and
+        bytes from its tap's interface statistics (QEMU keeps no counters of its own for them;
+        a net without fds stays at 0). A QMP failure leaves the disks' zeros."""
+        for did, n in nets:
+            fds = n.get("fds") or []
+            got = net_mod.tap_counters(fds[0]) if fds else None
+            if got:
+                counters[did].update(got)
 
         def got(resp):
             for st in resp.get("return") or []:

@@ -150,7 +150,7 @@ class SimGuest:
     def nmi(self):
         self.say("\nchemu: NMI received\n")
 
-    def counters(self, counters, disk_ids, done):
+    def counters(self, counters, disk_ids, nets, done):
         """vm.counters: the simulated guest does no I/O; the zeros stay."""
         done(counters)
 

@@ -46,6 +46,25 @@ def tap_info(fd):
     return name, flags
 
 
+def tap_counters(fd):
+    """virtio-net's counters for a device on tap fd FD, read off the tap's own interface
+    statistics (/proc/self/net/dev: this process's network namespace): what the guest received
+    (rx) is what the host's side of the tap transmitted, and the other way round. None when FD
+    is no tap (any more) or its interface is gone. Every queue pair's fd is the same interface."""
+    try:
+        name, _ = tap_info(fd)
+        with open("/proc/self/net/dev") as f:
+            lines = f.read().splitlines()[2:]  # two header lines
+    except OSError:
+        return None
+    for line in lines:
+        ifname, _, rest = line.partition(":")
+        if ifname.strip() == name:
+            v = [int(x) for x in rest.split()]  # receive: bytes packets ... (8); transmit: ...
+            return {"rx_bytes": v[8], "rx_frames": v[9], "tx_bytes": v[0], "tx_frames": v[1]}
+    return None
+
+
 def open_tap_fds(net, log):
     """What virtio-net's from_tap_fds() does with each fd: TUNGETIFF (it must be an attached
     tap), O_NONBLOCK on the open file (shared with the manager's copy, as upstream), vnet header

@@ -435,10 +435,12 @@ class Vmm:
                 "write_bytes": 0,
                 "write_ops": 0,
             }
+        nets = []  # (id, config.net entry)
         for n in self.config.get("net") or []:
             did = n.get("id")
             if did is None:
                 did, unnamed = "_net%d" % unnamed, unnamed + 1
+            nets.append((did, n))
             counters[did] = {
                 "rx_bytes": 0,
                 "rx_frames": 0,
@@ -446,7 +448,7 @@ class Vmm:
                 "tx_frames": 0,
             }
         # the guest fills in what it knows (a real guest: QEMU's block statistics)
-        self.guest.counters(counters, disk_ids, lambda c: reply(200, _json(c)))
+        self.guest.counters(counters, disk_ids, nets, lambda c: reply(200, _json(c)))
 
     def api_vm_add_net(self, ep, body, reply, fds=()):
         fds = list(fds)
