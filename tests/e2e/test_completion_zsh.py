@@ -24,6 +24,7 @@ from typing import NamedTuple
 import pytest
 
 import mvirt_proto
+from test_completion import make_volume, make_vm
 from test_docs import help_children, help_text
 
 pb = mvirt_proto.mvirt_pb2
@@ -137,16 +138,6 @@ def words(mvirt, line: str, env=None) -> list:
 def inserted(mvirt, line: str, env=None) -> str:
     """The command line after the completion of line."""
     return complete(mvirt, line, env).buffer
-
-
-def make_vm(d, name, vm_files, nics=()):
-    cfg = pb.VmConfig(vcpus=1, memory_mb=128, kernel=vm_files["kernel"],
-                      nics=[pb.Nic(tap=t, mac=m) for t, m in nics])
-    d.call("CreateVm", pb.CreateVmRequest(name=name, config=cfg))
-
-
-def make_volume(d, name):
-    d.call(VOL + "CreateVolume", pb.CreateVolumeRequest(name=name, size_bytes=1 << 20))
 
 
 # ---- commands and options --------------------------------------------------------------------
