@@ -83,7 +83,10 @@ demo() {
 		grep -q MVIRT-GUEST-READY "$log" 2>/dev/null && break
 		sleep 0.1
 	done
-	tail -n 15 "$log" 2>/dev/null || true
+	# the guest's last lines, without its terminal queries (the shell asks for the cursor's
+	# position) and ending the prompt's line
+	tail -n 15 "$log" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\r$//' || true
+	echo
 	local web=$build/src/web/mvirt-web url=http://127.0.0.1:8080/ token=""
 	if [ -x "$web" ] && [ -f "$build/src/web/ui/login.html" ] && ! [ -f "$dir/mvirt-web.pid" ]; then
 		say "starting mvirt-web (log: $dir/mvirt-web.log)"
