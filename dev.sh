@@ -69,23 +69,25 @@ demo() {
 			--initramfs "$guest/initramfs.gz" --cmdline "console=ttyS0 panic=-1 quiet" \
 			--disk "$dir/disk.raw" >/dev/null
 	fi
+	# the console log keeps every boot: what this boot printed starts at its size before the start
+	local id log from=1
+	id=$("$mvirt" -o json show demo | grep -o '"id": *"[0-9a-f-]*"' | head -1 | grep -o '[0-9a-f-]\{36\}')
+	log=/var/lib/mvirt/vms/$id/console.log
 	if [ "$("$mvirt" -o json show demo | grep -o '"state": *"[A-Z_]*"' | grep -o 'VM_STATE_[A-Z]*')" != VM_STATE_RUNNING ]; then
+		from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
 		say "mvirt start demo"
 		"$mvirt" start demo
 	fi
 	say "mvirt list"
 	"$mvirt" list
-	local id log
-	id=$("$mvirt" -o json show demo | grep -o '"id": *"[0-9a-f-]*"' | head -1 | grep -o '[0-9a-f-]\{36\}')
-	log=/var/lib/mvirt/vms/$id/console.log
 	say "waiting for the guest's console ($log)"
 	for _ in $(seq 600); do
-		grep -q MVIRT-GUEST-READY "$log" 2>/dev/null && break
+		tail -c +"$from" "$log" 2>/dev/null | grep -q MVIRT-GUEST-READY && break
 		sleep 0.1
 	done
 	# the guest's last lines, without its terminal queries (the shell asks for the cursor's
 	# position) and ending the prompt's line
-	tail -n 15 "$log" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\r$//' || true
+	tail -c +"$from" "$log" 2>/dev/null | tail -n 15 | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\r$//' || true
 	echo
 	local web=$build/src/web/mvirt-web url=http://127.0.0.1:8080/ token=""
 	if [ -x "$web" ] && [ -f "$build/src/web/ui/login.html" ] && ! [ -f "$dir/mvirt-web.pid" ]; then
