@@ -91,6 +91,16 @@ def make_volume(d, name):
     d.call(VOL + "CreateVolume", pb.CreateVolumeRequest(name=name, size_bytes=1 << 20))
 
 
+def networks_daemon(netns, make_daemon):
+    """A daemon in the test's network namespace with two isolated networks, lan and lab."""
+    d = make_daemon(netns=netns, extra_args=("--default-network", "off"))
+    for name, subnet in (("lan", "10.91.0.0/24"), ("lab", "10.92.0.0/24")):
+        d.call(NET + "CreateNetwork", pb.CreateNetworkRequest(
+            name=name, config=pb.NetworkConfig(mode=pb.NETWORK_MODE_ISOLATED,
+                                               ipv4_subnet=subnet)))
+    return d
+
+
 # ---- commands and options --------------------------------------------------------------------
 
 def test_command_names(mvirt):
@@ -189,11 +199,7 @@ def test_volume_names_from_the_daemon(mvirt, daemon):
 
 
 def test_network_names_from_the_daemon(mvirt, netns, make_daemon):
-    d = make_daemon(netns=netns, extra_args=("--default-network", "off"))
-    for name, subnet in (("lan", "10.91.0.0/24"), ("lab", "10.92.0.0/24")):
-        d.call(NET + "CreateNetwork", pb.CreateNetworkRequest(
-            name=name, config=pb.NetworkConfig(mode=pb.NETWORK_MODE_ISOLATED,
-                                               ipv4_subnet=subnet)))
+    d = networks_daemon(netns, make_daemon)
     s = d.unix_addr
     assert complete(mvirt, f"mvirt -s {s} network show ") == ["lab", "lan"]
     assert complete(mvirt, f"mvirt -s {s} net rm lab la") == ["lab", "lan"]  # NAME|ID...

@@ -24,14 +24,12 @@ from typing import NamedTuple
 import pytest
 
 import mvirt_proto
-from test_completion import make_volume, make_vm
+from test_completion import make_volume, make_vm, networks_daemon
 from test_docs import help_children, help_text
 
 pb = mvirt_proto.mvirt_pb2
 REPO = Path(__file__).resolve().parents[2]
 COMPDIR = REPO / "completions"
-VOL = "/mvirt.VolumeService/"
-NET = "/mvirt.NetworkService/"
 
 # The interactive zsh's startup file ($T: the case's directory).
 ZSHRC = r'''
@@ -276,11 +274,7 @@ def test_volume_names_from_the_daemon(mvirt, daemon):
 
 
 def test_network_names_from_the_daemon(mvirt, netns, make_daemon):
-    d = make_daemon(netns=netns, extra_args=("--default-network", "off"))
-    for name, subnet in (("lan", "10.91.0.0/24"), ("lab", "10.92.0.0/24")):
-        d.call(NET + "CreateNetwork", pb.CreateNetworkRequest(
-            name=name, config=pb.NetworkConfig(mode=pb.NETWORK_MODE_ISOLATED,
-                                               ipv4_subnet=subnet)))
+    d = networks_daemon(netns, make_daemon)
     s = d.unix_addr
     assert words(mvirt, f"mvirt -s {s} network show ") == ["lab", "lan"]
     assert words(mvirt, f"mvirt -s {s} net rm lab la") == ["lab", "lan"]  # NAME|ID...
