@@ -500,9 +500,9 @@ class QemuGuest:
         a net without fds stays at 0). A QMP failure leaves the disks' zeros."""
         for did, n in nets:
             fds = n.get("fds") or []
-            got = net_mod.tap_counters(fds[0]) if fds else None
-            if got:
-                counters[did].update(got)
+            tap = net_mod.tap_counters(fds[0]) if fds else None
+            if tap:
+                counters[did].update(tap)
 
         def got(resp):
             for st in resp.get("return") or []:
